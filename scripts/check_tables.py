@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Opens a sweep's tables with pyarrow and with DuckDB and checks the documented columns and types.
+
+Usage: python3 scripts/check_tables.py RESULTS_DIR
+Exits non-zero, naming the table and column, on any mismatch.
+"""
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+STR, U32, U64, F64, BOOL = "str", "u32", "u64", "f64", "bool"
+SETTINGS = {
+    "epochs": U32, "batch_size": U32, "learning_rate": F64, "whiten": STR, "whiten_eps": F64,
+    "normalize_target": BOOL, "clip": BOOL, "clip_norm": F64, "init": STR, "init_scale": F64,
+    "init_zero_fraction": F64, "weight_decay": F64, "optimizer": STR, "momentum": F64, "seed": U64,
+    "converge_tol": F64,
+}
+TABLES = {
+    "runs": {"run_id": STR, "run_index": U32, **SETTINGS, "data_seed": U64, "status": STR, "message": STR,
+             "epochs_run": U32, "epochs_to_converge": U32, "initial_train_mse": F64, "final_train_mse": F64,
+             "final_train_r2": F64, "best_train_r2": F64, "excess_mse": F64, "weight_norm": F64,
+             "distance_to_ols": F64, "ols_mse": F64, "ols_r2": F64},
+    "epochs": {"run_id": STR, "epoch": U32, "weight_norm": F64, "prediction": F64, "loss": F64,
+               "gradient_norm": F64, "update_ratio": F64, "clipped_fraction": F64, "train_mse": F64,
+               "train_r2": F64},
+    "summary": {**{k: v for k, v in SETTINGS.items() if k != "seed"}, "n_runs": U32, "converged_fraction": F64,
+                "diverged_fraction": F64, "r2_median": F64, "r2_mean": F64, "r2_std": F64, "r2_min": F64,
+                "r2_max": F64, "epochs_to_converge_median": F64, "excess_mse_median": F64},
+    "reference": {"data_seed": U64, "feature_index": U32, "feature": STR, "coefficient": F64, "eigenvalue": F64,
+                  "intercept": F64, "mse": F64, "r2": F64, "rank": U32, "condition_number": F64,
+                  "weight_norm": F64, "residual_sd": F64},
+}
+ARROW = {STR: (pa.string(), pa.large_string(), pa.string_view()), U32: (pa.uint32(),), U64: (pa.uint64(),),
+         F64: (pa.float64(),), BOOL: (pa.bool_(),)}
+DUCK = {STR: ("VARCHAR",), U32: ("UINTEGER",), U64: ("UBIGINT",), F64: ("DOUBLE",), BOOL: ("BOOLEAN",)}
+
+
+def main(folder: Path) -> int:
+    failures = []
+    heights = {}
+    for table, columns in TABLES.items():
+        path = folder / f"{table}.parquet"
+        arrow = pq.read_table(path)
+        heights[table] = arrow.num_rows
+        if list(arrow.schema.names) != list(columns):
+            failures.append(f"{table}: columns {arrow.schema.names} != documented {list(columns)}")
+        for name, kind in columns.items():
+            if name in arrow.schema.names and arrow.schema.field(name).type not in ARROW[kind]:
+                failures.append(f"{table}.{name}: pyarrow type {arrow.schema.field(name).type}, expected {kind}")
+        meta = pq.read_metadata(path).metadata or {}
+        if b"sweep.config" not in meta or b"sweep.version" not in meta:
+            failures.append(f"{table}: key-value metadata lacks sweep.config / sweep.version")
+        described = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()
+        for name, duck_type, *_ in described:
+            if name in columns and duck_type not in DUCK[columns[name]]:
+                failures.append(f"{table}.{name}: DuckDB type {duck_type}, expected {columns[name]}")
+        count = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
+        if count != arrow.num_rows:
+            failures.append(f"{table}: DuckDB sees {count} rows, pyarrow {arrow.num_rows}")
+    runs = folder / "runs.parquet"
+    epochs_expected = duckdb.sql(f"SELECT sum(epochs_run) FROM read_parquet('{runs}')").fetchone()[0]
+    if epochs_expected != heights["epochs"]:
+        failures.append(f"epochs: {heights['epochs']} rows, runs say {epochs_expected}")
+    summary = folder / "summary.parquet"
+    runs_in_cells = duckdb.sql(f"SELECT sum(n_runs) FROM read_parquet('{summary}')").fetchone()[0]
+    if runs_in_cells != heights["runs"]:
+        failures.append(f"summary: cells hold {runs_in_cells} runs, runs.parquet has {heights['runs']}")
+    for f in failures:
+        print("FAIL", f)
+    print(f"check_tables: {len(TABLES)} tables, {sum(heights.values())} rows, {len(failures)} problems")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))

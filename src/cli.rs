@@ -1,0 +1,153 @@
+//! The command line (clap): `sweep run`, `sweep list`, `sweep data`. Each subcommand turns its
+//! arguments into library calls; errors are printed once, as `error: ...`, and mapped to the
+//! exit code (2 for bad input, 1 for failures of the tool).
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, display_value};
+use crate::error::{Error, Result};
+use crate::{data, results, sweep};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sweep",
+    version,
+    about = "Parallel, deterministic ablation sweeps of SGD-trained linear regression against an exact OLS reference",
+    long_about = "Expands a TOML grid of training settings into runs, trains each run by seeded minibatch SGD on \
+                  the built-in data set or your CSV/Parquet file, compares it with the exact least-squares \
+                  solution, and writes runs.parquet, epochs.parquet, summary.parquet and reference.parquet."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run every run of the grid and write the tables.
+    Run {
+        /// The sweep's TOML config.
+        config: PathBuf,
+        /// Output folder [default: results/<name from the config>].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Worker threads [default: all cores]. Results do not depend on it.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
+        /// Override a config key by its dotted path, e.g. train.epochs=50 or grid.batch_size=[1,32].
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// No progress bar and no summary on stdout.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Print the expanded grid (index, run_id, the settings that vary) and the run count; run nothing.
+    List {
+        /// The sweep's TOML config.
+        config: PathBuf,
+        /// Override a config key by its dotted path.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Write the data set exactly as the runs see it before whitening (features, then the target).
+    Data {
+        /// The sweep's TOML config.
+        config: PathBuf,
+        /// Output file, .parquet or .csv.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Override a config key by its dotted path.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Run { config, out, jobs, set, quiet } => {
+            let sweep = config::load(&config, &set)?;
+            let out = out.unwrap_or_else(|| Path::new("results").join(&sweep.name));
+            let opts = sweep::RunOptions { out: out.clone(), jobs: jobs.map(usize::from), quiet };
+            let result = sweep::run(&sweep, &opts)?;
+            if !quiet {
+                print!("{}", sweep::summary_text(&sweep, &result, &out));
+            }
+            Ok(())
+        }
+        Command::List { config, set } => {
+            let sweep = config::load(&config, &set)?;
+            print!("{}", list_text(&sweep));
+            Ok(())
+        }
+        Command::Data { config, out, set } => {
+            let sweep = config::load(&config, &set)?;
+            write_data(&sweep, &out)
+        }
+    }
+}
+
+/// The text of `sweep list`.
+pub fn list_text(sweep: &config::Sweep) -> String {
+    let keys = sweep.varying_keys();
+    let mut s = format!("{:>6}  {:<16}", "index", "run_id");
+    for k in &keys {
+        s += &format!("  {k}");
+    }
+    s += "\n";
+    for run in &sweep.runs {
+        s += &format!("{:>6}  {:<16}", run.index, run.id);
+        for k in &keys {
+            let v = if *k == "data_seed" {
+                run.data_seed.map_or("-".into(), |v| v.to_string())
+            } else {
+                run.settings.value_of(k).map(|v| display_value(&v)).unwrap_or_default()
+            };
+            s += &format!("  {k}={v}");
+        }
+        s += "\n";
+    }
+    s += &format!("{} runs\n", sweep.runs.len());
+    s
+}
+
+fn write_data(sweep: &config::Sweep, out: &Path) -> Result<()> {
+    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if ext != "csv" && ext != "parquet" {
+        return Err(Error::Config(format!("--out {}: the file must end in .csv or .parquet", out.display())));
+    }
+    let seed = sweep.runs.first().and_then(|r| r.data_seed);
+    let dataset = data::load(&sweep.data, seed)?;
+    if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sweep::check_writable(dir)?;
+    }
+    let mut columns: Vec<polars::prelude::Column> = dataset
+        .feature_names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let values: Vec<f64> = (0..dataset.n).map(|i| dataset.x[i * dataset.d + j]).collect();
+            polars::prelude::Column::new(name.as_str().into(), values)
+        })
+        .collect();
+    columns.push(polars::prelude::Column::new(dataset.target_name.as_str().into(), dataset.y.to_vec()));
+    let mut df = polars::prelude::DataFrame::new_infer_height(columns).map_err(|e| Error::table("building the data table", e))?;
+    if ext == "csv" {
+        results::write_csv(out, &mut df)
+    } else {
+        results::write_parquet(out, &mut df, &sweep::table_metadata(sweep))
+    }
+}

@@ -1,0 +1,56 @@
+//! The crate's error type. Every variant says what went wrong in terms the user can act on:
+//! the file, key, value or row at fault and what would be accepted. `exit_code` maps input
+//! errors (bad config, bad data, bad arguments) to 2 and everything else to 1.
+
+use std::path::PathBuf;
+
+/// Errors raised by the library. Messages are complete sentences meant for the terminal.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration (file or `--set`) is invalid; the message names the key and origin.
+    #[error("{0}")]
+    Config(String),
+    /// The data (file or generator parameters) cannot be used; the message names row/column.
+    #[error("{0}")]
+    Data(String),
+    /// A numerical precondition failed (for example a singular covariance without `whiten_eps`).
+    #[error("{0}")]
+    Numerical(String),
+    /// The output location cannot be used.
+    #[error("cannot write to {path}: {message}")]
+    Output { path: PathBuf, message: String },
+    /// Reading or writing a file failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// polars failed while reading or writing a table.
+    #[error("{context}: {source}")]
+    Table {
+        context: String,
+        #[source]
+        source: polars::error::PolarsError,
+    },
+}
+
+impl Error {
+    /// Process exit code for this error: 2 for bad input, 1 for failures of the tool itself.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Data(_) | Error::Numerical(_) | Error::Output { .. } => 2,
+            Error::Io { .. } | Error::Table { .. } => 1,
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+
+    pub fn table(context: impl Into<String>, source: polars::error::PolarsError) -> Self {
+        Error::Table { context: context.into(), source }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

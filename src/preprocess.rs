@@ -1,0 +1,188 @@
+//! Preprocessing variants shared by runs: the OLS reference of a data set, and the data as a
+//! run trains on it (whitened features, normalized target). Each distinct variant is computed
+//! once per sweep and shared through `Arc`; runs never copy data.
+//!
+//! A run trains `y' = w'.x' + b'` with `x' = W x` and `y = sigma * y' + mu`. The same model in
+//! the data set's (standardized) feature units is `w = sigma * W^T w'`, `b = sigma * b' + mu`;
+//! `Prepared` converts both ways so that every reported MSE, R² and distance is in those units.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use faer::Mat;
+use rayon::prelude::*;
+
+use crate::config::{RunSpec, Whiten};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::linalg::{self, OlsFit, Spectrum};
+
+/// The exact least-squares reference of one data set.
+#[derive(Clone, Debug)]
+pub struct Reference {
+    pub fit: OlsFit,
+    /// Spectrum of the (standardized) feature covariance.
+    pub spectrum: Spectrum,
+    /// Euclidean norm of the OLS coefficients (intercept excluded).
+    pub weight_norm: f64,
+}
+
+impl Reference {
+    pub fn of(data: &Dataset) -> Result<Reference> {
+        let fit = linalg::ols(&data.x, &data.y, data.n, data.d, true)?;
+        let spectrum = Spectrum::of(&data.x, data.n, data.d)?;
+        let weight_norm = norm(&fit.coefficients);
+        Ok(Reference { fit, spectrum, weight_norm })
+    }
+}
+
+/// Euclidean norm.
+pub fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// What distinguishes one preprocessing variant from another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PrepKey {
+    pub data_seed: Option<u64>,
+    pub whiten: Whiten,
+    /// `whiten_eps` as bits (0 when not whitening), so the key is `Ord`.
+    pub whiten_eps_bits: u64,
+    pub normalize_target: bool,
+}
+
+impl PrepKey {
+    pub fn of(run: &RunSpec) -> PrepKey {
+        let s = &run.settings;
+        PrepKey {
+            data_seed: run.data_seed,
+            whiten: s.whiten,
+            whiten_eps_bits: if s.whiten == Whiten::None { 0 } else { s.whiten_eps.to_bits() },
+            normalize_target: s.normalize_target,
+        }
+    }
+}
+
+/// A data set as one family of runs trains on it.
+#[derive(Debug)]
+pub struct Prepared {
+    pub data: Arc<Dataset>,
+    pub reference: Arc<Reference>,
+    /// Training features, row-major `n x d` (the data set's own when not whitening).
+    pub x: Arc<[f64]>,
+    /// Training target (normalized or the original).
+    pub y: Arc<[f64]>,
+    /// `y = y_scale * y' + y_mean`.
+    pub y_mean: f64,
+    pub y_scale: f64,
+    /// `W`, when whitening.
+    pub whitening: Option<Mat<f64>>,
+    /// `W^{-1}`, when whitening.
+    pub whitening_inverse: Option<Mat<f64>>,
+    /// The OLS reference in training coordinates: weights, then bias.
+    pub ols_params: Vec<f64>,
+    /// Total sum of squares of the original target (for R²).
+    pub sst: f64,
+}
+
+impl Prepared {
+    pub fn new(data: Arc<Dataset>, reference: Arc<Reference>, whiten: Whiten, eps: f64, normalize: bool) -> Result<Prepared> {
+        let (n, d) = (data.n, data.d);
+        let mean = data.y.iter().sum::<f64>() / n as f64;
+        let sst: f64 = data.y.iter().map(|v| (v - mean).powi(2)).sum();
+        if sst == 0.0 {
+            return Err(Error::Data(format!(
+                "the target \"{}\" has zero variance: every row holds the same value, so R² is undefined",
+                data.target_name
+            )));
+        }
+        let (y_mean, y_scale) = if normalize { (mean, (sst / n as f64).sqrt()) } else { (0.0, 1.0) };
+        let y: Arc<[f64]> =
+            if normalize { data.y.iter().map(|v| (v - y_mean) / y_scale).collect() } else { data.y.clone() };
+
+        let (x, whitening, whitening_inverse) = match whiten {
+            Whiten::None => (data.x.clone(), None, None),
+            Whiten::Zca | Whiten::Pca => {
+                let (w, w_inv) = linalg::whitening(&reference.spectrum, whiten == Whiten::Zca, eps)?;
+                let xm = linalg::to_mat(&data.x, n, d, &vec![0.0; d]);
+                let xw = &xm * w.transpose();
+                let mut flat = Vec::with_capacity(n * d);
+                for i in 0..n {
+                    flat.extend((0..d).map(|j| xw[(i, j)]));
+                }
+                (flat.into(), Some(w), Some(w_inv))
+            }
+        };
+
+        // OLS in training coordinates: w' = W^{-T} w_ols / sigma, b' = (b_ols - mu) / sigma.
+        let fit = &reference.fit;
+        let mut ols_params: Vec<f64> = match &whitening_inverse {
+            None => fit.coefficients.clone(),
+            Some(w_inv) => (0..d).map(|k| (0..d).map(|j| w_inv[(j, k)] * fit.coefficients[j]).sum()).collect(),
+        };
+        ols_params.iter_mut().for_each(|v| *v /= y_scale);
+        ols_params.push((fit.intercept.unwrap_or(0.0) - y_mean) / y_scale);
+
+        Ok(Prepared { data, reference, x, y, y_mean, y_scale, whitening, whitening_inverse, ols_params, sst })
+    }
+
+    pub fn n(&self) -> usize {
+        self.data.n
+    }
+
+    pub fn d(&self) -> usize {
+        self.data.d
+    }
+
+    /// Converts training-coordinate weights `w'` to the data set's feature units: `sigma W^T w'`.
+    pub fn weights_in_feature_units(&self, w: &[f64]) -> Vec<f64> {
+        let d = self.d();
+        let mut out: Vec<f64> = match &self.whitening {
+            None => w.to_vec(),
+            Some(wm) => (0..d).map(|j| (0..d).map(|k| wm[(k, j)] * w[k]).sum()).collect(),
+        };
+        out.iter_mut().for_each(|v| *v *= self.y_scale);
+        out
+    }
+}
+
+/// Every data set, reference and preprocessing variant a list of runs needs, built once each.
+pub struct Prepare {
+    pub datasets: BTreeMap<Option<u64>, (Arc<Dataset>, Arc<Reference>)>,
+    pub variants: BTreeMap<PrepKey, Arc<Prepared>>,
+}
+
+impl Prepare {
+    /// Builds the variants for `runs`, loading each distinct data set with `load`.
+    pub fn build(runs: &[RunSpec], load: impl Fn(Option<u64>) -> Result<Dataset> + Sync) -> Result<Prepare> {
+        let mut seeds: Vec<Option<u64>> = runs.iter().map(|r| r.data_seed).collect();
+        seeds.sort();
+        seeds.dedup();
+        let datasets: Vec<(Option<u64>, (Arc<Dataset>, Arc<Reference>))> = seeds
+            .par_iter()
+            .map(|&seed| {
+                let data = load(seed)?;
+                let reference = Reference::of(&data)?;
+                Ok((seed, (Arc::new(data), Arc::new(reference))))
+            })
+            .collect::<Result<_>>()?;
+        let datasets: BTreeMap<_, _> = datasets.into_iter().collect();
+
+        let mut keys: Vec<(PrepKey, f64)> = runs.iter().map(|r| (PrepKey::of(r), r.settings.whiten_eps)).collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        keys.dedup_by(|a, b| a.0 == b.0);
+        let variants: Vec<(PrepKey, Arc<Prepared>)> = keys
+            .par_iter()
+            .map(|(key, eps)| {
+                let (data, reference) = &datasets[&key.data_seed];
+                let prepared = Prepared::new(data.clone(), reference.clone(), key.whiten, *eps, key.normalize_target)?;
+                Ok((*key, Arc::new(prepared)))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Prepare { datasets, variants: variants.into_iter().collect() })
+    }
+
+    pub fn for_run(&self, run: &RunSpec) -> &Arc<Prepared> {
+        &self.variants[&PrepKey::of(run)]
+    }
+}
