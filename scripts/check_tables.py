@@ -57,15 +57,15 @@ def main(folder: Path) -> int:
         for name, duck_type, *_ in described:
             if name in columns and duck_type not in DUCK[columns[name]]:
                 failures.append(f"{table}.{name}: DuckDB type {duck_type}, expected {columns[name]}")
-        count = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
+        count = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
         if count != arrow.num_rows:
             failures.append(f"{table}: DuckDB sees {count} rows, pyarrow {arrow.num_rows}")
     runs = folder / "runs.parquet"
-    epochs_expected = duckdb.sql(f"SELECT sum(epochs_run) FROM read_parquet('{runs}')").fetchone()[0]
+    epochs_expected = duckdb.sql(f"SELECT sum(epochs_run) FROM read_parquet('{runs}')").fetchall()[0][0]
     if epochs_expected != heights["epochs"]:
         failures.append(f"epochs: {heights['epochs']} rows, runs say {epochs_expected}")
     summary = folder / "summary.parquet"
-    runs_in_cells = duckdb.sql(f"SELECT sum(n_runs) FROM read_parquet('{summary}')").fetchone()[0]
+    runs_in_cells = duckdb.sql(f"SELECT sum(n_runs) FROM read_parquet('{summary}')").fetchall()[0][0]
     if runs_in_cells != heights["runs"]:
         failures.append(f"summary: cells hold {runs_in_cells} runs, runs.parquet has {heights['runs']}")
     for f in failures:

@@ -103,11 +103,7 @@ fn dispatch(command: Command) -> Result<()> {
 /// The text of `sweep list`.
 pub fn list_text(sweep: &config::Sweep) -> String {
     let keys = sweep.varying_keys();
-    let mut s = format!("{:>6}  {:<16}", "index", "run_id");
-    for k in &keys {
-        s += &format!("  {k}");
-    }
-    s += "\n";
+    let mut s = format!("{:>6}  {:<16}  settings that vary\n", "index", "run_id");
     for run in &sweep.runs {
         s += &format!("{:>6}  {:<16}", run.index, run.id);
         for k in &keys {

@@ -394,7 +394,12 @@ pub fn canonical_train_value(key: &str, value: &Value) -> std::result::Result<Va
     let mut table = Table::new();
     table.insert(key.to_string(), value.clone());
     let settings: TrainSettings = table.try_into().map_err(|e: toml::de::Error| {
-        let msg = e.message().trim().to_string();
+        let msg = e
+            .message()
+            .trim()
+            .replace("expected u32", "expected a whole number")
+            .replace("expected u64", "expected a whole number")
+            .replace("expected f64", "expected a number");
         format!("{value} is not accepted ({msg})")
     })?;
     settings.validate().map_err(|(_, msg)| msg)?;
