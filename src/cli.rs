@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, display_value};
 use crate::error::{Error, Result};
-use crate::{data, results, sweep};
+use crate::{data, report, results, sweep};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -50,6 +50,22 @@ enum Command {
         /// Override a config key by its dotted path.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+    },
+    /// Print the verdict, scenario and cell tables of a finished sweep; write report.md and figures.
+    Report {
+        /// The output folder of a `sweep run`.
+        dir: PathBuf,
+    },
+    /// Draw figures (SVG and PNG) into DIR/figures: R² by cell, or the diagnostics of a run or cell.
+    Plot {
+        /// The output folder of a `sweep run`.
+        dir: PathBuf,
+        /// The five diagnostics of one run.
+        #[arg(long, value_name = "RUN_ID", conflicts_with = "cell")]
+        run: Option<String>,
+        /// The five diagnostics of the runs matching every KEY=VALUE (one line per seed).
+        #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
+        cell: Vec<String>,
     },
     /// Write the data set exactly as the runs see it before whitening (features, then the target).
     Data {
@@ -93,6 +109,16 @@ fn dispatch(command: Command) -> Result<()> {
             print!("{}", list_text(&sweep));
             Ok(())
         }
+        Command::Report { dir } => {
+            print!("{}", report::report(&dir)?);
+            Ok(())
+        }
+        Command::Plot { dir, run, cell } => {
+            for file in report::plot(&dir, run.as_deref(), &cell)? {
+                println!("wrote {}", file.display());
+            }
+            Ok(())
+        }
         Command::Data { config, out, set } => {
             let sweep = config::load(&config, &set)?;
             write_data(&sweep, &out)
@@ -106,6 +132,9 @@ pub fn list_text(sweep: &config::Sweep) -> String {
     let mut s = format!("{:>6}  {:<16}  settings that vary\n", "index", "run_id");
     for run in &sweep.runs {
         s += &format!("{:>6}  {:<16}", run.index, run.id);
+        if let Some(i) = run.scenario {
+            s += &format!("  scenario={}", sweep.scenarios[i].name);
+        }
         for k in &keys {
             let v = if *k == "data_seed" {
                 run.data_seed.map_or("-".into(), |v| v.to_string())

@@ -239,7 +239,85 @@ const DATA_KEYS: &[&str] = &[
     "source", "path", "target", "features", "standardize", "seed", "n_rows", "n_features", "phi", "nu",
     "burn_in", "signal_lags", "r2", "ols_mse",
 ];
-const TOP_KEYS: &[&str] = &["name", "seed", "max_runs", "data", "train", "grid"];
+const TOP_KEYS: &[&str] = &["name", "seed", "max_runs", "data", "train", "grid", "ablation", "scenario"];
+const SECTIONS: &[&str] = &["data", "train", "grid", "ablation", "scenario"];
+const ABLATION_KEYS: &[&str] = &["factors", "converge_high", "converge_low"];
+const SCENARIO_KEYS: &[&str] = &["name", "description", "set", "metric", "check", "reported"];
+
+/// The `[ablation]` section: which settings are the fixes under test, and the verdict thresholds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ablation {
+    /// Each factor: the grid key, its "on" value and its "off" value (the axis's other value).
+    pub factors: Vec<Factor>,
+    /// A cell "converges" for the verdict when at least this share of its seeds converged.
+    pub converge_high: f64,
+    /// A cell "fails" for the verdict when at most this share of its seeds converged.
+    pub converge_low: f64,
+}
+
+/// One fix under test.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Factor {
+    pub key: String,
+    pub on: Value,
+    pub off: Value,
+}
+
+/// The run metric a scenario compares with the report's number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    FinalTrainR2,
+    BestTrainR2,
+    EpochsToConverge,
+}
+
+/// How a scenario's measured values are compared with the reported one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// Same sign and within one order of magnitude (median across seeds).
+    Value,
+    /// Every seed converges and the median is at most the reported value.
+    AtMost,
+    /// No seed ever gets within `converge_tol` of the OLS loss.
+    NeverConverges,
+}
+
+/// A named scenario of the report: settings applied on top of `[train]`, run for every grid
+/// combination (usually the seeds), with the report's number stored beside it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub set: Table,
+    pub metric: Metric,
+    pub check: Check,
+    pub reported: f64,
+}
+
+impl Metric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::FinalTrainR2 => "final_train_r2",
+            Metric::BestTrainR2 => "best_train_r2",
+            Metric::EpochsToConverge => "epochs_to_converge",
+        }
+    }
+}
+
+impl Check {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::Value => "value",
+            Check::AtMost => "at_most",
+            Check::NeverConverges => "never_converges",
+        }
+    }
+}
 /// Default cap on the number of runs a grid may expand to (`max_runs` overrides it).
 pub const DEFAULT_MAX_RUNS: u64 = 100_000;
 
@@ -268,6 +346,8 @@ pub struct RunSpec {
     pub settings: TrainSettings,
     /// Seed of the generated data set; `None` for file data.
     pub data_seed: Option<u64>,
+    /// Index into [`Sweep::scenarios`], when the config lists scenarios.
+    pub scenario: Option<usize>,
 }
 
 /// One axis of the grid: a key and its canonical values, in file order.
@@ -286,6 +366,8 @@ pub struct Sweep {
     pub base: TrainSettings,
     pub axes: Vec<Axis>,
     pub runs: Vec<RunSpec>,
+    pub ablation: Option<Ablation>,
+    pub scenarios: Vec<Scenario>,
     /// The resolved configuration (defaults filled in, overrides applied) as TOML.
     pub resolved_toml: String,
     /// Hex SHA-256 of `resolved_toml`.
@@ -447,13 +529,14 @@ fn apply_override(table: &mut Table, flag: &str, cwd: &Path) -> Result<String> {
     let mut value = parse_override_value(raw.trim()).map_err(bad)?;
     let parts: Vec<&str> = path.split('.').collect();
     match parts.as_slice() {
-        [key] if TOP_KEYS.contains(key) && !["data", "train", "grid"].contains(key) => {
+        [key] if TOP_KEYS.contains(key) && !SECTIONS.contains(key) => {
             table.insert(key.to_string(), value);
         }
-        [section, key] if ["data", "train", "grid"].contains(section) => {
+        [section, key] if ["data", "train", "grid", "ablation"].contains(section) => {
             let known: Vec<&str> = match *section {
                 "data" => DATA_KEYS.to_vec(),
                 "train" => TRAIN_KEYS.to_vec(),
+                "ablation" => ABLATION_KEYS.to_vec(),
                 _ => TRAIN_KEYS.iter().copied().chain(["data_seed"]).collect(),
             };
             if !known.contains(key) {
@@ -480,7 +563,7 @@ fn apply_override(table: &mut Table, flag: &str, cwd: &Path) -> Result<String> {
         _ => {
             let hint = suggestion(parts[0], TOP_KEYS);
             return Err(bad(format!(
-                "unknown key path `{path}`{hint}; accepted: name, seed, max_runs, data.<key>, train.<key>, grid.<key>"
+                "unknown key path `{path}`{hint}; accepted: name, seed, max_runs, data.<key>, train.<key>, grid.<key>, ablation.<key>"
             )));
         }
     }
@@ -638,7 +721,10 @@ pub fn from_text(text: &str, file: &Path, base_dir: &Path, cwd: &Path, overrides
         exclude_rules.push(canonical_rule);
     }
 
-    let total: u64 = axes.iter().map(|a| a.values.len() as u64).product();
+    let ablation = parse_ablation(&table, &axes, &loc)?;
+    let scenarios = parse_scenarios(&table, &axes, &loc)?;
+
+    let total: u64 = axes.iter().map(|a| a.values.len() as u64).product::<u64>() * scenarios.len().max(1) as u64;
     if total > max_runs {
         return Err(loc.error(
             "grid",
@@ -646,14 +732,15 @@ pub fn from_text(text: &str, file: &Path, base_dir: &Path, cwd: &Path, overrides
         ));
     }
 
-    let resolved_toml = resolved_text(&name, seed, max_runs, &data_config, &base, &axes, &exclude_rules);
+    let mut resolved_toml = resolved_text(&name, seed, max_runs, &data_config, &base, &axes, &exclude_rules);
+    resolved_toml += &extra_sections_text(ablation.as_ref(), &scenarios);
     let config_hash = hex_sha256(resolved_toml.as_bytes());
     let data_identity = data_identity(&data)?;
-    let runs = expand(&base, &axes, &exclude_rules, seed, &data, &data_identity);
+    let runs = expand(&base, &axes, &exclude_rules, seed, &data, &data_identity, &scenarios);
     if runs.is_empty() {
         return Err(loc.error("grid.exclude.0", format!("the excludes remove all {total} runs of the grid")));
     }
-    Ok(Sweep { name, seed, data, base, axes, runs, resolved_toml, config_hash })
+    Ok(Sweep { name, seed, data, base, axes, runs, ablation, scenarios, resolved_toml, config_hash })
 }
 
 fn valid_name(s: &str) -> bool {
@@ -776,11 +863,36 @@ fn expand(
     sweep_seed: u64,
     data: &DataSpec,
     data_identity: &str,
+    scenarios: &[Scenario],
 ) -> Vec<RunSpec> {
+    let mut runs = Vec::new();
+    if scenarios.is_empty() {
+        expand_one(base, axes, excludes, sweep_seed, data, data_identity, None, &mut runs);
+    }
+    for (i, scenario) in scenarios.iter().enumerate() {
+        let mut table = Table::try_from(base).expect("settings serialize");
+        table.extend(scenario.set.clone());
+        let settings: TrainSettings = Value::Table(table).try_into().expect("validated scenario settings");
+        let identity = format!("{data_identity}\nscenario={}", scenario.name);
+        expand_one(&settings, axes, excludes, sweep_seed, data, &identity, Some(i), &mut runs);
+    }
+    runs
+}
+
+#[allow(clippy::too_many_arguments)]
+fn expand_one(
+    base: &TrainSettings,
+    axes: &[Axis],
+    excludes: &[Vec<(String, Value)>],
+    sweep_seed: u64,
+    data: &DataSpec,
+    data_identity: &str,
+    scenario: Option<usize>,
+    runs: &mut Vec<RunSpec>,
+) {
     let base_table = Table::try_from(base).expect("settings serialize");
     let default_data_seed = matches!(data.source, DataSource::LaggedLevels).then_some(data.config.seed);
     let total: usize = axes.iter().map(|a| a.values.len()).product();
-    let mut runs = Vec::new();
     let mut choice = vec![0usize; axes.len()];
     for _ in 0..total {
         let picked: Vec<(&str, &Value)> =
@@ -800,7 +912,7 @@ fn expand(
             }
             let settings: TrainSettings = Value::Table(table).try_into().expect("canonical grid values");
             let id = run_id(&settings, data_seed, sweep_seed, data_identity);
-            runs.push(RunSpec { index: runs.len(), id, settings, data_seed });
+            runs.push(RunSpec { index: runs.len(), id, settings, data_seed, scenario });
         }
         // Advance the mixed-radix counter, last axis fastest.
         for pos in (0..axes.len()).rev() {
@@ -811,7 +923,6 @@ fn expand(
             choice[pos] = 0;
         }
     }
-    runs
 }
 
 fn resolved_text(
@@ -846,5 +957,117 @@ pub fn display_value(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+fn parse_ablation(table: &Table, axes: &[Axis], loc: &Locator) -> Result<Option<Ablation>> {
+    let Some(section) = section(table, "ablation", loc)? else { return Ok(None) };
+    for key in section.keys() {
+        if !ABLATION_KEYS.contains(&key.as_str()) {
+            return Err(unknown_key(loc, &format!("ablation.{key}"), key, ABLATION_KEYS));
+        }
+    }
+    let fraction = |key: &str, default: f64| -> Result<f64> {
+        match section.get(key) {
+            None => Ok(default),
+            Some(v) => match v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
+                Some(f) if (0.0..=1.0).contains(&f) => Ok(f),
+                _ => Err(loc.error(&format!("ablation.{key}"), format!("{v} is not accepted: must be a number in [0, 1]"))),
+            },
+        }
+    };
+    let converge_high = fraction("converge_high", 0.8)?;
+    let converge_low = fraction("converge_low", 0.2)?;
+    if converge_low >= converge_high {
+        return Err(loc.error(
+            "ablation.converge_low",
+            format!("{converge_low} is not accepted: must be below converge_high = {converge_high}"),
+        ));
+    }
+    let Some(Value::Table(factor_table)) = section.get("factors") else {
+        return Err(loc.error("ablation.factors", "expected a table such as factors = { whiten = \"zca\", clip = true }"));
+    };
+    if factor_table.is_empty() {
+        return Err(loc.error("ablation.factors", "name at least one factor"));
+    }
+    let mut factors = Vec::new();
+    for (key, on) in factor_table {
+        let at = "ablation.factors";
+        let Some(axis) = axes.iter().find(|a| &a.key == key) else {
+            return Err(loc.error(at, format!("factor `{key}` is not a grid axis: list its off and on values in [grid]")));
+        };
+        if axis.values.len() != 2 {
+            return Err(loc.error(
+                at,
+                format!("factor `{key}` needs exactly two grid values (off and on), grid.{key} has {}", axis.values.len()),
+            ));
+        }
+        let on = canonical_axis_value(key, on).map_err(|m| loc.error(at, format!("{key}: {m}")))?;
+        let Some(off) = axis.values.iter().find(|v| **v != on).cloned() else { unreachable!("two distinct values") };
+        if !axis.values.contains(&on) {
+            return Err(loc.error(at, format!("{key} = {on} is not one of the values of grid.{key}")));
+        }
+        factors.push(Factor { key: key.clone(), on, off });
+    }
+    Ok(Some(Ablation { factors, converge_high, converge_low }))
+}
+
+fn parse_scenarios(table: &Table, axes: &[Axis], loc: &Locator) -> Result<Vec<Scenario>> {
+    let Some(value) = table.get("scenario") else { return Ok(Vec::new()) };
+    let Value::Array(items) = value else {
+        return Err(loc.error("scenario", "expected [[scenario]] tables"));
+    };
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("scenario.{i}");
+        let Value::Table(t) = item else { return Err(loc.error(&at, "expected a table")) };
+        for key in t.keys() {
+            if !SCENARIO_KEYS.contains(&key.as_str()) {
+                return Err(unknown_key(loc, &at, key, SCENARIO_KEYS));
+            }
+        }
+        let scenario: Scenario = item.clone().try_into().map_err(|e: toml::de::Error| {
+            loc.error(&at, format!("invalid scenario: {}", e.message().trim()))
+        })?;
+        if !valid_name(&scenario.name) {
+            return Err(loc.error(&at, format!("name \"{}\" is not accepted: letters, digits, '-', '_', '.'", scenario.name)));
+        }
+        if scenarios.iter().any(|s| s.name == scenario.name) {
+            return Err(loc.error(&at, format!("scenario name \"{}\" is used twice", scenario.name)));
+        }
+        for (key, value) in &scenario.set {
+            if !TRAIN_KEYS.contains(&key.as_str()) {
+                return Err(unknown_key(loc, &at, key, TRAIN_KEYS));
+            }
+            if axes.iter().any(|a| &a.key == key) {
+                return Err(loc.error(&at, format!("set.{key} is also a grid axis; a scenario may only set fixed keys")));
+            }
+            canonical_train_value(key, value).map_err(|m| loc.error(&at, format!("set.{key}: {m}")))?;
+        }
+        if !scenario.reported.is_finite() {
+            return Err(loc.error(&at, "reported must be a finite number"));
+        }
+        scenarios.push(scenario);
+    }
+    Ok(scenarios)
+}
+
+fn extra_sections_text(ablation: Option<&Ablation>, scenarios: &[Scenario]) -> String {
+    let mut root = Table::new();
+    if let Some(a) = ablation {
+        let mut t = Table::new();
+        t.insert("factors".into(), Value::Table(a.factors.iter().map(|f| (f.key.clone(), f.on.clone())).collect()));
+        t.insert("converge_high".into(), Value::Float(a.converge_high));
+        t.insert("converge_low".into(), Value::Float(a.converge_low));
+        root.insert("ablation".into(), Value::Table(t));
+    }
+    if !scenarios.is_empty() {
+        let items = scenarios.iter().map(|s| Value::Table(Table::try_from(s).expect("scenario serializes"))).collect();
+        root.insert("scenario".into(), Value::Array(items));
+    }
+    if root.is_empty() {
+        String::new()
+    } else {
+        toml::to_string(&root).expect("sections serialize")
     }
 }

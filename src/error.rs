@@ -19,6 +19,9 @@ pub enum Error {
     /// The output location cannot be used.
     #[error("cannot write to {path}: {message}")]
     Output { path: PathBuf, message: String },
+    /// Drawing a figure failed.
+    #[error("plotting failed: {0}")]
+    Plot(String),
     /// Reading or writing a file failed.
     #[error("{context}: {source}")]
     Io {
@@ -40,7 +43,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Data(_) | Error::Numerical(_) | Error::Output { .. } => 2,
-            Error::Io { .. } | Error::Table { .. } => 1,
+            Error::Io { .. } | Error::Table { .. } | Error::Plot(_) => 1,
         }
     }
 

@@ -9,11 +9,17 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod linalg;
+pub mod plot;
 pub mod preprocess;
+pub mod report;
 pub mod results;
 pub mod rng;
+pub mod scenarios;
+pub mod spectral;
 pub mod sweep;
+pub mod table;
 pub mod train;
+pub mod verdict;
 
 /// The tool's version, written into every table's metadata.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

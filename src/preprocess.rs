@@ -83,6 +83,12 @@ pub struct Prepared {
     pub ols_params: Vec<f64>,
     /// Total sum of squares of the original target (for R²).
     pub sst: f64,
+    /// Eigenvalues (descending) of the covariance of the training features `x'`.
+    pub train_eigenvalues: Vec<f64>,
+    /// Their eigenvectors as columns; `None` means the identity (PCA whitening).
+    pub train_eigenvectors: Option<Mat<f64>>,
+    /// Column means of the training features.
+    pub train_x_mean: Vec<f64>,
 }
 
 impl Prepared {
@@ -123,7 +129,32 @@ impl Prepared {
         ols_params.iter_mut().for_each(|v| *v /= y_scale);
         ols_params.push((fit.intercept.unwrap_or(0.0) - y_mean) / y_scale);
 
-        Ok(Prepared { data, reference, x, y, y_mean, y_scale, whitening, whitening_inverse, ols_params, sst })
+        // Covariance of x' = W x is W Sigma W^T: ZCA keeps U with eigenvalues lambda / (lambda + eps),
+        // PCA has the same eigenvalues on the coordinate axes.
+        let spectrum = &reference.spectrum;
+        let (train_eigenvalues, train_eigenvectors) = match whiten {
+            Whiten::None => (spectrum.eigenvalues.clone(), Some(spectrum.eigenvectors.clone())),
+            Whiten::Zca | Whiten::Pca => {
+                let ev = spectrum.eigenvalues.iter().map(|l| l.max(0.0) / (l.max(0.0) + eps)).collect();
+                (ev, (whiten == Whiten::Zca).then(|| spectrum.eigenvectors.clone()))
+            }
+        };
+        let train_x_mean = linalg::column_means(&x, n, d);
+        Ok(Prepared {
+            data,
+            reference,
+            x,
+            y,
+            y_mean,
+            y_scale,
+            whitening,
+            whitening_inverse,
+            ols_params,
+            sst,
+            train_eigenvalues,
+            train_eigenvectors,
+            train_x_mean,
+        })
     }
 
     pub fn n(&self) -> usize {

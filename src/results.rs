@@ -14,6 +14,7 @@ use polars::prelude::*;
 use crate::config::{RunSpec, TrainSettings};
 use crate::error::{Error, Result};
 use crate::preprocess::{norm, Prepared};
+use crate::spectral;
 use crate::train::{epochs_to_converge, EpochStats, RunOutcome, Status};
 
 /// One row of `runs.parquet`.
@@ -21,6 +22,8 @@ use crate::train::{epochs_to_converge, EpochStats, RunOutcome, Status};
 pub struct RunRow {
     pub run_id: String,
     pub run_index: u32,
+    /// The scenario's name, when the config lists scenarios.
+    pub scenario: Option<String>,
     pub settings: TrainSettings,
     pub data_seed: Option<u64>,
     pub status: Status,
@@ -40,19 +43,26 @@ pub struct RunRow {
     pub distance_to_ols: f64,
     pub ols_mse: f64,
     pub ols_r2: f64,
+    /// See [`crate::spectral::Diagnosis`].
+    pub slow_share: Option<f64>,
+    pub slowest_signal_epochs: Option<f64>,
 }
 
 impl RunRow {
-    pub fn new(run: &RunSpec, prep: &Prepared, outcome: &RunOutcome) -> RunRow {
+    pub fn new(run: &RunSpec, scenario: Option<&str>, prep: &Prepared, outcome: &RunOutcome) -> RunRow {
         let fit = &prep.reference.fit;
         let d = prep.d();
         let final_train_mse = outcome.final_train_mse();
         let bound = (1.0 + run.settings.converge_tol) * fit.mse;
         let converged = outcome.status == Status::Converged;
         let diff: Vec<f64> = outcome.weights.iter().zip(&fit.coefficients).map(|(a, b)| a - b).collect();
+        let steps_per_epoch = prep.n().div_ceil((run.settings.batch_size as usize).min(prep.n()));
+        let steps = outcome.epochs.len() * steps_per_epoch;
+        let diagnosis = spectral::diagnose(prep, &outcome.params, run.settings.learning_rate, steps, steps_per_epoch);
         RunRow {
             run_id: run.id.clone(),
             run_index: run.index as u32,
+            scenario: scenario.map(str::to_string),
             settings: run.settings.clone(),
             data_seed: run.data_seed,
             status: outcome.status,
@@ -68,6 +78,8 @@ impl RunRow {
             distance_to_ols: norm(&diff),
             ols_mse: fit.mse,
             ols_r2: fit.r2,
+            slow_share: diagnosis.slow_share,
+            slowest_signal_epochs: diagnosis.slowest_signal_epochs,
         }
     }
 }
@@ -75,6 +87,7 @@ impl RunRow {
 /// One row of `summary.parquet`: a cell (every setting but `seed` and `data_seed`) across seeds.
 #[derive(Clone, Debug)]
 pub struct SummaryRow {
+    pub scenario: Option<String>,
     /// The cell's settings (`seed` is meaningless here and left out of the table).
     pub settings: TrainSettings,
     pub n_runs: u32,
@@ -91,6 +104,9 @@ pub struct SummaryRow {
     pub epochs_to_converge_median: Option<f64>,
     /// Over the runs that did not diverge or fail.
     pub excess_mse_median: Option<f64>,
+    /// Medians of the spectral figures over the runs where they are defined.
+    pub slow_share_median: Option<f64>,
+    pub slowest_signal_epochs_median: Option<f64>,
 }
 
 /// Median of a slice (average of the middle two for even lengths); `None` when empty.
@@ -111,9 +127,9 @@ pub fn cell_settings(settings: &TrainSettings) -> TrainSettings {
 
 /// Aggregates run rows into cells, in order of first appearance.
 pub fn summarize(rows: &[RunRow]) -> Vec<SummaryRow> {
-    let mut cells: Vec<(TrainSettings, Vec<&RunRow>)> = Vec::new();
+    let mut cells: Vec<((Option<String>, TrainSettings), Vec<&RunRow>)> = Vec::new();
     for row in rows {
-        let key = cell_settings(&row.settings);
+        let key = (row.scenario.clone(), cell_settings(&row.settings));
         match cells.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(row),
             None => cells.push((key, vec![row])),
@@ -121,7 +137,7 @@ pub fn summarize(rows: &[RunRow]) -> Vec<SummaryRow> {
     }
     cells
         .into_iter()
-        .map(|(settings, members)| {
+        .map(|((scenario, settings), members)| {
             let n = members.len() as f64;
             let fraction = |s: Status| members.iter().filter(|r| r.status == s).count() as f64 / n;
             let alive: Vec<&&RunRow> =
@@ -135,6 +151,7 @@ pub fn summarize(rows: &[RunRow]) -> Vec<SummaryRow> {
             let epochs: Vec<f64> = members.iter().filter_map(|r| r.epochs_to_converge.map(f64::from)).collect();
             let excess: Vec<f64> = alive.iter().map(|r| r.excess_mse).collect();
             SummaryRow {
+                scenario,
                 settings,
                 n_runs: members.len() as u32,
                 converged_fraction: fraction(Status::Converged),
@@ -146,13 +163,17 @@ pub fn summarize(rows: &[RunRow]) -> Vec<SummaryRow> {
                 r2_max: r2.iter().copied().reduce(f64::max),
                 epochs_to_converge_median: median(&epochs),
                 excess_mse_median: median(&excess),
+                slow_share_median: median(&members.iter().filter_map(|r| r.slow_share).collect::<Vec<_>>()),
+                slowest_signal_epochs_median: median(
+                    &members.iter().filter_map(|r| r.slowest_signal_epochs).collect::<Vec<_>>(),
+                ),
             }
         })
         .collect()
 }
 
 /// Typed columns for a list of settings, one per `[train]` key (optionally without `seed`).
-fn settings_columns(settings: &[&TrainSettings], with_seed: bool) -> Vec<Column> {
+pub fn settings_columns(settings: &[&TrainSettings], with_seed: bool) -> Vec<Column> {
     macro_rules! col {
         ($name:literal, $f:expr) => {
             Column::new($name.into(), settings.iter().map($f).collect::<Vec<_>>())
@@ -182,7 +203,7 @@ fn settings_columns(settings: &[&TrainSettings], with_seed: bool) -> Vec<Column>
     columns
 }
 
-fn frame(columns: Vec<Column>) -> Result<DataFrame> {
+pub fn frame(columns: Vec<Column>) -> Result<DataFrame> {
     DataFrame::new_infer_height(columns).map_err(|e| Error::table("building a table", e))
 }
 
@@ -193,7 +214,11 @@ pub fn runs_frame(rows: &[RunRow]) -> Result<DataFrame> {
             Column::new($name.into(), rows.iter().map($f).collect::<Vec<_>>())
         };
     }
-    let mut columns = vec![col!("run_id", |r| r.run_id.clone()), col!("run_index", |r| r.run_index)];
+    let mut columns = vec![
+        col!("run_id", |r| r.run_id.clone()),
+        col!("run_index", |r| r.run_index),
+        col!("scenario", |r| r.scenario.clone()),
+    ];
     columns.extend(settings_columns(&rows.iter().map(|r| &r.settings).collect::<Vec<_>>(), true));
     columns.extend([
         col!("data_seed", |r| r.data_seed),
@@ -210,6 +235,8 @@ pub fn runs_frame(rows: &[RunRow]) -> Result<DataFrame> {
         col!("distance_to_ols", |r| r.distance_to_ols),
         col!("ols_mse", |r| r.ols_mse),
         col!("ols_r2", |r| r.ols_r2),
+        col!("slow_share", |r| r.slow_share),
+        col!("slowest_signal_epochs", |r| r.slowest_signal_epochs),
     ]);
     frame(columns)
 }
@@ -244,7 +271,8 @@ pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
             Column::new($name.into(), rows.iter().map($f).collect::<Vec<_>>())
         };
     }
-    let mut columns = settings_columns(&rows.iter().map(|r| &r.settings).collect::<Vec<_>>(), false);
+    let mut columns = vec![col!("scenario", |r| r.scenario.clone())];
+    columns.extend(settings_columns(&rows.iter().map(|r| &r.settings).collect::<Vec<_>>(), false));
     columns.extend([
         col!("n_runs", |r| r.n_runs),
         col!("converged_fraction", |r| r.converged_fraction),
@@ -256,6 +284,8 @@ pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
         col!("r2_max", |r| r.r2_max),
         col!("epochs_to_converge_median", |r| r.epochs_to_converge_median),
         col!("excess_mse_median", |r| r.excess_mse_median),
+        col!("slow_share_median", |r| r.slow_share_median),
+        col!("slowest_signal_epochs_median", |r| r.slowest_signal_epochs_median),
     ]);
     frame(columns)
 }

@@ -17,7 +17,20 @@ use crate::error::{Error, Result};
 use crate::preprocess::Prepare;
 use crate::results::{self, RunRow, SummaryRow};
 use crate::train::{self, RunOutcome, Status};
-use crate::{data, VERSION};
+use crate::scenarios::{self, ScenarioRow};
+use crate::verdict::{self, VerdictRow};
+use crate::{data, table, VERSION};
+
+/// The varying settings that define a verdict context: every axis but the seeds and the fixes.
+pub fn context_keys(sweep: &Sweep) -> Vec<&str> {
+    let factors: Vec<&str> = sweep.ablation.iter().flat_map(|a| a.factors.iter().map(|f| f.key.as_str())).collect();
+    sweep
+        .axes
+        .iter()
+        .map(|a| a.key.as_str())
+        .filter(|k| *k != "seed" && *k != "data_seed" && !factors.contains(k))
+        .collect()
+}
 
 /// How to run a sweep.
 #[derive(Clone, Debug)]
@@ -33,6 +46,8 @@ pub struct RunOptions {
 pub struct SweepResult {
     pub rows: Vec<RunRow>,
     pub summary: Vec<SummaryRow>,
+    pub verdict: Vec<VerdictRow>,
+    pub scenarios: Vec<ScenarioRow>,
     pub prepared: Prepare,
     pub wall: Duration,
 }
@@ -89,12 +104,30 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
         bar.finish_and_clear();
         Ok((prepared, outcomes))
     })?;
-    let rows: Vec<RunRow> =
-        sweep.runs.iter().zip(&outcomes).map(|(run, o)| RunRow::new(run, prepared.for_run(run), o)).collect();
+    let rows: Vec<RunRow> = sweep
+        .runs
+        .iter()
+        .zip(&outcomes)
+        .map(|(run, o)| {
+            let scenario = run.scenario.map(|i| sweep.scenarios[i].name.as_str());
+            RunRow::new(run, scenario, prepared.for_run(run), o)
+        })
+        .collect();
     let summary = results::summarize(&rows);
+    let verdict = sweep.ablation.as_ref().map(|a| verdict::verdict(a, &summary)).unwrap_or_default();
+    let scenarios = scenarios::evaluate_all(&sweep.scenarios, &rows);
     let epochs: Vec<(&str, &[train::EpochStats])> =
         sweep.runs.iter().zip(&outcomes).map(|(r, o)| (r.id.as_str(), o.epochs.as_slice())).collect();
     write_tables(sweep, &opts.out, &rows, &summary, &epochs, &prepared)?;
+    let meta = table_metadata(sweep);
+    if sweep.ablation.is_some() {
+        let mut df = verdict::verdict_frame(&verdict, &context_keys(sweep))?;
+        results::write_parquet(&opts.out.join("verdict.parquet"), &mut df, &meta)?;
+    }
+    if !scenarios.is_empty() {
+        let mut df = scenarios::scenarios_frame(&scenarios)?;
+        results::write_parquet(&opts.out.join("scenarios.parquet"), &mut df, &meta)?;
+    }
     let wall = start.elapsed();
     let timing = format!(
         "# Wall-clock figures of the last `sweep run` into this folder (kept out of the tables).\n\
@@ -107,7 +140,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
         use std::io::Write;
         f.write_all(timing.as_bytes()).map_err(|e| Error::io("writing timing.toml", e))
     })?;
-    Ok(SweepResult { rows, summary, prepared, wall })
+    Ok(SweepResult { rows, summary, verdict, scenarios, prepared, wall })
 }
 
 /// Trains one run; a panic becomes a `failed` outcome carrying its message.
@@ -217,7 +250,14 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
             r.weight_norm
         );
     }
-    let labels: Vec<String> = result.summary.iter().map(|c| cell_label(sweep, &c.settings)).collect();
+    let labels: Vec<String> = result
+        .summary
+        .iter()
+        .map(|c| match &c.scenario {
+            Some(name) => format!("{name}: {}", cell_label(sweep, &c.settings)),
+            None => cell_label(sweep, &c.settings),
+        })
+        .collect();
     let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4).max(4);
     s += &format!("\n{:<width$}  {:>5}  {:>9}  {:>8}  {:>10}\n", "cell", "runs", "converged", "diverged", "median R²");
     for (label, cell) in labels.iter().zip(&result.summary) {
@@ -226,6 +266,21 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
             "{label:<width$}  {:>5}  {:>9.2}  {:>8.2}  {:>10}\n",
             cell.n_runs, cell.converged_fraction, cell.diverged_fraction, r2
         );
+    }
+    if let Some(ablation) = &sweep.ablation {
+        if let Ok(df) = verdict::verdict_frame(&result.verdict, &context_keys(sweep)) {
+            s += &format!(
+                "\nverdict (necessary: all-on converges in >= {} of seeds and one-off in <= {}):\n{}",
+                ablation.converge_high,
+                ablation.converge_low,
+                table::text(&df)
+            );
+        }
+    }
+    if !result.scenarios.is_empty() {
+        if let Ok(df) = scenarios::scenarios_frame(&result.scenarios) {
+            s += &format!("\nscenarios:\n{}", table::text(&df.drop("description").unwrap_or(df.clone())));
+        }
     }
     let count = |st: Status| result.rows.iter().filter(|r| r.status == st).count();
     s += &format!(
