@@ -253,9 +253,10 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
     let labels: Vec<String> = result
         .summary
         .iter()
-        .map(|c| match &c.scenario {
-            Some(name) => format!("{name}: {}", cell_label(sweep, &c.settings)),
-            None => cell_label(sweep, &c.settings),
+        .map(|c| match (&c.scenario, sweep.axes.iter().all(|a| a.key == "seed" || a.key == "data_seed")) {
+            (Some(name), true) => name.clone(),
+            (Some(name), false) => format!("{name}: {}", cell_label(sweep, &c.settings)),
+            (None, _) => cell_label(sweep, &c.settings),
         })
         .collect();
     let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4).max(4);
