@@ -92,6 +92,7 @@ fn panel<DB: DrawingBackend>(
     series: &[Series],
     reference: Option<(f64, &str)>,
     y_clip: Option<(f64, f64)>,
+    legend: bool,
 ) -> Result<Vec<Vec<(f64, f64)>>> {
     let log = use_log(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
     let transform = |v: f64| {
@@ -119,7 +120,7 @@ fn panel<DB: DrawingBackend>(
     let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
     let y_desc = if log { format!("log10 {y_name}") } else { y_name.to_string() };
     let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 20))
+        .caption(title, ("sans-serif", 15))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(80)
@@ -131,15 +132,18 @@ fn panel<DB: DrawingBackend>(
         .y_desc(y_desc)
         .x_labels(6)
         .y_labels(6)
-        .y_label_formatter(&|v| crate::table::number(*v))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| crate::table::number(if v.abs() < 1e-9 * (y1 - y0) { 0.0 } else { *v }))
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 15))
         .draw()
         .map_err(plot_error)?;
     for (i, (s, points)) in series.iter().zip(&plotted).enumerate() {
         let color = Palette99::pick(i).to_rgba();
+        // Thick strokes on dense zig-zags draw miter spikes in bitmaps: thin lines for long series.
+        let width = if points.len() > 100 { 1 } else { 2 };
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(width)))
             .map_err(plot_error)?
             .label(s.label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
@@ -152,7 +156,7 @@ fn panel<DB: DrawingBackend>(
             .label(label.to_string())
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
     }
-    if series.len() > 1 || reference.is_some() {
+    if legend && (series.len() > 1 || reference.is_some()) {
         chart
             .configure_series_labels()
             .label_font(("sans-serif", 13))
@@ -208,14 +212,14 @@ fn diagnostics_draw<DB: DrawingBackend>(
     let (head, body) = root.split_vertically(44);
     head.draw_text(title, &("sans-serif", 22).into_text_style(&head), (16, 12)).map_err(plot_error)?;
     let mut plotted = Vec::new();
-    for (area, name) in body.split_evenly((2, 3)).iter().zip(DIAGNOSTICS) {
+    for (i, (area, name)) in body.split_evenly((2, 3)).iter().zip(DIAGNOSTICS).enumerate() {
         let series: Vec<Series> = runs
             .iter()
             .map(|r| Series { label: r.label.clone(), points: r.epoch.iter().copied().zip(r.column(name).iter().copied()).collect() })
             .collect();
         let clip = (name == "train_r2").then_some((-1.0, 1.0));
         let y_name = if name == "train_r2" { "train R² (clipped to [-1, 1])" } else { name };
-        plotted.push(panel(area, name, y_name, &series, None, clip)?);
+        plotted.push(panel(area, name, y_name, &series, None, clip, i == 0)?);
     }
     Ok(plotted)
 }
@@ -242,13 +246,14 @@ fn r2_grid_draw<DB: DrawingBackend>(
     let (head, body) = root.split_vertically(44);
     head.draw_text(title, &("sans-serif", 22).into_text_style(&head), (16, 12)).map_err(plot_error)?;
     let rows = cells.len().div_ceil(columns);
-    for (area, cell) in body.split_evenly((rows, columns)).iter().zip(cells) {
+    for (i, (area, cell)) in body.split_evenly((rows, columns)).iter().zip(cells).enumerate() {
         let series: Vec<Series> = cell
             .runs
             .iter()
             .map(|r| Series { label: r.label.clone(), points: r.epoch.iter().copied().zip(r.train_r2.iter().copied()).collect() })
             .collect();
-        panel(area, &cell.label, "train R² (clipped to [-1, 1])", &series, Some((cell.ols_r2, "OLS R²")), Some((-1.0, 1.0)))?;
+        let reference = Some((cell.ols_r2, "OLS R²"));
+        panel(area, &cell.label, "train R² (clipped to [-1, 1])", &series, reference, Some((-1.0, 1.0)), i == 0)?;
     }
     Ok(())
 }
@@ -257,7 +262,7 @@ fn r2_grid_draw<DB: DrawingBackend>(
 pub fn r2_grid(stem: &Path, title: &str, cells: &[CellCurves]) -> Result<Vec<PathBuf>> {
     let columns = if cells.len() <= 4 { cells.len().max(1) } else if cells.len() <= 9 { 3 } else { 4 };
     let rows = cells.len().div_ceil(columns).max(1) as u32;
-    let size = (520 * columns as u32, 44 + 360 * rows);
+    let size = (600 * columns as u32, 44 + 360 * rows);
     let (files, ()) =
         both_formats(stem, size, |r| r2_grid_draw(r, title, cells, columns), |r| r2_grid_draw(r, title, cells, columns))?;
     Ok(files)
