@@ -94,7 +94,12 @@ struct Cell {
 fn cells(runs: &DataFrame, keys: &[String]) -> Vec<Cell> {
     let mut cells: Vec<Cell> = Vec::new();
     for i in 0..runs.height() {
-        let label = if keys.is_empty() { "all runs".to_string() } else { row_key(runs, keys, i) };
+        // A scenario's name says what its cell is; its settings are in the cell table.
+        let label = match keys.first() {
+            None => "all runs".to_string(),
+            Some(k) if k == "scenario" => value_text(runs, k, i),
+            Some(_) => row_key(runs, keys, i),
+        };
         let run = (value_text(runs, "run_id", i), format!("seed {}", value_text(runs, "seed", i)));
         let ols_r2 = value_text(runs, "ols_r2", i).parse().unwrap_or(f64::NAN);
         match cells.iter_mut().find(|c| c.label == label) {
@@ -112,7 +117,8 @@ fn curves_of(all: &BTreeMap<String, RunCurves>, runs: &[(String, String)]) -> Ve
 }
 
 fn file_stem(label: &str) -> String {
-    label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect()
+    // No dots: `Path::with_extension` would cut the name at the last one.
+    label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
 }
 
 /// The "on" values of the ablation factors, from the config stored in the tables' metadata.
