@@ -94,10 +94,20 @@ pub fn main() -> i32 {
 
 fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::Run { config, out, jobs, set, quiet } => {
+        Command::Run {
+            config,
+            out,
+            jobs,
+            set,
+            quiet,
+        } => {
             let sweep = config::load(&config, &set)?;
             let out = out.unwrap_or_else(|| Path::new("results").join(&sweep.name));
-            let opts = sweep::RunOptions { out: out.clone(), jobs: jobs.map(usize::from), quiet };
+            let opts = sweep::RunOptions {
+                out: out.clone(),
+                jobs: jobs.map(usize::from),
+                quiet,
+            };
             let result = sweep::run(&sweep, &opts)?;
             if !quiet {
                 print!("{}", sweep::summary_text(&sweep, &result, &out));
@@ -139,7 +149,10 @@ pub fn list_text(sweep: &config::Sweep) -> String {
             let v = if *k == "data_seed" {
                 run.data_seed.map_or("-".into(), |v| v.to_string())
             } else {
-                run.settings.value_of(k).map(|v| display_value(&v)).unwrap_or_default()
+                run.settings
+                    .value_of(k)
+                    .map(|v| display_value(&v))
+                    .unwrap_or_default()
             };
             s += &format!("  {k}={v}");
         }
@@ -150,9 +163,16 @@ pub fn list_text(sweep: &config::Sweep) -> String {
 }
 
 fn write_data(sweep: &config::Sweep, out: &Path) -> Result<()> {
-    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if ext != "csv" && ext != "parquet" {
-        return Err(Error::Config(format!("--out {}: the file must end in .csv or .parquet", out.display())));
+        return Err(Error::Config(format!(
+            "--out {}: the file must end in .csv or .parquet",
+            out.display()
+        )));
     }
     let seed = sweep.runs.first().and_then(|r| r.data_seed);
     let dataset = data::load(&sweep.data, seed)?;
@@ -164,12 +184,18 @@ fn write_data(sweep: &config::Sweep, out: &Path) -> Result<()> {
         .iter()
         .enumerate()
         .map(|(j, name)| {
-            let values: Vec<f64> = (0..dataset.n).map(|i| dataset.x[i * dataset.d + j]).collect();
+            let values: Vec<f64> = (0..dataset.n)
+                .map(|i| dataset.x[i * dataset.d + j])
+                .collect();
             polars::prelude::Column::new(name.as_str().into(), values)
         })
         .collect();
-    columns.push(polars::prelude::Column::new(dataset.target_name.as_str().into(), dataset.y.to_vec()));
-    let mut df = polars::prelude::DataFrame::new_infer_height(columns).map_err(|e| Error::table("building the data table", e))?;
+    columns.push(polars::prelude::Column::new(
+        dataset.target_name.as_str().into(),
+        dataset.y.to_vec(),
+    ));
+    let mut df = polars::prelude::DataFrame::new_infer_height(columns)
+        .map_err(|e| Error::table("building the data table", e))?;
     if ext == "csv" {
         results::write_csv(out, &mut df)
     } else {

@@ -130,37 +130,58 @@ impl TrainSettings {
             if v.is_finite() && v > 0.0 {
                 Ok(())
             } else {
-                Err((key, format!("{v} is not accepted: must be a finite number > 0")))
+                Err((
+                    key,
+                    format!("{v} is not accepted: must be a finite number > 0"),
+                ))
             }
         };
         let non_negative = |key: &'static str, v: f64| {
             if v.is_finite() && v >= 0.0 {
                 Ok(())
             } else {
-                Err((key, format!("{v} is not accepted: must be a finite number >= 0")))
+                Err((
+                    key,
+                    format!("{v} is not accepted: must be a finite number >= 0"),
+                ))
             }
         };
         if self.epochs == 0 {
-            return Err(("epochs", "0 is not accepted: must be an integer >= 1".into()));
+            return Err((
+                "epochs",
+                "0 is not accepted: must be an integer >= 1".into(),
+            ));
         }
         if self.batch_size == 0 {
-            return Err(("batch_size", "0 is not accepted: must be an integer >= 1".into()));
+            return Err((
+                "batch_size",
+                "0 is not accepted: must be an integer >= 1".into(),
+            ));
         }
         positive_finite("learning_rate", self.learning_rate)?;
         non_negative("whiten_eps", self.whiten_eps)?;
         positive_finite("clip_norm", self.clip_norm)?;
         if !self.init_scale.is_finite() {
-            return Err(("init_scale", format!("{} is not accepted: must be finite", self.init_scale)));
+            return Err((
+                "init_scale",
+                format!("{} is not accepted: must be finite", self.init_scale),
+            ));
         }
         if !(self.init_zero_fraction >= 0.0 && self.init_zero_fraction < 1.0) {
             return Err((
                 "init_zero_fraction",
-                format!("{} is not accepted: must be in [0, 1)", self.init_zero_fraction),
+                format!(
+                    "{} is not accepted: must be in [0, 1)",
+                    self.init_zero_fraction
+                ),
             ));
         }
         non_negative("weight_decay", self.weight_decay)?;
         if !(self.momentum >= 0.0 && self.momentum < 1.0) {
-            return Err(("momentum", format!("{} is not accepted: must be in [0, 1)", self.momentum)));
+            return Err((
+                "momentum",
+                format!("{} is not accepted: must be in [0, 1)", self.momentum),
+            ));
         }
         non_negative("converge_tol", self.converge_tol)?;
         Ok(())
@@ -231,15 +252,37 @@ impl Default for DataConfig {
 }
 
 /// Keys of `[data]` that belong to the built-in generator only.
-pub const GENERATOR_KEYS: &[&str] =
-    &["n_rows", "n_features", "phi", "nu", "burn_in", "signal_lags", "r2", "ols_mse"];
+pub const GENERATOR_KEYS: &[&str] = &[
+    "n_rows",
+    "n_features",
+    "phi",
+    "nu",
+    "burn_in",
+    "signal_lags",
+    "r2",
+    "ols_mse",
+];
 /// Keys of `[data]` that belong to a data file only.
 pub const FILE_KEYS: &[&str] = &["path", "target", "features"];
 const DATA_KEYS: &[&str] = &[
-    "source", "path", "target", "features", "standardize", "seed", "n_rows", "n_features", "phi", "nu",
-    "burn_in", "signal_lags", "r2", "ols_mse",
+    "source",
+    "path",
+    "target",
+    "features",
+    "standardize",
+    "seed",
+    "n_rows",
+    "n_features",
+    "phi",
+    "nu",
+    "burn_in",
+    "signal_lags",
+    "r2",
+    "ols_mse",
 ];
-const TOP_KEYS: &[&str] = &["name", "seed", "max_runs", "data", "train", "grid", "ablation", "scenario"];
+const TOP_KEYS: &[&str] = &[
+    "name", "seed", "max_runs", "data", "train", "grid", "ablation", "scenario",
+];
 const SECTIONS: &[&str] = &["data", "train", "grid", "ablation", "scenario"];
 const ABLATION_KEYS: &[&str] = &["factors", "converge_high", "converge_low"];
 const SCENARIO_KEYS: &[&str] = &["name", "description", "set", "metric", "check", "reported"];
@@ -327,7 +370,11 @@ pub enum DataSource {
     /// The built-in `lagged-levels` generator; its parameters are in [`DataConfig`].
     LaggedLevels,
     /// A CSV or Parquet file at this (resolved) path.
-    File { path: PathBuf, target: String, features: Option<Vec<String>> },
+    File {
+        path: PathBuf,
+        target: String,
+        features: Option<Vec<String>>,
+    },
 }
 
 /// The validated data specification shared by all runs (the grid may vary only `data_seed`).
@@ -430,12 +477,23 @@ pub fn locate_key(text: &str, dotted: &str) -> Option<(usize, usize)> {
             }
             continue;
         }
-        let Some((key, _)) = trimmed.split_once('=') else { continue };
-        let key: String = key.trim().split('.').map(|k| k.trim().trim_matches('"')).collect::<Vec<_>>().join(".");
+        let Some((key, _)) = trimmed.split_once('=') else {
+            continue;
+        };
+        let key: String = key
+            .trim()
+            .split('.')
+            .map(|k| k.trim().trim_matches('"'))
+            .collect::<Vec<_>>()
+            .join(".");
         if key.is_empty() || key.starts_with('#') {
             continue;
         }
-        let full = if header.is_empty() { key } else { format!("{header}.{key}") };
+        let full = if header.is_empty() {
+            key
+        } else {
+            format!("{header}.{key}")
+        };
         if full == dotted {
             return Some((n + 1, indent + 1));
         }
@@ -456,7 +514,14 @@ fn suggestion(unknown: &str, known: &[&str]) -> String {
 }
 
 fn unknown_key(loc: &Locator, dotted: &str, key: &str, known: &[&str]) -> Error {
-    loc.error(dotted, format!("unknown key `{key}`{}; accepted keys: {}", suggestion(key, known), known.join(", ")))
+    loc.error(
+        dotted,
+        format!(
+            "unknown key `{key}`{}; accepted keys: {}",
+            suggestion(key, known),
+            known.join(", ")
+        ),
+    )
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -511,7 +576,10 @@ fn parse_override_value(raw: &str) -> std::result::Result<Value, String> {
         Err(e) => {
             let starts_structured = raw.trim_start().starts_with(['[', '{', '"', '\'']);
             if starts_structured || raw.trim().is_empty() {
-                Err(format!("`{raw}` is not a TOML value ({})", e.message().trim()))
+                Err(format!(
+                    "`{raw}` is not a TOML value ({})",
+                    e.message().trim()
+                ))
             } else {
                 Ok(Value::String(raw.to_string()))
             }
@@ -523,7 +591,9 @@ fn parse_override_value(raw: &str) -> std::result::Result<Value, String> {
 fn apply_override(table: &mut Table, flag: &str, cwd: &Path) -> Result<String> {
     let bad = |msg: String| Error::Config(format!("--set {flag}: {msg}"));
     let Some((path, raw)) = flag.split_once('=') else {
-        return Err(bad("expected KEY=VALUE, for example --set train.epochs=50".into()));
+        return Err(bad(
+            "expected KEY=VALUE, for example --set train.epochs=50".into()
+        ));
     };
     let path = path.trim();
     let mut value = parse_override_value(raw.trim()).map_err(bad)?;
@@ -552,12 +622,19 @@ fn apply_override(table: &mut Table, flag: &str, cwd: &Path) -> Result<String> {
                     value = Value::String(cwd.join(p).to_string_lossy().into_owned());
                 }
             }
-            let entry = table.entry(section.to_string()).or_insert_with(|| Value::Table(Table::new()));
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| Value::Table(Table::new()));
             match entry {
                 Value::Table(t) => {
                     t.insert(key.to_string(), value);
                 }
-                other => return Err(bad(format!("[{section}] is {} in the file, not a table", type_name(other)))),
+                other => {
+                    return Err(bad(format!(
+                        "[{section}] is {} in the file, not a table",
+                        type_name(other)
+                    )))
+                }
             }
         }
         _ => {
@@ -574,7 +651,10 @@ fn section<'a>(table: &'a Table, name: &str, loc: &Locator) -> Result<Option<&'a
     match table.get(name) {
         None => Ok(None),
         Some(Value::Table(t)) => Ok(Some(t)),
-        Some(other) => Err(loc.error(name, format!("expected a table, found {}", type_name(other)))),
+        Some(other) => Err(loc.error(
+            name,
+            format!("expected a table, found {}", type_name(other)),
+        )),
     }
 }
 
@@ -588,10 +668,20 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Sweep> {
 }
 
 /// Like [`load`], from text. `base_dir` resolves relative data paths written in the text.
-pub fn from_text(text: &str, file: &Path, base_dir: &Path, cwd: &Path, overrides: &[String]) -> Result<Sweep> {
-    let mut table: Table =
-        toml::from_str(text).map_err(|e| Error::Config(format!("{}: {}", file.display(), e.to_string().trim_end())))?;
-    let mut loc = Locator { file, text, overrides: BTreeMap::new() };
+pub fn from_text(
+    text: &str,
+    file: &Path,
+    base_dir: &Path,
+    cwd: &Path,
+    overrides: &[String],
+) -> Result<Sweep> {
+    let mut table: Table = toml::from_str(text)
+        .map_err(|e| Error::Config(format!("{}: {}", file.display(), e.to_string().trim_end())))?;
+    let mut loc = Locator {
+        file,
+        text,
+        overrides: BTreeMap::new(),
+    };
     let mut data_path_from_flag = false;
     for flag in overrides {
         let key = apply_override(&mut table, flag, cwd)?;
@@ -634,27 +724,55 @@ pub fn from_text(text: &str, file: &Path, base_dir: &Path, cwd: &Path, overrides
     let seed = match table.get("seed") {
         None => 0,
         Some(Value::Integer(i)) if *i >= 0 => *i as u64,
-        Some(v) => return Err(loc.error("seed", format!("{v} is not accepted: must be an integer >= 0"))),
+        Some(v) => {
+            return Err(loc.error(
+                "seed",
+                format!("{v} is not accepted: must be an integer >= 0"),
+            ))
+        }
     };
     let max_runs = match table.get("max_runs") {
         None => DEFAULT_MAX_RUNS,
         Some(Value::Integer(i)) if *i >= 1 => *i as u64,
-        Some(v) => return Err(loc.error("max_runs", format!("{v} is not accepted: must be an integer >= 1"))),
+        Some(v) => {
+            return Err(loc.error(
+                "max_runs",
+                format!("{v} is not accepted: must be an integer >= 1"),
+            ))
+        }
     };
 
     // Data section.
-    let data_config: DataConfig = Value::Table(data_table.clone()).try_into().map_err(|e: toml::de::Error| {
-        loc.error("data", format!("invalid [data] section: {}", e.message().trim()))
-    })?;
-    let data = validate_data(&data_config, &data_table, &loc, base_dir, data_path_from_flag)?;
+    let data_config: DataConfig =
+        Value::Table(data_table.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                loc.error(
+                    "data",
+                    format!("invalid [data] section: {}", e.message().trim()),
+                )
+            })?;
+    let data = validate_data(
+        &data_config,
+        &data_table,
+        &loc,
+        base_dir,
+        data_path_from_flag,
+    )?;
 
     // Base settings: all keys were checked one by one above.
-    let base: TrainSettings = Value::Table(train_table.clone()).try_into().expect("checked train keys");
+    let base: TrainSettings = Value::Table(train_table.clone())
+        .try_into()
+        .expect("checked train keys");
 
     // Grid axes and excludes.
     let mut axes = Vec::new();
     let mut excludes: Vec<(usize, Vec<(String, Value)>)> = Vec::new();
-    let axis_keys: Vec<&str> = TRAIN_KEYS.iter().copied().chain(["data_seed", "exclude"]).collect();
+    let axis_keys: Vec<&str> = TRAIN_KEYS
+        .iter()
+        .copied()
+        .chain(["data_seed", "exclude"])
+        .collect();
     for (key, value) in &grid_table {
         let dotted = format!("grid.{key}");
         if key == "exclude" {
@@ -663,10 +781,16 @@ pub fn from_text(text: &str, file: &Path, base_dir: &Path, cwd: &Path, overrides
             };
             for (i, item) in items.iter().enumerate() {
                 let Value::Table(t) = item else {
-                    return Err(loc.error(&format!("grid.exclude.{i}"), "expected a table of key = value"));
+                    return Err(loc.error(
+                        &format!("grid.exclude.{i}"),
+                        "expected a table of key = value",
+                    ));
                 };
                 if t.is_empty() {
-                    return Err(loc.error(&format!("grid.exclude.{i}"), "an exclude must name at least one axis"));
+                    return Err(loc.error(
+                        &format!("grid.exclude.{i}"),
+                        "an exclude must name at least one axis",
+                    ));
                 }
                 excludes.push((i, t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()));
             }
@@ -676,23 +800,36 @@ pub fn from_text(text: &str, file: &Path, base_dir: &Path, cwd: &Path, overrides
             return Err(unknown_key(&loc, &dotted, key, &axis_keys));
         }
         if key == "data_seed" && !matches!(data.source, DataSource::LaggedLevels) {
-            return Err(loc.error(&dotted, "data_seed varies the built-in generator and cannot be used with a data file"));
+            return Err(loc.error(
+                &dotted,
+                "data_seed varies the built-in generator and cannot be used with a data file",
+            ));
         }
         let Value::Array(items) = value else {
-            return Err(loc.error(&dotted, format!("expected a list of values, found {}", type_name(value))));
+            return Err(loc.error(
+                &dotted,
+                format!("expected a list of values, found {}", type_name(value)),
+            ));
         };
         if items.is_empty() {
             return Err(loc.error(&dotted, "empty list: give at least one value"));
         }
         let mut values: Vec<Value> = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let v = canonical_axis_value(key, item).map_err(|m| loc.error(&dotted, format!("value {}: {m}", i + 1)))?;
+            let v = canonical_axis_value(key, item)
+                .map_err(|m| loc.error(&dotted, format!("value {}: {m}", i + 1)))?;
             if values.contains(&v) {
-                return Err(loc.error(&dotted, format!("duplicate value {item}: each grid value must appear once")));
+                return Err(loc.error(
+                    &dotted,
+                    format!("duplicate value {item}: each grid value must appear once"),
+                ));
             }
             values.push(v);
         }
-        axes.push(Axis { key: key.clone(), values });
+        axes.push(Axis {
+            key: key.clone(),
+            values,
+        });
     }
 
     // Excludes may only name axes, with values the axis has.
@@ -708,13 +845,21 @@ pub fn from_text(text: &str, file: &Path, base_dir: &Path, cwd: &Path, overrides
                     format!(
                         "exclude names `{key}`, which is not a grid axis{}; axes: {}",
                         suggestion(key, &names),
-                        if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
+                        if names.is_empty() {
+                            "(none)".to_string()
+                        } else {
+                            names.join(", ")
+                        }
                     ),
                 ));
             };
-            let v = canonical_axis_value(key, value).map_err(|m| loc.error(&dotted, format!("{key}: {m}")))?;
+            let v = canonical_axis_value(key, value)
+                .map_err(|m| loc.error(&dotted, format!("{key}: {m}")))?;
             if !axis.values.contains(&v) {
-                return Err(loc.error(&dotted, format!("{key} = {value} is not one of the axis values")));
+                return Err(loc.error(
+                    &dotted,
+                    format!("{key} = {value} is not one of the axis values"),
+                ));
             }
             canonical_rule.push((key.clone(), v));
         }
@@ -724,7 +869,8 @@ pub fn from_text(text: &str, file: &Path, base_dir: &Path, cwd: &Path, overrides
     let ablation = parse_ablation(&table, &axes, &loc)?;
     let scenarios = parse_scenarios(&table, &axes, &loc)?;
 
-    let total: u64 = axes.iter().map(|a| a.values.len() as u64).product::<u64>() * scenarios.len().max(1) as u64;
+    let total: u64 =
+        axes.iter().map(|a| a.values.len() as u64).product::<u64>() * scenarios.len().max(1) as u64;
     if total > max_runs {
         return Err(loc.error(
             "grid",
@@ -732,19 +878,53 @@ pub fn from_text(text: &str, file: &Path, base_dir: &Path, cwd: &Path, overrides
         ));
     }
 
-    let mut resolved_toml = resolved_text(&name, seed, max_runs, &data_config, &base, &axes, &exclude_rules);
+    let mut resolved_toml = resolved_text(
+        &name,
+        seed,
+        max_runs,
+        &data_config,
+        &base,
+        &axes,
+        &exclude_rules,
+    );
     resolved_toml += &extra_sections_text(ablation.as_ref(), &scenarios);
     let config_hash = hex_sha256(resolved_toml.as_bytes());
     let data_identity = data_identity(&data)?;
-    let runs = expand(&base, &axes, &exclude_rules, seed, &data, &data_identity, &scenarios);
+    let runs = expand(
+        &base,
+        &axes,
+        &exclude_rules,
+        seed,
+        &data,
+        &data_identity,
+        &scenarios,
+    );
     if runs.is_empty() {
-        return Err(loc.error("grid.exclude.0", format!("the excludes remove all {total} runs of the grid")));
+        return Err(loc.error(
+            "grid.exclude.0",
+            format!("the excludes remove all {total} runs of the grid"),
+        ));
     }
-    Ok(Sweep { name, seed, data, base, axes, runs, ablation, scenarios, resolved_toml, config_hash })
+    Ok(Sweep {
+        name,
+        seed,
+        data,
+        base,
+        axes,
+        runs,
+        ablation,
+        scenarios,
+        resolved_toml,
+        config_hash,
+    })
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && s != "." && s != ".."
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && s != "."
+        && s != ".."
 }
 
 fn validate_data(
@@ -755,7 +935,11 @@ fn validate_data(
     path_from_flag: bool,
 ) -> Result<DataSpec> {
     let source = config.source.clone().unwrap_or_else(|| {
-        if config.path.is_some() { "file".into() } else { "lagged-levels".into() }
+        if config.path.is_some() {
+            "file".into()
+        } else {
+            "lagged-levels".into()
+        }
     });
     let source = match source.as_str() {
         "lagged-levels" => {
@@ -769,58 +953,136 @@ fn validate_data(
             }
             let c = config;
             let check = |key: &str, ok: bool, accepted: &str, v: String| {
-                if ok { Ok(()) } else { Err(loc.error(&format!("data.{key}"), format!("{v} is not accepted: {accepted}"))) }
+                if ok {
+                    Ok(())
+                } else {
+                    Err(loc.error(
+                        &format!("data.{key}"),
+                        format!("{v} is not accepted: {accepted}"),
+                    ))
+                }
             };
-            check("n_features", c.n_features >= 1, "must be >= 1", c.n_features.to_string())?;
-            check("n_rows", c.n_rows > c.n_features + 1, "must exceed n_features + 1", c.n_rows.to_string())?;
-            check("phi", c.phi.is_finite() && c.phi.abs() < 1.0, "must be in (-1, 1)", c.phi.to_string())?;
-            check("nu", c.nu.is_finite() && c.nu > 2.0, "must be > 2 (finite variance)", c.nu.to_string())?;
-            check("signal_lags", c.signal_lags >= 1 && c.signal_lags < c.n_features, "must be in [1, n_features)", c.signal_lags.to_string())?;
-            check("r2", c.r2 > 0.0 && c.r2 < 1.0, "must be in (0, 1)", c.r2.to_string())?;
-            check("ols_mse", c.ols_mse.is_finite() && c.ols_mse > 0.0, "must be a finite number > 0", c.ols_mse.to_string())?;
+            check(
+                "n_features",
+                c.n_features >= 1,
+                "must be >= 1",
+                c.n_features.to_string(),
+            )?;
+            check(
+                "n_rows",
+                c.n_rows > c.n_features + 1,
+                "must exceed n_features + 1",
+                c.n_rows.to_string(),
+            )?;
+            check(
+                "phi",
+                c.phi.is_finite() && c.phi.abs() < 1.0,
+                "must be in (-1, 1)",
+                c.phi.to_string(),
+            )?;
+            check(
+                "nu",
+                c.nu.is_finite() && c.nu > 2.0,
+                "must be > 2 (finite variance)",
+                c.nu.to_string(),
+            )?;
+            check(
+                "signal_lags",
+                c.signal_lags >= 1 && c.signal_lags < c.n_features,
+                "must be in [1, n_features)",
+                c.signal_lags.to_string(),
+            )?;
+            check(
+                "r2",
+                c.r2 > 0.0 && c.r2 < 1.0,
+                "must be in (0, 1)",
+                c.r2.to_string(),
+            )?;
+            check(
+                "ols_mse",
+                c.ols_mse.is_finite() && c.ols_mse > 0.0,
+                "must be a finite number > 0",
+                c.ols_mse.to_string(),
+            )?;
             DataSource::LaggedLevels
         }
         "file" => {
             for key in GENERATOR_KEYS {
                 if table.contains_key(*key) {
-                    return Err(loc.error(&format!("data.{key}"), "is a parameter of the built-in generator, not of a data file"));
+                    return Err(loc.error(
+                        &format!("data.{key}"),
+                        "is a parameter of the built-in generator, not of a data file",
+                    ));
                 }
             }
             let Some(path) = &config.path else {
-                return Err(loc.error("data.path", "source = \"file\" needs path = \"data.csv\" or \"data.parquet\""));
+                return Err(loc.error(
+                    "data.path",
+                    "source = \"file\" needs path = \"data.csv\" or \"data.parquet\"",
+                ));
             };
             let Some(target) = &config.target else {
-                return Err(loc.error("data.target", "a data file needs target = \"<column name>\""));
+                return Err(loc.error(
+                    "data.target",
+                    "a data file needs target = \"<column name>\"",
+                ));
             };
-            let ext = Path::new(path).extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            let ext = Path::new(path)
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("")
+                .to_ascii_lowercase();
             if ext != "csv" && ext != "parquet" {
-                return Err(loc.error("data.path", format!("\"{path}\" is not accepted: the file must end in .csv or .parquet")));
+                return Err(loc.error(
+                    "data.path",
+                    format!("\"{path}\" is not accepted: the file must end in .csv or .parquet"),
+                ));
             }
             if let Some(features) = &config.features {
                 if features.is_empty() {
-                    return Err(loc.error("data.features", "empty list: name at least one column, or leave it out"));
+                    return Err(loc.error(
+                        "data.features",
+                        "empty list: name at least one column, or leave it out",
+                    ));
                 }
                 let mut seen = std::collections::BTreeSet::new();
                 for f in features {
                     if !seen.insert(f) {
-                        return Err(loc.error("data.features", format!("column \"{f}\" is listed twice")));
+                        return Err(
+                            loc.error("data.features", format!("column \"{f}\" is listed twice"))
+                        );
                     }
                     if f == target {
-                        return Err(loc.error("data.features", format!("column \"{f}\" is the target")));
+                        return Err(
+                            loc.error("data.features", format!("column \"{f}\" is the target"))
+                        );
                     }
                 }
             }
-            let resolved = if path_from_flag { PathBuf::from(path) } else { base_dir.join(path) };
-            DataSource::File { path: resolved, target: target.clone(), features: config.features.clone() }
+            let resolved = if path_from_flag {
+                PathBuf::from(path)
+            } else {
+                base_dir.join(path)
+            };
+            DataSource::File {
+                path: resolved,
+                target: target.clone(),
+                features: config.features.clone(),
+            }
         }
         other => {
             return Err(loc.error(
                 "data.source",
-                format!("\"{other}\" is not accepted: use \"lagged-levels\" (built-in) or \"file\""),
+                format!(
+                    "\"{other}\" is not accepted: use \"lagged-levels\" (built-in) or \"file\""
+                ),
             ))
         }
     };
-    Ok(DataSpec { config: config.clone(), source })
+    Ok(DataSpec {
+        config: config.clone(),
+        source,
+    })
 }
 
 /// What identifies the data for run ids: generator parameters, or the file's content hash.
@@ -844,10 +1106,18 @@ fn data_identity(data: &DataSpec) -> Result<String> {
 
 /// Hex SHA-256 of bytes.
 pub fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
-fn run_id(settings: &TrainSettings, data_seed: Option<u64>, sweep_seed: u64, data_identity: &str) -> String {
+fn run_id(
+    settings: &TrainSettings,
+    data_seed: Option<u64>,
+    sweep_seed: u64,
+    data_identity: &str,
+) -> String {
     let text = format!(
         "sweep_seed={sweep_seed}\ndata={data_identity}\ndata_seed={data_seed:?}\n{}",
         settings.canonical()
@@ -867,14 +1137,34 @@ fn expand(
 ) -> Vec<RunSpec> {
     let mut runs = Vec::new();
     if scenarios.is_empty() {
-        expand_one(base, axes, excludes, sweep_seed, data, data_identity, None, &mut runs);
+        expand_one(
+            base,
+            axes,
+            excludes,
+            sweep_seed,
+            data,
+            data_identity,
+            None,
+            &mut runs,
+        );
     }
     for (i, scenario) in scenarios.iter().enumerate() {
         let mut table = Table::try_from(base).expect("settings serialize");
         table.extend(scenario.set.clone());
-        let settings: TrainSettings = Value::Table(table).try_into().expect("validated scenario settings");
+        let settings: TrainSettings = Value::Table(table)
+            .try_into()
+            .expect("validated scenario settings");
         let identity = format!("{data_identity}\nscenario={}", scenario.name);
-        expand_one(&settings, axes, excludes, sweep_seed, data, &identity, Some(i), &mut runs);
+        expand_one(
+            &settings,
+            axes,
+            excludes,
+            sweep_seed,
+            data,
+            &identity,
+            Some(i),
+            &mut runs,
+        );
     }
     runs
 }
@@ -891,15 +1181,20 @@ fn expand_one(
     runs: &mut Vec<RunSpec>,
 ) {
     let base_table = Table::try_from(base).expect("settings serialize");
-    let default_data_seed = matches!(data.source, DataSource::LaggedLevels).then_some(data.config.seed);
+    let default_data_seed =
+        matches!(data.source, DataSource::LaggedLevels).then_some(data.config.seed);
     let total: usize = axes.iter().map(|a| a.values.len()).product();
     let mut choice = vec![0usize; axes.len()];
     for _ in 0..total {
-        let picked: Vec<(&str, &Value)> =
-            axes.iter().zip(&choice).map(|(a, &i)| (a.key.as_str(), &a.values[i])).collect();
-        let excluded = excludes
+        let picked: Vec<(&str, &Value)> = axes
             .iter()
-            .any(|rule| rule.iter().all(|(k, v)| picked.iter().any(|(pk, pv)| pk == k && *pv == v)));
+            .zip(&choice)
+            .map(|(a, &i)| (a.key.as_str(), &a.values[i]))
+            .collect();
+        let excluded = excludes.iter().any(|rule| {
+            rule.iter()
+                .all(|(k, v)| picked.iter().any(|(pk, pv)| pk == k && *pv == v))
+        });
         if !excluded {
             let mut table = base_table.clone();
             let mut data_seed = default_data_seed;
@@ -910,9 +1205,17 @@ fn expand_one(
                     table.insert(key.to_string(), (*value).clone());
                 }
             }
-            let settings: TrainSettings = Value::Table(table).try_into().expect("canonical grid values");
+            let settings: TrainSettings = Value::Table(table)
+                .try_into()
+                .expect("canonical grid values");
             let id = run_id(&settings, data_seed, sweep_seed, data_identity);
-            runs.push(RunSpec { index: runs.len(), id, settings, data_seed, scenario });
+            runs.push(RunSpec {
+                index: runs.len(),
+                id,
+                settings,
+                data_seed,
+                scenario,
+            });
         }
         // Advance the mixed-radix counter, last axis fastest.
         for pos in (0..axes.len()).rev() {
@@ -938,14 +1241,23 @@ fn resolved_text(
     root.insert("name".into(), Value::String(name.into()));
     root.insert("seed".into(), Value::Integer(seed as i64));
     root.insert("max_runs".into(), Value::Integer(max_runs as i64));
-    root.insert("data".into(), Value::Table(Table::try_from(data).expect("data serializes")));
-    root.insert("train".into(), Value::Table(Table::try_from(base).expect("settings serialize")));
+    root.insert(
+        "data".into(),
+        Value::Table(Table::try_from(data).expect("data serializes")),
+    );
+    root.insert(
+        "train".into(),
+        Value::Table(Table::try_from(base).expect("settings serialize")),
+    );
     let mut grid = Table::new();
     for axis in axes {
         grid.insert(axis.key.clone(), Value::Array(axis.values.clone()));
     }
     if !excludes.is_empty() {
-        let rules = excludes.iter().map(|r| Value::Table(r.iter().cloned().collect())).collect();
+        let rules = excludes
+            .iter()
+            .map(|r| Value::Table(r.iter().cloned().collect()))
+            .collect();
         grid.insert("exclude".into(), Value::Array(rules));
     }
     root.insert("grid".into(), Value::Table(grid));
@@ -961,10 +1273,17 @@ pub fn display_value(v: &Value) -> String {
 }
 
 fn parse_ablation(table: &Table, axes: &[Axis], loc: &Locator) -> Result<Option<Ablation>> {
-    let Some(section) = section(table, "ablation", loc)? else { return Ok(None) };
+    let Some(section) = section(table, "ablation", loc)? else {
+        return Ok(None);
+    };
     for key in section.keys() {
         if !ABLATION_KEYS.contains(&key.as_str()) {
-            return Err(unknown_key(loc, &format!("ablation.{key}"), key, ABLATION_KEYS));
+            return Err(unknown_key(
+                loc,
+                &format!("ablation.{key}"),
+                key,
+                ABLATION_KEYS,
+            ));
         }
     }
     let fraction = |key: &str, default: f64| -> Result<f64> {
@@ -972,7 +1291,10 @@ fn parse_ablation(table: &Table, axes: &[Axis], loc: &Locator) -> Result<Option<
             None => Ok(default),
             Some(v) => match v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
                 Some(f) if (0.0..=1.0).contains(&f) => Ok(f),
-                _ => Err(loc.error(&format!("ablation.{key}"), format!("{v} is not accepted: must be a number in [0, 1]"))),
+                _ => Err(loc.error(
+                    &format!("ablation.{key}"),
+                    format!("{v} is not accepted: must be a number in [0, 1]"),
+                )),
             },
         }
     };
@@ -981,11 +1303,16 @@ fn parse_ablation(table: &Table, axes: &[Axis], loc: &Locator) -> Result<Option<
     if converge_low >= converge_high {
         return Err(loc.error(
             "ablation.converge_low",
-            format!("{converge_low} is not accepted: must be below converge_high = {converge_high}"),
+            format!(
+                "{converge_low} is not accepted: must be below converge_high = {converge_high}"
+            ),
         ));
     }
     let Some(Value::Table(factor_table)) = section.get("factors") else {
-        return Err(loc.error("ablation.factors", "expected a table such as factors = { whiten = \"zca\", clip = true }"));
+        return Err(loc.error(
+            "ablation.factors",
+            "expected a table such as factors = { whiten = \"zca\", clip = true }",
+        ));
     };
     if factor_table.is_empty() {
         return Err(loc.error("ablation.factors", "name at least one factor"));
@@ -994,33 +1321,56 @@ fn parse_ablation(table: &Table, axes: &[Axis], loc: &Locator) -> Result<Option<
     for (key, on) in factor_table {
         let at = "ablation.factors";
         let Some(axis) = axes.iter().find(|a| &a.key == key) else {
-            return Err(loc.error(at, format!("factor `{key}` is not a grid axis: list its off and on values in [grid]")));
+            return Err(loc.error(
+                at,
+                format!("factor `{key}` is not a grid axis: list its off and on values in [grid]"),
+            ));
         };
         if axis.values.len() != 2 {
             return Err(loc.error(
                 at,
-                format!("factor `{key}` needs exactly two grid values (off and on), grid.{key} has {}", axis.values.len()),
+                format!(
+                    "factor `{key}` needs exactly two grid values (off and on), grid.{key} has {}",
+                    axis.values.len()
+                ),
             ));
         }
         let on = canonical_axis_value(key, on).map_err(|m| loc.error(at, format!("{key}: {m}")))?;
-        let Some(off) = axis.values.iter().find(|v| **v != on).cloned() else { unreachable!("two distinct values") };
+        let Some(off) = axis.values.iter().find(|v| **v != on).cloned() else {
+            unreachable!("two distinct values")
+        };
         if !axis.values.contains(&on) {
-            return Err(loc.error(at, format!("{key} = {on} is not one of the values of grid.{key}")));
+            return Err(loc.error(
+                at,
+                format!("{key} = {on} is not one of the values of grid.{key}"),
+            ));
         }
-        factors.push(Factor { key: key.clone(), on, off });
+        factors.push(Factor {
+            key: key.clone(),
+            on,
+            off,
+        });
     }
-    Ok(Some(Ablation { factors, converge_high, converge_low }))
+    Ok(Some(Ablation {
+        factors,
+        converge_high,
+        converge_low,
+    }))
 }
 
 fn parse_scenarios(table: &Table, axes: &[Axis], loc: &Locator) -> Result<Vec<Scenario>> {
-    let Some(value) = table.get("scenario") else { return Ok(Vec::new()) };
+    let Some(value) = table.get("scenario") else {
+        return Ok(Vec::new());
+    };
     let Value::Array(items) = value else {
         return Err(loc.error("scenario", "expected [[scenario]] tables"));
     };
     let mut scenarios: Vec<Scenario> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let at = format!("scenario.{i}");
-        let Value::Table(t) = item else { return Err(loc.error(&at, "expected a table")) };
+        let Value::Table(t) = item else {
+            return Err(loc.error(&at, "expected a table"));
+        };
         for key in t.keys() {
             if !SCENARIO_KEYS.contains(&key.as_str()) {
                 return Err(unknown_key(loc, &at, key, SCENARIO_KEYS));
@@ -1030,19 +1380,32 @@ fn parse_scenarios(table: &Table, axes: &[Axis], loc: &Locator) -> Result<Vec<Sc
             loc.error(&at, format!("invalid scenario: {}", e.message().trim()))
         })?;
         if !valid_name(&scenario.name) {
-            return Err(loc.error(&at, format!("name \"{}\" is not accepted: letters, digits, '-', '_', '.'", scenario.name)));
+            return Err(loc.error(
+                &at,
+                format!(
+                    "name \"{}\" is not accepted: letters, digits, '-', '_', '.'",
+                    scenario.name
+                ),
+            ));
         }
         if scenarios.iter().any(|s| s.name == scenario.name) {
-            return Err(loc.error(&at, format!("scenario name \"{}\" is used twice", scenario.name)));
+            return Err(loc.error(
+                &at,
+                format!("scenario name \"{}\" is used twice", scenario.name),
+            ));
         }
         for (key, value) in &scenario.set {
             if !TRAIN_KEYS.contains(&key.as_str()) {
                 return Err(unknown_key(loc, &at, key, TRAIN_KEYS));
             }
             if axes.iter().any(|a| &a.key == key) {
-                return Err(loc.error(&at, format!("set.{key} is also a grid axis; a scenario may only set fixed keys")));
+                return Err(loc.error(
+                    &at,
+                    format!("set.{key} is also a grid axis; a scenario may only set fixed keys"),
+                ));
             }
-            canonical_train_value(key, value).map_err(|m| loc.error(&at, format!("set.{key}: {m}")))?;
+            canonical_train_value(key, value)
+                .map_err(|m| loc.error(&at, format!("set.{key}: {m}")))?;
         }
         if !scenario.reported.is_finite() {
             return Err(loc.error(&at, "reported must be a finite number"));
@@ -1056,13 +1419,24 @@ fn extra_sections_text(ablation: Option<&Ablation>, scenarios: &[Scenario]) -> S
     let mut root = Table::new();
     if let Some(a) = ablation {
         let mut t = Table::new();
-        t.insert("factors".into(), Value::Table(a.factors.iter().map(|f| (f.key.clone(), f.on.clone())).collect()));
+        t.insert(
+            "factors".into(),
+            Value::Table(
+                a.factors
+                    .iter()
+                    .map(|f| (f.key.clone(), f.on.clone()))
+                    .collect(),
+            ),
+        );
         t.insert("converge_high".into(), Value::Float(a.converge_high));
         t.insert("converge_low".into(), Value::Float(a.converge_low));
         root.insert("ablation".into(), Value::Table(t));
     }
     if !scenarios.is_empty() {
-        let items = scenarios.iter().map(|s| Value::Table(Table::try_from(s).expect("scenario serializes"))).collect();
+        let items = scenarios
+            .iter()
+            .map(|s| Value::Table(Table::try_from(s).expect("scenario serializes")))
+            .collect();
         root.insert("scenario".into(), Value::Array(items));
     }
     if root.is_empty() {

@@ -37,10 +37,14 @@ impl Dataset {
 /// Loads or generates the data set of a spec (`data_seed` applies to the generator only).
 pub fn load(spec: &DataSpec, data_seed: Option<u64>) -> Result<Dataset> {
     match &spec.source {
-        DataSource::LaggedLevels => lagged_levels(&spec.config, data_seed.unwrap_or(spec.config.seed)),
-        DataSource::File { path, target, features } => {
-            read_file(path, target, features.as_deref(), spec.config.standardize)
+        DataSource::LaggedLevels => {
+            lagged_levels(&spec.config, data_seed.unwrap_or(spec.config.seed))
         }
+        DataSource::File {
+            path,
+            target,
+            features,
+        } => read_file(path, target, features.as_deref(), spec.config.standardize),
     }
 }
 
@@ -53,7 +57,8 @@ pub fn lagged_levels(c: &DataConfig, seed: u64) -> Result<Dataset> {
     let d = c.n_features as usize;
     let lags = c.signal_lags as usize;
     let mut rng = rng::stream(0, seed, "data/lagged-levels");
-    let shock = StudentT::new(c.nu).map_err(|e| Error::Config(format!("data.nu = {}: {e}", c.nu)))?;
+    let shock =
+        StudentT::new(c.nu).map_err(|e| Error::Config(format!("data.nu = {}: {e}", c.nu)))?;
 
     let mut r_prev = 0.0;
     for _ in 0..c.burn_in {
@@ -86,7 +91,9 @@ pub fn lagged_levels(c: &DataConfig, seed: u64) -> Result<Dataset> {
     let signal_sd = std_dev(&signal);
     let mut y: Vec<f64> = signal
         .iter()
-        .map(|s| c.r2.sqrt() * s / signal_sd + (1.0 - c.r2).sqrt() * noise_scale * shock.sample(&mut rng))
+        .map(|s| {
+            c.r2.sqrt() * s / signal_sd + (1.0 - c.r2).sqrt() * noise_scale * shock.sample(&mut rng)
+        })
         .collect();
 
     if c.standardize {
@@ -96,7 +103,14 @@ pub fn lagged_levels(c: &DataConfig, seed: u64) -> Result<Dataset> {
     let fit = linalg::ols(&x, &y, n, d, true)?;
     let factor = (c.ols_mse / fit.mse).sqrt();
     y.iter_mut().for_each(|v| *v *= factor);
-    Ok(Dataset { n, d, x: x.into(), y: y.into(), feature_names: names(d), target_name: "y".into() })
+    Ok(Dataset {
+        n,
+        d,
+        x: x.into(),
+        y: y.into(),
+        feature_names: names(d),
+        target_name: "y".into(),
+    })
 }
 
 fn names(d: usize) -> Vec<String> {
@@ -139,13 +153,24 @@ fn constant_column(name: &str) -> Error {
 }
 
 /// Reads a CSV (with a header row) or Parquet file into a data set.
-pub fn read_file(path: &Path, target: &str, features: Option<&[String]>, standardize_features: bool) -> Result<Dataset> {
+pub fn read_file(
+    path: &Path,
+    target: &str,
+    features: Option<&[String]>,
+    standardize_features: bool,
+) -> Result<Dataset> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| Error::Data(format!("data file {shown}: cannot open it ({e})")))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::Data(format!("data file {shown}: cannot open it ({e})")))?;
     if meta.len() == 0 {
-        return Err(Error::Data(format!("data file {shown} is empty: it needs a header row and data rows")));
+        return Err(Error::Data(format!(
+            "data file {shown} is empty: it needs a header row and data rows"
+        )));
     }
-    let is_csv = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let is_csv = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let frame = if is_csv {
         CsvReadOptions::default()
             .with_has_header(true)
@@ -154,11 +179,21 @@ pub fn read_file(path: &Path, target: &str, features: Option<&[String]>, standar
             .and_then(|r| r.finish())
     } else {
         std::fs::File::open(path)
-            .map_err(|e| PolarsError::IO { error: Arc::new(e), msg: None })
+            .map_err(|e| PolarsError::IO {
+                error: Arc::new(e),
+                msg: None,
+            })
             .and_then(|f| ParquetReader::new(f).finish())
     }
     .map_err(|e| Error::Data(format!("data file {shown} cannot be read: {e}")))?;
-    from_frame(&frame, &shown.to_string(), is_csv, target, features, standardize_features)
+    from_frame(
+        &frame,
+        &shown.to_string(),
+        is_csv,
+        target,
+        features,
+        standardize_features,
+    )
 }
 
 fn from_frame(
@@ -169,9 +204,15 @@ fn from_frame(
     features: Option<&[String]>,
     standardize_features: bool,
 ) -> Result<Dataset> {
-    let columns: Vec<String> = frame.get_column_names().iter().map(|s| s.to_string()).collect();
+    let columns: Vec<String> = frame
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     if frame.height() == 0 {
-        return Err(Error::Data(format!("data file {shown} has a header but no data rows")));
+        return Err(Error::Data(format!(
+            "data file {shown} has a header but no data rows"
+        )));
     }
     let missing = |name: &str, key: &str| {
         Error::Data(format!(
@@ -214,11 +255,20 @@ fn from_frame(
         }
     };
     let numeric = |name: &str| -> Result<Vec<f64>> {
-        let column = frame.column(name).map_err(|e| Error::table(format!("column {name}"), e))?;
+        let column = frame
+            .column(name)
+            .map_err(|e| Error::table(format!("column {name}"), e))?;
         if !column.dtype().is_primitive_numeric() {
-            let texts = column.cast(&DataType::String).map_err(|e| Error::table(format!("column {name}"), e))?;
-            let texts = texts.str().map_err(|e| Error::table(format!("column {name}"), e))?;
-            let bad = texts.iter().enumerate().find(|(_, v)| v.is_some_and(|s| s.trim().parse::<f64>().is_err()));
+            let texts = column
+                .cast(&DataType::String)
+                .map_err(|e| Error::table(format!("column {name}"), e))?;
+            let texts = texts
+                .str()
+                .map_err(|e| Error::table(format!("column {name}"), e))?;
+            let bad = texts
+                .iter()
+                .enumerate()
+                .find(|(_, v)| v.is_some_and(|s| s.trim().parse::<f64>().is_err()));
             let detail = match bad {
                 Some((i, Some(v))) => format!(": {} holds \"{v}\"", row_label(i)),
                 _ => String::new(),
@@ -228,8 +278,12 @@ fn from_frame(
                 column.dtype()
             )));
         }
-        let values = column.cast(&DataType::Float64).map_err(|e| Error::table(format!("column {name}"), e))?;
-        let values = values.f64().map_err(|e| Error::table(format!("column {name}"), e))?;
+        let values = column
+            .cast(&DataType::Float64)
+            .map_err(|e| Error::table(format!("column {name}"), e))?;
+        let values = values
+            .f64()
+            .map_err(|e| Error::table(format!("column {name}"), e))?;
         let mut out = Vec::with_capacity(n);
         for (i, v) in values.iter().enumerate() {
             match v {
@@ -272,5 +326,12 @@ fn from_frame(
             }
         }
     }
-    Ok(Dataset { n, d, x: x.into(), y: y.into(), feature_names, target_name: target.to_string() })
+    Ok(Dataset {
+        n,
+        d,
+        x: x.into(),
+        y: y.into(),
+        feature_names,
+        target_name: target.to_string(),
+    })
 }

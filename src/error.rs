@@ -48,11 +48,17 @@ impl Error {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     pub fn table(context: impl Into<String>, source: polars::error::PolarsError) -> Self {
-        Error::Table { context: context.into(), source }
+        Error::Table {
+            context: context.into(),
+            source,
+        }
     }
 }
 

@@ -55,7 +55,11 @@ impl Spectrum {
         let scale = 1.0 / (n as f64);
         let eigenvalues: Vec<f64> = s.iter().map(|s| s * s * scale).collect();
         let rank = numerical_rank(&s, n, d);
-        Ok(Spectrum { eigenvalues, eigenvectors: v, rank })
+        Ok(Spectrum {
+            eigenvalues,
+            eigenvectors: v,
+            rank,
+        })
     }
 
     /// Ratio of the largest to the smallest singular value of the centred design
@@ -78,7 +82,9 @@ fn numerical_rank(s: &[f64], n: usize, d: usize) -> usize {
 
 /// Thin SVD: singular values (descending), U (`n x d`), V (`d x d`).
 fn thin_svd(a: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>, Mat<f64>)> {
-    let svd = a.thin_svd().map_err(|e| Error::Numerical(format!("singular value decomposition failed: {e:?}")))?;
+    let svd = a
+        .thin_svd()
+        .map_err(|e| Error::Numerical(format!("singular value decomposition failed: {e:?}")))?;
     let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
     // faer returns singular values in non-increasing order; keep that as a checked assumption.
     debug_assert!(s.windows(2).all(|w| w[0] >= w[1]));
@@ -111,8 +117,16 @@ pub fn ols(x: &[f64], y: &[f64], n: usize, d: usize, intercept: bool) -> Result<
             if intercept { " and an intercept" } else { "" }
         )));
     }
-    let means = if intercept { column_means(x, n, d) } else { vec![0.0; d] };
-    let y_mean = if intercept { y.iter().sum::<f64>() / n as f64 } else { 0.0 };
+    let means = if intercept {
+        column_means(x, n, d)
+    } else {
+        vec![0.0; d]
+    };
+    let y_mean = if intercept {
+        y.iter().sum::<f64>() / n as f64
+    } else {
+        0.0
+    };
     let xc = to_mat(x, n, d, &means);
     let yc = Col::from_fn(n, |i| y[i] - y_mean);
 
@@ -132,7 +146,7 @@ pub fn ols(x: &[f64], y: &[f64], n: usize, d: usize, intercept: bool) -> Result<
             let r = &yc - &xc * &w;
             let dw = qr.solve_lstsq(&r);
             let size = dw.norm_l2();
-            if !(size < last) {
+            if size.is_nan() || size >= last {
                 break;
             }
             w += &dw;
@@ -145,20 +159,32 @@ pub fn ols(x: &[f64], y: &[f64], n: usize, d: usize, intercept: bool) -> Result<
     } else {
         // Minimum-norm solution: V_r diag(1/s_r) U_r^T y.
         let mut w = Col::<f64>::zeros(d);
-        for k in 0..rank {
-            let coef = u.col(k).transpose() * &yc / s[k];
+        for (k, sk) in s.iter().enumerate().take(rank) {
+            let coef = u.col(k).transpose() * &yc / sk;
             w += v.col(k) * coef;
         }
         w
     };
     let coefficients: Vec<f64> = w.iter().copied().collect();
-    let b0 = intercept.then(|| y_mean - means.iter().zip(&coefficients).map(|(m, c)| m * c).sum::<f64>());
+    let b0 = intercept.then(|| {
+        y_mean
+            - means
+                .iter()
+                .zip(&coefficients)
+                .map(|(m, c)| m * c)
+                .sum::<f64>()
+    });
 
     let mut sse = 0.0;
     let mut sst = 0.0;
     for i in 0..n {
         let row = &x[i * d..(i + 1) * d];
-        let pred = b0.unwrap_or(0.0) + row.iter().zip(&coefficients).map(|(a, b)| a * b).sum::<f64>();
+        let pred = b0.unwrap_or(0.0)
+            + row
+                .iter()
+                .zip(&coefficients)
+                .map(|(a, b)| a * b)
+                .sum::<f64>();
         sse += (y[i] - pred).powi(2);
         sst += (y[i] - y_mean).powi(2);
     }
@@ -190,7 +216,11 @@ pub fn whitening(spectrum: &Spectrum, zca: bool, eps: f64) -> Result<(Mat<f64>, 
         )));
     }
     let u = &spectrum.eigenvectors;
-    let scale: Vec<f64> = spectrum.eigenvalues.iter().map(|l| 1.0 / (l.max(0.0) + eps).sqrt()).collect();
+    let scale: Vec<f64> = spectrum
+        .eigenvalues
+        .iter()
+        .map(|l| 1.0 / (l.max(0.0) + eps).sqrt())
+        .collect();
     // D U^T and its inverse U D^{-1}.
     let pca = Mat::from_fn(d, d, |k, j| scale[k] * u[(j, k)]);
     let pca_inv = Mat::from_fn(d, d, |j, k| u[(j, k)] / scale[k]);

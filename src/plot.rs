@@ -12,6 +12,9 @@ use plotters::style::FontStyle;
 
 use crate::error::{Error, Result};
 
+/// The points plotted in one panel, per series.
+pub type Plotted = Vec<Vec<(f64, f64)>>;
+
 /// One line of a panel: its legend label and its points `(epoch, value)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
@@ -33,7 +36,14 @@ pub struct RunCurves {
 }
 
 /// The diagnostics panels, in drawing order: (column name, values of a run).
-pub const DIAGNOSTICS: [&str; 6] = ["weight_norm", "prediction", "loss", "gradient_norm", "update_ratio", "train_r2"];
+pub const DIAGNOSTICS: [&str; 6] = [
+    "weight_norm",
+    "prediction",
+    "loss",
+    "gradient_norm",
+    "update_ratio",
+    "train_r2",
+];
 
 impl RunCurves {
     pub fn column(&self, name: &str) -> &[f64] {
@@ -80,7 +90,11 @@ fn ensure_font() -> Result<()> {
 /// How a panel's values are drawn: as they are, or as log10 when positive and spanning decades.
 pub fn use_log(values: impl Iterator<Item = f64> + Clone) -> bool {
     let finite = values.filter(|v| v.is_finite());
-    let (min, max) = finite.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (min, max) = finite
+        .clone()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
     finite.clone().all(|v| v > 0.0) && min.is_finite() && max / min > 100.0
 }
 
@@ -93,7 +107,7 @@ fn panel<DB: DrawingBackend>(
     reference: Option<(f64, &str)>,
     y_clip: Option<(f64, f64)>,
     legend: bool,
-) -> Result<Vec<Vec<(f64, f64)>>> {
+) -> Result<Plotted> {
     let log = use_log(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
     let transform = |v: f64| {
         let v = if log { v.log10() } else { v };
@@ -102,23 +116,44 @@ fn panel<DB: DrawingBackend>(
             None => v,
         }
     };
-    let plotted: Vec<Vec<(f64, f64)>> = series
+    let plotted: Plotted = series
         .iter()
-        .map(|s| s.points.iter().filter(|p| p.1.is_finite()).map(|&(x, y)| (x, transform(y))).collect())
+        .map(|s| {
+            s.points
+                .iter()
+                .filter(|p| p.1.is_finite())
+                .map(|&(x, y)| (x, transform(y)))
+                .collect()
+        })
         .collect();
     let xs = plotted.iter().flatten().map(|p| p.0);
-    let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    let ys = plotted.iter().flatten().map(|p| p.1).chain(reference.map(|r| transform(r.0)));
-    let (mut y0, mut y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    let ys = plotted
+        .iter()
+        .flatten()
+        .map(|p| p.1)
+        .chain(reference.map(|r| transform(r.0)));
+    let (mut y0, mut y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
     if !x0.is_finite() {
         return Ok(plotted);
     }
     if y1 - y0 < 1e-12 * y1.abs().max(1e-300) {
-        (y0, y1) = (y0 - 0.5 * y0.abs().max(1e-12), y1 + 0.5 * y1.abs().max(1e-12));
+        (y0, y1) = (
+            y0 - 0.5 * y0.abs().max(1e-12),
+            y1 + 0.5 * y1.abs().max(1e-12),
+        );
     }
     let pad = 0.05 * (y1 - y0);
     let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
-    let y_desc = if log { format!("log10 {y_name}") } else { y_name.to_string() };
+    let y_desc = if log {
+        format!("log10 {y_name}")
+    } else {
+        y_name.to_string()
+    };
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 15))
         .margin(12)
@@ -133,7 +168,9 @@ fn panel<DB: DrawingBackend>(
         .x_labels(6)
         .y_labels(6)
         .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| crate::table::number(if v.abs() < 1e-9 * (y1 - y0) { 0.0 } else { *v }))
+        .y_label_formatter(&|v| {
+            crate::table::number(if v.abs() < 1e-9 * (y1 - y0) { 0.0 } else { *v })
+        })
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 15))
         .draw()
@@ -143,10 +180,15 @@ fn panel<DB: DrawingBackend>(
         // Thick strokes on dense zig-zags draw miter spikes in bitmaps: thin lines for long series.
         let width = if points.len() > 100 { 1 } else { 2 };
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(width)))
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(width),
+            ))
             .map_err(plot_error)?
             .label(s.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
     }
     if let Some((value, label)) = reference {
         let y = transform(value);
@@ -181,7 +223,10 @@ fn both_formats<T>(
     let svg = stem.with_extension("svg");
     let png = stem.with_extension("png");
     let tmp = |p: &Path| {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         p.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
     };
     let (svg_tmp, png_tmp) = (tmp(&svg), tmp(&png));
@@ -199,7 +244,8 @@ fn both_formats<T>(
         root.present().map_err(plot_error)?;
     }
     for (from, to) in [(&svg_tmp, &svg), (&png_tmp, &png)] {
-        std::fs::rename(from, to).map_err(|e| Error::io(format!("renaming to {}", to.display()), e))?;
+        std::fs::rename(from, to)
+            .map_err(|e| Error::io(format!("renaming to {}", to.display()), e))?;
     }
     Ok((vec![svg, png], result))
 }
@@ -208,17 +254,35 @@ fn diagnostics_draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
     runs: &[RunCurves],
-) -> Result<Vec<Vec<Vec<(f64, f64)>>>> {
+) -> Result<Vec<Plotted>> {
     let (head, body) = root.split_vertically(44);
-    head.draw_text(title, &("sans-serif", 22).into_text_style(&head), (16, 12)).map_err(plot_error)?;
+    head.draw_text(title, &("sans-serif", 22).into_text_style(&head), (16, 12))
+        .map_err(plot_error)?;
     let mut plotted = Vec::new();
-    for (i, (area, name)) in body.split_evenly((2, 3)).iter().zip(DIAGNOSTICS).enumerate() {
+    for (i, (area, name)) in body
+        .split_evenly((2, 3))
+        .iter()
+        .zip(DIAGNOSTICS)
+        .enumerate()
+    {
         let series: Vec<Series> = runs
             .iter()
-            .map(|r| Series { label: r.label.clone(), points: r.epoch.iter().copied().zip(r.column(name).iter().copied()).collect() })
+            .map(|r| Series {
+                label: r.label.clone(),
+                points: r
+                    .epoch
+                    .iter()
+                    .copied()
+                    .zip(r.column(name).iter().copied())
+                    .collect(),
+            })
             .collect();
         let clip = (name == "train_r2").then_some((-1.0, 1.0));
-        let y_name = if name == "train_r2" { "train R² (clipped to [-1, 1])" } else { name };
+        let y_name = if name == "train_r2" {
+            "train R² (clipped to [-1, 1])"
+        } else {
+            name
+        };
         plotted.push(panel(area, name, y_name, &series, None, clip, i == 0)?);
     }
     Ok(plotted)
@@ -226,8 +290,17 @@ fn diagnostics_draw<DB: DrawingBackend>(
 
 /// The five diagnostics (and train R²) for one or more runs of a cell: one line per run.
 /// Returns the files written and, per panel and run, the points plotted.
-pub fn diagnostics(stem: &Path, title: &str, runs: &[RunCurves]) -> Result<(Vec<PathBuf>, Vec<Vec<Vec<(f64, f64)>>>)> {
-    both_formats(stem, (1500, 900), |r| diagnostics_draw(r, title, runs), |r| diagnostics_draw(r, title, runs))
+pub fn diagnostics(
+    stem: &Path,
+    title: &str,
+    runs: &[RunCurves],
+) -> Result<(Vec<PathBuf>, Vec<Plotted>)> {
+    both_formats(
+        stem,
+        (1500, 900),
+        |r| diagnostics_draw(r, title, runs),
+        |r| diagnostics_draw(r, title, runs),
+    )
 }
 
 /// One panel of the R² grid: a cell's label and its runs.
@@ -244,26 +317,58 @@ fn r2_grid_draw<DB: DrawingBackend>(
     columns: usize,
 ) -> Result<()> {
     let (head, body) = root.split_vertically(44);
-    head.draw_text(title, &("sans-serif", 22).into_text_style(&head), (16, 12)).map_err(plot_error)?;
+    head.draw_text(title, &("sans-serif", 22).into_text_style(&head), (16, 12))
+        .map_err(plot_error)?;
     let rows = cells.len().div_ceil(columns);
-    for (i, (area, cell)) in body.split_evenly((rows, columns)).iter().zip(cells).enumerate() {
+    for (i, (area, cell)) in body
+        .split_evenly((rows, columns))
+        .iter()
+        .zip(cells)
+        .enumerate()
+    {
         let series: Vec<Series> = cell
             .runs
             .iter()
-            .map(|r| Series { label: r.label.clone(), points: r.epoch.iter().copied().zip(r.train_r2.iter().copied()).collect() })
+            .map(|r| Series {
+                label: r.label.clone(),
+                points: r
+                    .epoch
+                    .iter()
+                    .copied()
+                    .zip(r.train_r2.iter().copied())
+                    .collect(),
+            })
             .collect();
         let reference = Some((cell.ols_r2, "OLS R²"));
-        panel(area, &cell.label, "train R² (clipped to [-1, 1])", &series, reference, Some((-1.0, 1.0)), i == 0)?;
+        panel(
+            area,
+            &cell.label,
+            "train R² (clipped to [-1, 1])",
+            &series,
+            reference,
+            Some((-1.0, 1.0)),
+            i == 0,
+        )?;
     }
     Ok(())
 }
 
 /// Train R² against epoch for every cell, one panel per cell, the OLS R² as a black line.
 pub fn r2_grid(stem: &Path, title: &str, cells: &[CellCurves]) -> Result<Vec<PathBuf>> {
-    let columns = if cells.len() <= 4 { cells.len().max(1) } else if cells.len() <= 9 { 3 } else { 4 };
+    let columns = if cells.len() <= 4 {
+        cells.len().max(1)
+    } else if cells.len() <= 9 {
+        3
+    } else {
+        4
+    };
     let rows = cells.len().div_ceil(columns).max(1) as u32;
     let size = (600 * columns as u32, 44 + 360 * rows);
-    let (files, ()) =
-        both_formats(stem, size, |r| r2_grid_draw(r, title, cells, columns), |r| r2_grid_draw(r, title, cells, columns))?;
+    let (files, ()) = both_formats(
+        stem,
+        size,
+        |r| r2_grid_draw(r, title, cells, columns),
+        |r| r2_grid_draw(r, title, cells, columns),
+    )?;
     Ok(files)
 }

@@ -32,7 +32,11 @@ impl Reference {
         let fit = linalg::ols(&data.x, &data.y, data.n, data.d, true)?;
         let spectrum = Spectrum::of(&data.x, data.n, data.d)?;
         let weight_norm = norm(&fit.coefficients);
-        Ok(Reference { fit, spectrum, weight_norm })
+        Ok(Reference {
+            fit,
+            spectrum,
+            weight_norm,
+        })
     }
 }
 
@@ -57,7 +61,11 @@ impl PrepKey {
         PrepKey {
             data_seed: run.data_seed,
             whiten: s.whiten,
-            whiten_eps_bits: if s.whiten == Whiten::None { 0 } else { s.whiten_eps.to_bits() },
+            whiten_eps_bits: if s.whiten == Whiten::None {
+                0
+            } else {
+                s.whiten_eps.to_bits()
+            },
             normalize_target: s.normalize_target,
         }
     }
@@ -92,7 +100,13 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    pub fn new(data: Arc<Dataset>, reference: Arc<Reference>, whiten: Whiten, eps: f64, normalize: bool) -> Result<Prepared> {
+    pub fn new(
+        data: Arc<Dataset>,
+        reference: Arc<Reference>,
+        whiten: Whiten,
+        eps: f64,
+        normalize: bool,
+    ) -> Result<Prepared> {
         let (n, d) = (data.n, data.d);
         let mean = data.y.iter().sum::<f64>() / n as f64;
         let sst: f64 = data.y.iter().map(|v| (v - mean).powi(2)).sum();
@@ -102,14 +116,22 @@ impl Prepared {
                 data.target_name
             )));
         }
-        let (y_mean, y_scale) = if normalize { (mean, (sst / n as f64).sqrt()) } else { (0.0, 1.0) };
-        let y: Arc<[f64]> =
-            if normalize { data.y.iter().map(|v| (v - y_mean) / y_scale).collect() } else { data.y.clone() };
+        let (y_mean, y_scale) = if normalize {
+            (mean, (sst / n as f64).sqrt())
+        } else {
+            (0.0, 1.0)
+        };
+        let y: Arc<[f64]> = if normalize {
+            data.y.iter().map(|v| (v - y_mean) / y_scale).collect()
+        } else {
+            data.y.clone()
+        };
 
         let (x, whitening, whitening_inverse) = match whiten {
             Whiten::None => (data.x.clone(), None, None),
             Whiten::Zca | Whiten::Pca => {
-                let (w, w_inv) = linalg::whitening(&reference.spectrum, whiten == Whiten::Zca, eps)?;
+                let (w, w_inv) =
+                    linalg::whitening(&reference.spectrum, whiten == Whiten::Zca, eps)?;
                 let xm = linalg::to_mat(&data.x, n, d, &vec![0.0; d]);
                 let xw = &xm * w.transpose();
                 let mut flat = Vec::with_capacity(n * d);
@@ -124,7 +146,9 @@ impl Prepared {
         let fit = &reference.fit;
         let mut ols_params: Vec<f64> = match &whitening_inverse {
             None => fit.coefficients.clone(),
-            Some(w_inv) => (0..d).map(|k| (0..d).map(|j| w_inv[(j, k)] * fit.coefficients[j]).sum()).collect(),
+            Some(w_inv) => (0..d)
+                .map(|k| (0..d).map(|j| w_inv[(j, k)] * fit.coefficients[j]).sum())
+                .collect(),
         };
         ols_params.iter_mut().for_each(|v| *v /= y_scale);
         ols_params.push((fit.intercept.unwrap_or(0.0) - y_mean) / y_scale);
@@ -133,10 +157,20 @@ impl Prepared {
         // PCA has the same eigenvalues on the coordinate axes.
         let spectrum = &reference.spectrum;
         let (train_eigenvalues, train_eigenvectors) = match whiten {
-            Whiten::None => (spectrum.eigenvalues.clone(), Some(spectrum.eigenvectors.clone())),
+            Whiten::None => (
+                spectrum.eigenvalues.clone(),
+                Some(spectrum.eigenvectors.clone()),
+            ),
             Whiten::Zca | Whiten::Pca => {
-                let ev = spectrum.eigenvalues.iter().map(|l| l.max(0.0) / (l.max(0.0) + eps)).collect();
-                (ev, (whiten == Whiten::Zca).then(|| spectrum.eigenvectors.clone()))
+                let ev = spectrum
+                    .eigenvalues
+                    .iter()
+                    .map(|l| l.max(0.0) / (l.max(0.0) + eps))
+                    .collect();
+                (
+                    ev,
+                    (whiten == Whiten::Zca).then(|| spectrum.eigenvectors.clone()),
+                )
             }
         };
         let train_x_mean = linalg::column_means(&x, n, d);
@@ -170,26 +204,34 @@ impl Prepared {
         let d = self.d();
         let mut out: Vec<f64> = match &self.whitening {
             None => w.to_vec(),
-            Some(wm) => (0..d).map(|j| (0..d).map(|k| wm[(k, j)] * w[k]).sum()).collect(),
+            Some(wm) => (0..d)
+                .map(|j| (0..d).map(|k| wm[(k, j)] * w[k]).sum())
+                .collect(),
         };
         out.iter_mut().for_each(|v| *v *= self.y_scale);
         out
     }
 }
 
+/// A data set and its reference, shared by every variant built on it.
+pub type Shared = (Arc<Dataset>, Arc<Reference>);
+
 /// Every data set, reference and preprocessing variant a list of runs needs, built once each.
 pub struct Prepare {
-    pub datasets: BTreeMap<Option<u64>, (Arc<Dataset>, Arc<Reference>)>,
+    pub datasets: BTreeMap<Option<u64>, Shared>,
     pub variants: BTreeMap<PrepKey, Arc<Prepared>>,
 }
 
 impl Prepare {
     /// Builds the variants for `runs`, loading each distinct data set with `load`.
-    pub fn build(runs: &[RunSpec], load: impl Fn(Option<u64>) -> Result<Dataset> + Sync) -> Result<Prepare> {
+    pub fn build(
+        runs: &[RunSpec],
+        load: impl Fn(Option<u64>) -> Result<Dataset> + Sync,
+    ) -> Result<Prepare> {
         let mut seeds: Vec<Option<u64>> = runs.iter().map(|r| r.data_seed).collect();
         seeds.sort();
         seeds.dedup();
-        let datasets: Vec<(Option<u64>, (Arc<Dataset>, Arc<Reference>))> = seeds
+        let datasets: Vec<(Option<u64>, Shared)> = seeds
             .par_iter()
             .map(|&seed| {
                 let data = load(seed)?;
@@ -199,18 +241,30 @@ impl Prepare {
             .collect::<Result<_>>()?;
         let datasets: BTreeMap<_, _> = datasets.into_iter().collect();
 
-        let mut keys: Vec<(PrepKey, f64)> = runs.iter().map(|r| (PrepKey::of(r), r.settings.whiten_eps)).collect();
-        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut keys: Vec<(PrepKey, f64)> = runs
+            .iter()
+            .map(|r| (PrepKey::of(r), r.settings.whiten_eps))
+            .collect();
+        keys.sort_by_key(|k| k.0);
         keys.dedup_by(|a, b| a.0 == b.0);
         let variants: Vec<(PrepKey, Arc<Prepared>)> = keys
             .par_iter()
             .map(|(key, eps)| {
                 let (data, reference) = &datasets[&key.data_seed];
-                let prepared = Prepared::new(data.clone(), reference.clone(), key.whiten, *eps, key.normalize_target)?;
+                let prepared = Prepared::new(
+                    data.clone(),
+                    reference.clone(),
+                    key.whiten,
+                    *eps,
+                    key.normalize_target,
+                )?;
                 Ok((*key, Arc::new(prepared)))
             })
             .collect::<Result<_>>()?;
-        Ok(Prepare { datasets, variants: variants.into_iter().collect() })
+        Ok(Prepare {
+            datasets,
+            variants: variants.into_iter().collect(),
+        })
     }
 
     pub fn for_run(&self, run: &RunSpec) -> &Arc<Prepared> {

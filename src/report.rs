@@ -33,14 +33,21 @@ fn require(dir: &Path, name: &str) -> Result<DataFrame> {
 }
 
 fn value_text(df: &DataFrame, column: &str, row: usize) -> String {
-    df.column(column).ok().and_then(|c| c.get(row).ok()).map(|v| table::cell(&v)).unwrap_or_default()
+    df.column(column)
+        .ok()
+        .and_then(|c| c.get(row).ok())
+        .map(|v| table::cell(&v))
+        .unwrap_or_default()
 }
 
 /// The settings columns of `summary.parquet` that take more than one value, plus `scenario`
 /// when present: what tells cells apart.
 fn varying_columns(summary: &DataFrame) -> Vec<String> {
     let mut keys = Vec::new();
-    if summary.column("scenario").is_ok_and(|c| c.null_count() < c.len()) {
+    if summary
+        .column("scenario")
+        .is_ok_and(|c| c.null_count() < c.len())
+    {
         keys.push("scenario".to_string());
     }
     for key in TRAIN_KEYS.iter().filter(|k| **k != "seed") {
@@ -54,24 +61,44 @@ fn varying_columns(summary: &DataFrame) -> Vec<String> {
 }
 
 fn row_key(df: &DataFrame, keys: &[String], row: usize) -> String {
-    keys.iter().map(|k| format!("{k}={}", value_text(df, k, row))).collect::<Vec<_>>().join(" ")
+    keys.iter()
+        .map(|k| format!("{k}={}", value_text(df, k, row)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Reads every run's curves from `epochs.parquet`, keyed by run id.
 pub fn read_curves(dir: &Path) -> Result<BTreeMap<String, RunCurves>> {
     let epochs = require(dir, "epochs.parquet")?;
-    let ids = epochs.column("run_id").and_then(|c| c.str().cloned()).map_err(|e| Error::table("epochs.run_id", e))?;
+    let ids = epochs
+        .column("run_id")
+        .and_then(|c| c.str().cloned())
+        .map_err(|e| Error::table("epochs.run_id", e))?;
     let f64s = |name: &str| -> Result<Vec<f64>> {
-        let c = epochs.column(name).map_err(|e| Error::table(format!("epochs.{name}"), e))?;
-        let c = c.cast(&DataType::Float64).map_err(|e| Error::table(format!("epochs.{name}"), e))?;
-        Ok(c.f64().map_err(|e| Error::table(format!("epochs.{name}"), e))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        let c = epochs
+            .column(name)
+            .map_err(|e| Error::table(format!("epochs.{name}"), e))?;
+        let c = c
+            .cast(&DataType::Float64)
+            .map_err(|e| Error::table(format!("epochs.{name}"), e))?;
+        Ok(c.f64()
+            .map_err(|e| Error::table(format!("epochs.{name}"), e))?
+            .iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect())
     };
     let epoch = f64s("epoch")?;
-    let columns: Vec<Vec<f64>> = plot::DIAGNOSTICS.iter().map(|n| f64s(n)).collect::<Result<_>>()?;
+    let columns: Vec<Vec<f64>> = plot::DIAGNOSTICS
+        .iter()
+        .map(|n| f64s(n))
+        .collect::<Result<_>>()?;
     let mut out: BTreeMap<String, RunCurves> = BTreeMap::new();
     for (i, id) in ids.iter().enumerate() {
         let id = id.unwrap_or_default();
-        let curves = out.entry(id.to_string()).or_insert_with(|| RunCurves { label: id.to_string(), ..Default::default() });
+        let curves = out.entry(id.to_string()).or_insert_with(|| RunCurves {
+            label: id.to_string(),
+            ..Default::default()
+        });
         curves.epoch.push(epoch[i]);
         let values: Vec<f64> = columns.iter().map(|c| c[i]).collect();
         curves.weight_norm.push(values[0]);
@@ -100,11 +127,18 @@ fn cells(runs: &DataFrame, keys: &[String]) -> Vec<Cell> {
             Some(k) if k == "scenario" => value_text(runs, k, i),
             Some(_) => row_key(runs, keys, i),
         };
-        let run = (value_text(runs, "run_id", i), format!("seed {}", value_text(runs, "seed", i)));
+        let run = (
+            value_text(runs, "run_id", i),
+            format!("seed {}", value_text(runs, "seed", i)),
+        );
         let ols_r2 = value_text(runs, "ols_r2", i).parse().unwrap_or(f64::NAN);
         match cells.iter_mut().find(|c| c.label == label) {
             Some(c) => c.run_ids.push(run),
-            None => cells.push(Cell { label, run_ids: vec![run], ols_r2 }),
+            None => cells.push(Cell {
+                label,
+                run_ids: vec![run],
+                ols_r2,
+            }),
         }
     }
     cells
@@ -112,52 +146,102 @@ fn cells(runs: &DataFrame, keys: &[String]) -> Vec<Cell> {
 
 fn curves_of(all: &BTreeMap<String, RunCurves>, runs: &[(String, String)]) -> Vec<RunCurves> {
     runs.iter()
-        .filter_map(|(id, label)| all.get(id).map(|c| RunCurves { label: label.clone(), ..c.clone() }))
+        .filter_map(|(id, label)| {
+            all.get(id).map(|c| RunCurves {
+                label: label.clone(),
+                ..c.clone()
+            })
+        })
         .collect()
 }
 
 fn file_stem(label: &str) -> String {
     // No dots: `Path::with_extension` would cut the name at the last one.
-    label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The "on" values of the ablation factors, from the config stored in the tables' metadata.
 fn factor_values(dir: &Path) -> Result<Vec<(String, String, bool)>> {
-    let mut file = std::fs::File::open(dir.join("runs.parquet")).map_err(|e| Error::io("opening runs.parquet", e))?;
+    let mut file = std::fs::File::open(dir.join("runs.parquet"))
+        .map_err(|e| Error::io("opening runs.parquet", e))?;
     let mut reader = ParquetReader::new(&mut file);
-    let meta = reader.get_metadata().map_err(|e| Error::table("reading runs.parquet metadata", e))?;
+    let meta = reader
+        .get_metadata()
+        .map_err(|e| Error::table("reading runs.parquet metadata", e))?;
     let text = meta
         .key_value_metadata()
         .as_ref()
-        .and_then(|kv| kv.iter().find(|k| k.key == "sweep.config").and_then(|k| k.value.clone()))
+        .and_then(|kv| {
+            kv.iter()
+                .find(|k| k.key == "sweep.config")
+                .and_then(|k| k.value.clone())
+        })
         .unwrap_or_default();
     let config: toml::Table = toml::from_str(&text).unwrap_or_default();
-    let factors = config.get("ablation").and_then(|a| a.get("factors")).and_then(|f| f.as_table()).cloned().unwrap_or_default();
-    Ok(factors.iter().flat_map(|(k, on)| [(k.clone(), display_value(on), true)]).collect())
+    let factors = config
+        .get("ablation")
+        .and_then(|a| a.get("factors"))
+        .and_then(|f| f.as_table())
+        .cloned()
+        .unwrap_or_default();
+    Ok(factors
+        .iter()
+        .flat_map(|(k, on)| [(k.clone(), display_value(on), true)])
+        .collect())
 }
 
 /// Draws the figures the report links: R² by cell, and the diagnostics of the key cells (per
 /// context, all fixes on and all fixes off; else every scenario; else the first and last cell).
 fn figures(dir: &Path, runs: &DataFrame, keys: &[String]) -> Result<Vec<(String, PathBuf)>> {
     let fig_dir = dir.join("figures");
-    std::fs::create_dir_all(&fig_dir).map_err(|e| Error::io(format!("creating {}", fig_dir.display()), e))?;
+    std::fs::create_dir_all(&fig_dir)
+        .map_err(|e| Error::io(format!("creating {}", fig_dir.display()), e))?;
     let curves = read_curves(dir)?;
     let cells = cells(runs, keys);
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut written = Vec::new();
     let grid: Vec<CellCurves> = cells
         .iter()
-        .map(|c| CellCurves { label: c.label.clone(), runs: curves_of(&curves, &c.run_ids), ols_r2: c.ols_r2 })
+        .map(|c| CellCurves {
+            label: c.label.clone(),
+            runs: curves_of(&curves, &c.run_ids),
+            ols_r2: c.ols_r2,
+        })
         .collect();
-    let files = plot::r2_grid(&fig_dir.join("r2_by_cell"), &format!("{name}: train R² by cell"), &grid)?;
-    written.push(("train R² against epoch, every cell".to_string(), files[1].clone()));
+    let files = plot::r2_grid(
+        &fig_dir.join("r2_by_cell"),
+        &format!("{name}: train R² by cell"),
+        &grid,
+    )?;
+    written.push((
+        "train R² against epoch, every cell".to_string(),
+        files[1].clone(),
+    ));
 
     let factors = factor_values(dir)?;
     let key_cells: Vec<&Cell> = if !factors.is_empty() {
         let all_state = |c: &Cell, on: bool| {
-            factors.iter().all(|(k, v, _)| c.label.split(' ').any(|part| part == format!("{k}={v}")) == on)
+            factors
+                .iter()
+                .all(|(k, v, _)| c.label.split(' ').any(|part| part == format!("{k}={v}")) == on)
         };
-        cells.iter().filter(|c| all_state(c, true) || all_state(c, false)).take(12).collect()
+        cells
+            .iter()
+            .filter(|c| all_state(c, true) || all_state(c, false))
+            .take(12)
+            .collect()
     } else if keys.first().is_some_and(|k| k == "scenario") {
         cells.iter().take(12).collect()
     } else {
@@ -167,7 +251,11 @@ fn figures(dir: &Path, runs: &DataFrame, keys: &[String]) -> Result<Vec<(String,
     };
     for cell in key_cells {
         let stem = fig_dir.join(format!("diagnostics_{}", file_stem(&cell.label)));
-        let (files, _) = plot::diagnostics(&stem, &format!("{name}: {}", cell.label), &curves_of(&curves, &cell.run_ids))?;
+        let (files, _) = plot::diagnostics(
+            &stem,
+            &format!("{name}: {}", cell.label),
+            &curves_of(&curves, &cell.run_ids),
+        )?;
         written.push((format!("diagnostics, {}", cell.label), files[1].clone()));
     }
     Ok(written)
@@ -195,10 +283,16 @@ pub fn report(dir: &Path) -> Result<String> {
         ]
         .map(String::from),
     );
-    let cell_table = summary.select(cell_columns.iter().map(|s| s.as_str())).map_err(|e| Error::table("summary.parquet", e))?;
+    let cell_table = summary
+        .select(cell_columns.iter().map(|s| s.as_str()))
+        .map_err(|e| Error::table("summary.parquet", e))?;
 
     let mut text = String::new();
-    let mut md = format!("# Report: {}\n\nGenerated by `sweep report` {} from the tables in this folder.\n", dir.display(), crate::VERSION);
+    let mut md = format!(
+        "# Report: {}\n\nGenerated by `sweep report` {} from the tables in this folder.\n",
+        dir.display(),
+        crate::VERSION
+    );
     if let Some(v) = &verdict {
         text += &format!("verdict:\n{}\n", table::text(v));
         md += &format!(
@@ -209,7 +303,10 @@ pub fn report(dir: &Path) -> Result<String> {
         );
     }
     if let Some(s) = &scenarios {
-        text += &format!("scenarios:\n{}\n", table::text(&s.drop("description").unwrap_or(s.clone())));
+        text += &format!(
+            "scenarios:\n{}\n",
+            table::text(&s.drop("description").unwrap_or(s.clone()))
+        );
         md += &format!("\n## The report's scenarios\n\n{}", table::markdown(s));
     }
     text += &format!("cells:\n{}", table::text(&cell_table));
@@ -227,14 +324,24 @@ pub fn report(dir: &Path) -> Result<String> {
     md += "\n## Figures\n\n";
     for (title, path) in &figures {
         let rel = path.strip_prefix(dir).unwrap_or(path);
-        md += &format!("- [{title}]({}) ([svg]({}))\n", rel.display(), rel.with_extension("svg").display());
+        md += &format!(
+            "- [{title}]({}) ([svg]({}))\n",
+            rel.display(),
+            rel.with_extension("svg").display()
+        );
     }
     let report_path = dir.join("report.md");
     write_atomic(&report_path, |f| {
         use std::io::Write;
-        f.write_all(md.as_bytes()).map_err(|e| Error::io("writing report.md", e))
+        f.write_all(md.as_bytes())
+            .map_err(|e| Error::io("writing report.md", e))
     })?;
-    text += &format!("\nwrote {} and {} figures in {}\n", report_path.display(), figures.len() * 2, dir.join("figures").display());
+    text += &format!(
+        "\nwrote {} and {} figures in {}\n",
+        report_path.display(),
+        figures.len() * 2,
+        dir.join("figures").display()
+    );
     Ok(text)
 }
 
@@ -242,44 +349,77 @@ pub fn report(dir: &Path) -> Result<String> {
 pub fn plot(dir: &Path, run: Option<&str>, cell: &[String]) -> Result<Vec<PathBuf>> {
     let runs = require(dir, "runs.parquet")?;
     let fig_dir = dir.join("figures");
-    std::fs::create_dir_all(&fig_dir).map_err(|e| Error::io(format!("creating {}", fig_dir.display()), e))?;
+    std::fs::create_dir_all(&fig_dir)
+        .map_err(|e| Error::io(format!("creating {}", fig_dir.display()), e))?;
     let curves = read_curves(dir)?;
     if let Some(id) = run {
         let Some(c) = curves.get(id) else {
-            return Err(Error::Config(format!("--run {id}: no such run_id in {}/epochs.parquet", dir.display())));
+            return Err(Error::Config(format!(
+                "--run {id}: no such run_id in {}/epochs.parquet",
+                dir.display()
+            )));
         };
-        let (files, _) = plot::diagnostics(&fig_dir.join(format!("run_{}", file_stem(id))), &format!("run {id}"), &[c.clone()])?;
+        let (files, _) = plot::diagnostics(
+            &fig_dir.join(format!("run_{}", file_stem(id))),
+            &format!("run {id}"),
+            std::slice::from_ref(c),
+        )?;
         return Ok(files);
     }
     if !cell.is_empty() {
         let mut filters = Vec::new();
         for f in cell {
             let Some((k, v)) = f.split_once('=') else {
-                return Err(Error::Config(format!("--cell {f}: expected KEY=VALUE, for example --cell whiten=zca")));
+                return Err(Error::Config(format!(
+                    "--cell {f}: expected KEY=VALUE, for example --cell whiten=zca"
+                )));
             };
             if runs.column(k).is_err() {
-                return Err(Error::Config(format!("--cell {f}: runs.parquet has no column `{k}`")));
+                return Err(Error::Config(format!(
+                    "--cell {f}: runs.parquet has no column `{k}`"
+                )));
             }
             filters.push((k.to_string(), v.to_string()));
         }
-        let same = |a: &str, b: &str| a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y);
+        let same = |a: &str, b: &str| {
+            a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
+        };
         let matched: Vec<(String, String)> = (0..runs.height())
-            .filter(|&i| filters.iter().all(|(k, v)| same(&value_text(&runs, k, i), v)))
-            .map(|i| (value_text(&runs, "run_id", i), format!("seed {}", value_text(&runs, "seed", i))))
+            .filter(|&i| {
+                filters
+                    .iter()
+                    .all(|(k, v)| same(&value_text(&runs, k, i), v))
+            })
+            .map(|i| {
+                (
+                    value_text(&runs, "run_id", i),
+                    format!("seed {}", value_text(&runs, "seed", i)),
+                )
+            })
             .collect();
         if matched.is_empty() {
-            return Err(Error::Config(format!("--cell {}: no run matches", cell.join(" "))));
+            return Err(Error::Config(format!(
+                "--cell {}: no run matches",
+                cell.join(" ")
+            )));
         }
         let label = cell.join(" ");
-        let (files, _) =
-            plot::diagnostics(&fig_dir.join(format!("cell_{}", file_stem(&label))), &label, &curves_of(&curves, &matched))?;
+        let (files, _) = plot::diagnostics(
+            &fig_dir.join(format!("cell_{}", file_stem(&label))),
+            &label,
+            &curves_of(&curves, &matched),
+        )?;
         return Ok(files);
     }
     let summary = require(dir, "summary.parquet")?;
     let keys = varying_columns(&summary);
     let grid: Vec<CellCurves> = cells(&runs, &keys)
         .iter()
-        .map(|c| CellCurves { label: c.label.clone(), runs: curves_of(&curves, &c.run_ids), ols_r2: c.ols_r2 })
+        .map(|c| CellCurves {
+            label: c.label.clone(),
+            runs: curves_of(&curves, &c.run_ids),
+            ols_r2: c.ols_r2,
+        })
         .collect();
     plot::r2_grid(&fig_dir.join("r2_by_cell"), "train R² by cell", &grid)
 }

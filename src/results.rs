@@ -49,16 +49,34 @@ pub struct RunRow {
 }
 
 impl RunRow {
-    pub fn new(run: &RunSpec, scenario: Option<&str>, prep: &Prepared, outcome: &RunOutcome) -> RunRow {
+    pub fn new(
+        run: &RunSpec,
+        scenario: Option<&str>,
+        prep: &Prepared,
+        outcome: &RunOutcome,
+    ) -> RunRow {
         let fit = &prep.reference.fit;
         let d = prep.d();
         let final_train_mse = outcome.final_train_mse();
         let bound = (1.0 + run.settings.converge_tol) * fit.mse;
         let converged = outcome.status == Status::Converged;
-        let diff: Vec<f64> = outcome.weights.iter().zip(&fit.coefficients).map(|(a, b)| a - b).collect();
-        let steps_per_epoch = prep.n().div_ceil((run.settings.batch_size as usize).min(prep.n()));
+        let diff: Vec<f64> = outcome
+            .weights
+            .iter()
+            .zip(&fit.coefficients)
+            .map(|(a, b)| a - b)
+            .collect();
+        let steps_per_epoch = prep
+            .n()
+            .div_ceil((run.settings.batch_size as usize).min(prep.n()));
         let steps = outcome.epochs.len() * steps_per_epoch;
-        let diagnosis = spectral::diagnose(prep, &outcome.params, run.settings.learning_rate, steps, steps_per_epoch);
+        let diagnosis = spectral::diagnose(
+            prep,
+            &outcome.params,
+            run.settings.learning_rate,
+            steps,
+            steps_per_epoch,
+        );
         RunRow {
             run_id: run.id.clone(),
             run_index: run.index as u32,
@@ -68,13 +86,25 @@ impl RunRow {
             status: outcome.status,
             message: outcome.message.clone(),
             epochs_run: outcome.epochs.len() as u32,
-            epochs_to_converge: if converged { epochs_to_converge(&outcome.epochs, bound) } else { None },
+            epochs_to_converge: if converged {
+                epochs_to_converge(&outcome.epochs, bound)
+            } else {
+                None
+            },
             initial_train_mse: outcome.initial_train_mse,
             final_train_mse,
             final_train_r2: outcome.epochs.last().map_or(f64::NAN, |e| e.train_r2),
-            best_train_r2: outcome.epochs.iter().map(|e| e.train_r2).fold(f64::NAN, f64::max),
+            best_train_r2: outcome
+                .epochs
+                .iter()
+                .map(|e| e.train_r2)
+                .fold(f64::NAN, f64::max),
             excess_mse: final_train_mse / fit.mse - 1.0,
-            weight_norm: if outcome.params.len() > d { norm(&outcome.params[..d]) } else { f64::NAN },
+            weight_norm: if outcome.params.len() > d {
+                norm(&outcome.params[..d])
+            } else {
+                f64::NAN
+            },
             distance_to_ols: norm(&diff),
             ols_mse: fit.mse,
             ols_r2: fit.r2,
@@ -117,17 +147,25 @@ pub fn median(values: &[f64]) -> Option<f64> {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
-    Some(if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 })
+    Some(if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    })
 }
 
 /// The cell key of a run: its settings with the seed cleared.
 pub fn cell_settings(settings: &TrainSettings) -> TrainSettings {
-    TrainSettings { seed: 0, ..settings.clone() }
+    TrainSettings {
+        seed: 0,
+        ..settings.clone()
+    }
 }
 
 /// Aggregates run rows into cells, in order of first appearance.
 pub fn summarize(rows: &[RunRow]) -> Vec<SummaryRow> {
-    let mut cells: Vec<((Option<String>, TrainSettings), Vec<&RunRow>)> = Vec::new();
+    type CellKey = (Option<String>, TrainSettings);
+    let mut cells: Vec<(CellKey, Vec<&RunRow>)> = Vec::new();
     for row in rows {
         let key = (row.scenario.clone(), cell_settings(&row.settings));
         match cells.iter_mut().find(|(k, _)| *k == key) {
@@ -140,15 +178,20 @@ pub fn summarize(rows: &[RunRow]) -> Vec<SummaryRow> {
         .map(|((scenario, settings), members)| {
             let n = members.len() as f64;
             let fraction = |s: Status| members.iter().filter(|r| r.status == s).count() as f64 / n;
-            let alive: Vec<&&RunRow> =
-                members.iter().filter(|r| !matches!(r.status, Status::Diverged | Status::Failed)).collect();
+            let alive: Vec<&&RunRow> = members
+                .iter()
+                .filter(|r| !matches!(r.status, Status::Diverged | Status::Failed))
+                .collect();
             let r2: Vec<f64> = alive.iter().map(|r| r.final_train_r2).collect();
             let mean = (!r2.is_empty()).then(|| r2.iter().sum::<f64>() / r2.len() as f64);
             let std = (r2.len() >= 2).then(|| {
                 let m = mean.expect("non-empty");
                 (r2.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (r2.len() - 1) as f64).sqrt()
             });
-            let epochs: Vec<f64> = members.iter().filter_map(|r| r.epochs_to_converge.map(f64::from)).collect();
+            let epochs: Vec<f64> = members
+                .iter()
+                .filter_map(|r| r.epochs_to_converge.map(f64::from))
+                .collect();
             let excess: Vec<f64> = alive.iter().map(|r| r.excess_mse).collect();
             SummaryRow {
                 scenario,
@@ -163,9 +206,17 @@ pub fn summarize(rows: &[RunRow]) -> Vec<SummaryRow> {
                 r2_max: r2.iter().copied().reduce(f64::max),
                 epochs_to_converge_median: median(&epochs),
                 excess_mse_median: median(&excess),
-                slow_share_median: median(&members.iter().filter_map(|r| r.slow_share).collect::<Vec<_>>()),
+                slow_share_median: median(
+                    &members
+                        .iter()
+                        .filter_map(|r| r.slow_share)
+                        .collect::<Vec<_>>(),
+                ),
                 slowest_signal_epochs_median: median(
-                    &members.iter().filter_map(|r| r.slowest_signal_epochs).collect::<Vec<_>>(),
+                    &members
+                        .iter()
+                        .filter_map(|r| r.slowest_signal_epochs)
+                        .collect::<Vec<_>>(),
                 ),
             }
         })
@@ -219,7 +270,10 @@ pub fn runs_frame(rows: &[RunRow]) -> Result<DataFrame> {
         col!("run_index", |r| r.run_index),
         col!("scenario", |r| r.scenario.clone()),
     ];
-    columns.extend(settings_columns(&rows.iter().map(|r| &r.settings).collect::<Vec<_>>(), true));
+    columns.extend(settings_columns(
+        &rows.iter().map(|r| &r.settings).collect::<Vec<_>>(),
+        true,
+    ));
     columns.extend([
         col!("data_seed", |r| r.data_seed),
         col!("status", |r| r.status.as_str()),
@@ -243,8 +297,10 @@ pub fn runs_frame(rows: &[RunRow]) -> Result<DataFrame> {
 
 /// `epochs.parquet` as a frame: one row per (run, epoch), runs in run order.
 pub fn epochs_frame(runs: &[(&str, &[EpochStats])]) -> Result<DataFrame> {
-    let rows: Vec<(&str, &EpochStats)> =
-        runs.iter().flat_map(|(id, epochs)| epochs.iter().map(move |e| (*id, e))).collect();
+    let rows: Vec<(&str, &EpochStats)> = runs
+        .iter()
+        .flat_map(|(id, epochs)| epochs.iter().map(move |e| (*id, e)))
+        .collect();
     macro_rules! col {
         ($name:literal, $f:expr) => {
             Column::new($name.into(), rows.iter().map($f).collect::<Vec<_>>())
@@ -272,7 +328,10 @@ pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
         };
     }
     let mut columns = vec![col!("scenario", |r| r.scenario.clone())];
-    columns.extend(settings_columns(&rows.iter().map(|r| &r.settings).collect::<Vec<_>>(), false));
+    columns.extend(settings_columns(
+        &rows.iter().map(|r| &r.settings).collect::<Vec<_>>(),
+        false,
+    ));
     columns.extend([
         col!("n_runs", |r| r.n_runs),
         col!("converged_fraction", |r| r.converged_fraction),
@@ -285,14 +344,17 @@ pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
         col!("epochs_to_converge_median", |r| r.epochs_to_converge_median),
         col!("excess_mse_median", |r| r.excess_mse_median),
         col!("slow_share_median", |r| r.slow_share_median),
-        col!("slowest_signal_epochs_median", |r| r.slowest_signal_epochs_median),
+        col!("slowest_signal_epochs_median", |r| r
+            .slowest_signal_epochs_median),
     ]);
     frame(columns)
 }
 
 /// `reference.parquet` as a frame: per data set, one row per feature with its OLS coefficient
 /// and the k-th largest eigenvalue of the feature covariance, plus the scalar figures.
-pub fn reference_frame(refs: &[(Option<u64>, &[String], &crate::preprocess::Reference)]) -> Result<DataFrame> {
+pub fn reference_frame(
+    refs: &[(Option<u64>, &[String], &crate::preprocess::Reference)],
+) -> Result<DataFrame> {
     let mut data_seed = Vec::new();
     let mut index = Vec::new();
     let mut feature = Vec::new();
@@ -307,8 +369,14 @@ pub fn reference_frame(refs: &[(Option<u64>, &[String], &crate::preprocess::Refe
             feature.push(name.clone());
             coefficient.push(r.fit.coefficients[j]);
             eigenvalue.push(r.spectrum.eigenvalues[j]);
-            let values =
-                [r.fit.intercept.unwrap_or(0.0), r.fit.mse, r.fit.r2, r.fit.condition_number, r.weight_norm, r.fit.residual_sd];
+            let values = [
+                r.fit.intercept.unwrap_or(0.0),
+                r.fit.mse,
+                r.fit.r2,
+                r.fit.condition_number,
+                r.weight_norm,
+                r.fit.residual_sd,
+            ];
             for (column, v) in scalars.iter_mut().zip(values) {
                 column.push(v);
             }
@@ -334,15 +402,25 @@ pub fn reference_frame(refs: &[(Option<u64>, &[String], &crate::preprocess::Refe
 
 /// Writes `bytes`-producing `fill` to `path` atomically: temporary file, fsync, rename.
 pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
-        let mut file = File::create(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        let mut file =
+            File::create(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
         fill(&mut file)?;
-        file.flush().map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        file.sync_all().map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("renaming to {}", path.display()), e))?;
+        file.flush()
+            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        file.sync_all()
+            .map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, path)
+            .map_err(|e| Error::io(format!("renaming to {}", path.display()), e))?;
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
@@ -380,5 +458,7 @@ pub fn write_csv(path: &Path, df: &mut DataFrame) -> Result<()> {
 /// Reads a Parquet file into a frame.
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    ParquetReader::new(file).finish().map_err(|e| Error::table(format!("reading {}", path.display()), e))
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|e| Error::table(format!("reading {}", path.display()), e))
 }

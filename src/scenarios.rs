@@ -53,14 +53,22 @@ fn ever_reached_ols(row: &RunRow) -> bool {
 
 /// Evaluates one scenario on its runs.
 pub fn evaluate(scenario: &Scenario, runs: &[&RunRow]) -> ScenarioRow {
-    let values: Vec<f64> = runs.iter().filter_map(|r| metric_value(scenario.metric, r)).collect();
+    let values: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| metric_value(scenario.metric, r))
+        .collect();
     let n = runs.len().max(1) as f64;
-    let converged = runs.iter().filter(|r| r.status == Status::Converged).count();
+    let converged = runs
+        .iter()
+        .filter(|r| r.status == Status::Converged)
+        .count();
     let med = median(&values);
     let reproduced = !runs.is_empty()
         && match scenario.check {
             Check::Value => med.is_some_and(|m| same_sign_and_magnitude(m, scenario.reported)),
-            Check::AtMost => values.len() == runs.len() && med.is_some_and(|m| m <= scenario.reported),
+            Check::AtMost => {
+                values.len() == runs.len() && med.is_some_and(|m| m <= scenario.reported)
+            }
             Check::NeverConverges => !runs.iter().any(|r| ever_reached_ols(r)),
         };
     ScenarioRow {
@@ -83,7 +91,10 @@ pub fn evaluate_all(scenarios: &[Scenario], rows: &[RunRow]) -> Vec<ScenarioRow>
     scenarios
         .iter()
         .map(|s| {
-            let runs: Vec<&RunRow> = rows.iter().filter(|r| r.scenario.as_deref() == Some(s.name.as_str())).collect();
+            let runs: Vec<&RunRow> = rows
+                .iter()
+                .filter(|r| r.scenario.as_deref() == Some(s.name.as_str()))
+                .collect();
             evaluate(s, &runs)
         })
         .collect()

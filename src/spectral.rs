@@ -33,34 +33,57 @@ fn project(prep: &Prepared, v: &[f64], k: usize) -> f64 {
 
 /// Diagnoses final parameters `params` (weights, then bias; training coordinates) of a run that
 /// took `steps` optimizer steps of size `lr`, `steps_per_epoch` per epoch.
-pub fn diagnose(prep: &Prepared, params: &[f64], lr: f64, steps: usize, steps_per_epoch: usize) -> Diagnosis {
+pub fn diagnose(
+    prep: &Prepared,
+    params: &[f64],
+    lr: f64,
+    steps: usize,
+    steps_per_epoch: usize,
+) -> Diagnosis {
     let d = prep.d();
     let ols = &prep.ols_params;
     let lambdas = &prep.train_eigenvalues;
 
-    let explained: Vec<f64> = (0..d).map(|k| lambdas[k] * project(prep, &ols[..d], k).powi(2)).collect();
+    let explained: Vec<f64> = (0..d)
+        .map(|k| lambdas[k] * project(prep, &ols[..d], k).powi(2))
+        .collect();
     let total_explained: f64 = explained.iter().sum();
     let slowest_signal = (0..d)
-        .filter(|&k| total_explained > 0.0 && explained[k] >= SIGNAL_SHARE * total_explained && lambdas[k] > 0.0)
+        .filter(|&k| {
+            total_explained > 0.0
+                && explained[k] >= SIGNAL_SHARE * total_explained
+                && lambdas[k] > 0.0
+        })
         .map(|k| lambdas[k])
         .reduce(f64::min);
-    let slowest_signal_epochs = slowest_signal.map(|l| 1.0 / (2.0 * lr * l * steps_per_epoch as f64));
+    let slowest_signal_epochs =
+        slowest_signal.map(|l| 1.0 / (2.0 * lr * l * steps_per_epoch as f64));
 
     if params.len() != d + 1 || params.iter().any(|p| !p.is_finite()) {
-        return Diagnosis { slow_share: None, slowest_signal_epochs };
+        return Diagnosis {
+            slow_share: None,
+            slowest_signal_epochs,
+        };
     }
     let delta: Vec<f64> = (0..d).map(|j| params[j] - ols[j]).collect();
     let threshold = 1.0 / (2.0 * lr * steps as f64);
     let (mut slow, mut total) = (0.0, 0.0);
-    for k in 0..d {
-        let part = lambdas[k] * project(prep, &delta, k).powi(2);
+    for (k, &lambda) in lambdas.iter().enumerate() {
+        let part = lambda * project(prep, &delta, k).powi(2);
         total += part;
-        if lambdas[k] < threshold {
+        if lambda < threshold {
             slow += part;
         }
     }
-    let shift: f64 = delta.iter().zip(&prep.train_x_mean).map(|(a, b)| a * b).sum();
+    let shift: f64 = delta
+        .iter()
+        .zip(&prep.train_x_mean)
+        .map(|(a, b)| a * b)
+        .sum();
     total += (params[d] - ols[d] + shift).powi(2);
     let slow_share = (total > 0.0).then(|| slow / total);
-    Diagnosis { slow_share, slowest_signal_epochs }
+    Diagnosis {
+        slow_share,
+        slowest_signal_epochs,
+    }
 }

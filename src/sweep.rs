@@ -16,14 +16,18 @@ use crate::config::{display_value, Sweep};
 use crate::error::{Error, Result};
 use crate::preprocess::Prepare;
 use crate::results::{self, RunRow, SummaryRow};
-use crate::train::{self, RunOutcome, Status};
 use crate::scenarios::{self, ScenarioRow};
+use crate::train::{self, RunOutcome, Status};
 use crate::verdict::{self, VerdictRow};
 use crate::{data, table, VERSION};
 
 /// The varying settings that define a verdict context: every axis but the seeds and the fixes.
 pub fn context_keys(sweep: &Sweep) -> Vec<&str> {
-    let factors: Vec<&str> = sweep.ablation.iter().flat_map(|a| a.factors.iter().map(|f| f.key.as_str())).collect();
+    let factors: Vec<&str> = sweep
+        .ablation
+        .iter()
+        .flat_map(|a| a.factors.iter().map(|f| f.key.as_str()))
+        .collect();
     sweep
         .axes
         .iter()
@@ -54,7 +58,10 @@ pub struct SweepResult {
 
 /// Fails early, before any run, when `dir` cannot be created or written.
 pub fn check_writable(dir: &Path) -> Result<()> {
-    let output = |message: String| Error::Output { path: dir.to_path_buf(), message };
+    let output = |message: String| Error::Output {
+        path: dir.to_path_buf(),
+        message,
+    };
     std::fs::create_dir_all(dir).map_err(|e| output(e.to_string()))?;
     let probe = dir.join(format!(".write-test-{}", std::process::id()));
     std::fs::write(&probe, b"").map_err(|e| output(e.to_string()))?;
@@ -68,15 +75,26 @@ pub fn pool(jobs: Option<usize>) -> Result<rayon::ThreadPool> {
     if let Some(j) = jobs {
         builder = builder.num_threads(j);
     }
-    builder.build().map_err(|e| Error::Config(format!("--jobs: cannot start the thread pool: {e}")))
+    builder
+        .build()
+        .map_err(|e| Error::Config(format!("--jobs: cannot start the thread pool: {e}")))
 }
 
 /// Loads every data set and preprocessing variant the sweep needs, and checks the settings
 /// that depend on the data (batch size against the row count).
 pub fn prepare(sweep: &Sweep) -> Result<Prepare> {
     let prepared = Prepare::build(&sweep.runs, |seed| data::load(&sweep.data, seed))?;
-    let rows = prepared.datasets.values().map(|(d, _)| d.n).min().unwrap_or(0);
-    if let Some(run) = sweep.runs.iter().find(|r| r.settings.batch_size as usize > rows) {
+    let rows = prepared
+        .datasets
+        .values()
+        .map(|(d, _)| d.n)
+        .min()
+        .unwrap_or(0);
+    if let Some(run) = sweep
+        .runs
+        .iter()
+        .find(|r| r.settings.batch_size as usize > rows)
+    {
         return Err(Error::Config(format!(
             "train.batch_size = {} is not accepted: the data set has {rows} rows, so the batch size must be in [1, {rows}]",
             run.settings.batch_size
@@ -114,10 +132,18 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
         })
         .collect();
     let summary = results::summarize(&rows);
-    let verdict = sweep.ablation.as_ref().map(|a| verdict::verdict(a, &summary)).unwrap_or_default();
+    let verdict = sweep
+        .ablation
+        .as_ref()
+        .map(|a| verdict::verdict(a, &summary))
+        .unwrap_or_default();
     let scenarios = scenarios::evaluate_all(&sweep.scenarios, &rows);
-    let epochs: Vec<(&str, &[train::EpochStats])> =
-        sweep.runs.iter().zip(&outcomes).map(|(r, o)| (r.id.as_str(), o.epochs.as_slice())).collect();
+    let epochs: Vec<(&str, &[train::EpochStats])> = sweep
+        .runs
+        .iter()
+        .zip(&outcomes)
+        .map(|(r, o)| (r.id.as_str(), o.epochs.as_slice()))
+        .collect();
     write_tables(sweep, &opts.out, &rows, &summary, &epochs, &prepared)?;
     let meta = table_metadata(sweep);
     if sweep.ablation.is_some() {
@@ -138,14 +164,28 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     );
     results::write_atomic(&opts.out.join("timing.toml"), |f| {
         use std::io::Write;
-        f.write_all(timing.as_bytes()).map_err(|e| Error::io("writing timing.toml", e))
+        f.write_all(timing.as_bytes())
+            .map_err(|e| Error::io("writing timing.toml", e))
     })?;
-    Ok(SweepResult { rows, summary, verdict, scenarios, prepared, wall })
+    Ok(SweepResult {
+        rows,
+        summary,
+        verdict,
+        scenarios,
+        prepared,
+        wall,
+    })
 }
 
 /// Trains one run; a panic becomes a `failed` outcome carrying its message.
-fn run_one(settings: &crate::config::TrainSettings, prep: &crate::preprocess::Prepared, seed: u64) -> RunOutcome {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::train(settings, prep, seed))) {
+fn run_one(
+    settings: &crate::config::TrainSettings,
+    prep: &crate::preprocess::Prepared,
+    seed: u64,
+) -> RunOutcome {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train::train(settings, prep, seed)
+    })) {
         Ok(outcome) => outcome,
         Err(payload) => {
             let message = payload
@@ -169,8 +209,9 @@ fn progress_bar(total: usize, quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let style = ProgressStyle::with_template("{bar:40} {pos}/{len} runs  elapsed {elapsed}  ETA {eta}")
-        .expect("valid template");
+    let style =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} runs  elapsed {elapsed}  ETA {eta}")
+            .expect("valid template");
     let bar = ProgressBar::new(total as u64).with_style(style);
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
@@ -194,7 +235,11 @@ fn write_tables(
     prepared: &Prepare,
 ) -> Result<()> {
     let meta = table_metadata(sweep);
-    let refs: Vec<_> = prepared.datasets.iter().map(|(seed, (d, r))| (*seed, d.feature_names.as_slice(), &**r)).collect();
+    let refs: Vec<_> = prepared
+        .datasets
+        .iter()
+        .map(|(seed, (d, r))| (*seed, d.feature_names.as_slice(), &**r))
+        .collect();
     let mut ref_meta = meta.clone();
     for (seed, _, r) in &refs {
         let tag = seed.map_or("file".to_string(), |s| format!("data_seed={s}"));
@@ -211,10 +256,26 @@ fn write_tables(
             ),
         ));
     }
-    results::write_parquet(&out.join("reference.parquet"), &mut results::reference_frame(&refs)?, &ref_meta)?;
-    results::write_parquet(&out.join("epochs.parquet"), &mut results::epochs_frame(epochs)?, &meta)?;
-    results::write_parquet(&out.join("summary.parquet"), &mut results::summary_frame(summary)?, &meta)?;
-    results::write_parquet(&out.join("runs.parquet"), &mut results::runs_frame(rows)?, &meta)?;
+    results::write_parquet(
+        &out.join("reference.parquet"),
+        &mut results::reference_frame(&refs)?,
+        &ref_meta,
+    )?;
+    results::write_parquet(
+        &out.join("epochs.parquet"),
+        &mut results::epochs_frame(epochs)?,
+        &meta,
+    )?;
+    results::write_parquet(
+        &out.join("summary.parquet"),
+        &mut results::summary_frame(summary)?,
+        &meta,
+    )?;
+    results::write_parquet(
+        &out.join("runs.parquet"),
+        &mut results::runs_frame(rows)?,
+        &meta,
+    )?;
     Ok(())
 }
 
@@ -224,7 +285,16 @@ pub fn cell_label(sweep: &Sweep, settings: &crate::config::TrainSettings) -> Str
         .axes
         .iter()
         .filter(|a| a.key != "seed" && a.key != "data_seed")
-        .map(|a| format!("{}={}", a.key, settings.value_of(&a.key).map(|v| display_value(&v)).unwrap_or_default()))
+        .map(|a| {
+            format!(
+                "{}={}",
+                a.key,
+                settings
+                    .value_of(&a.key)
+                    .map(|v| display_value(&v))
+                    .unwrap_or_default()
+            )
+        })
         .collect();
     if parts.is_empty() {
         "(single cell)".into()
@@ -253,16 +323,34 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
     let labels: Vec<String> = result
         .summary
         .iter()
-        .map(|c| match (&c.scenario, sweep.axes.iter().all(|a| a.key == "seed" || a.key == "data_seed")) {
-            (Some(name), true) => name.clone(),
-            (Some(name), false) => format!("{name}: {}", cell_label(sweep, &c.settings)),
-            (None, _) => cell_label(sweep, &c.settings),
+        .map(|c| {
+            match (
+                &c.scenario,
+                sweep
+                    .axes
+                    .iter()
+                    .all(|a| a.key == "seed" || a.key == "data_seed"),
+            ) {
+                (Some(name), true) => name.clone(),
+                (Some(name), false) => format!("{name}: {}", cell_label(sweep, &c.settings)),
+                (None, _) => cell_label(sweep, &c.settings),
+            }
         })
         .collect();
-    let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4).max(4);
-    s += &format!("\n{:<width$}  {:>5}  {:>9}  {:>8}  {:>10}\n", "cell", "runs", "converged", "diverged", "median R²");
+    let width = labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    s += &format!(
+        "\n{:<width$}  {:>5}  {:>9}  {:>8}  {:>10}\n",
+        "cell", "runs", "converged", "diverged", "median R²"
+    );
     for (label, cell) in labels.iter().zip(&result.summary) {
-        let r2 = cell.r2_median.map_or("-".to_string(), |v| format!("{v:.4}"));
+        let r2 = cell
+            .r2_median
+            .map_or("-".to_string(), |v| format!("{v:.4}"));
         s += &format!(
             "{label:<width$}  {:>5}  {:>9.2}  {:>8.2}  {:>10}\n",
             cell.n_runs, cell.converged_fraction, cell.diverged_fraction, r2
@@ -280,7 +368,10 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
     }
     if !result.scenarios.is_empty() {
         if let Ok(df) = scenarios::scenarios_frame(&result.scenarios) {
-            s += &format!("\nscenarios:\n{}", table::text(&df.drop("description").unwrap_or(df.clone())));
+            s += &format!(
+                "\nscenarios:\n{}",
+                table::text(&df.drop("description").unwrap_or(df.clone()))
+            );
         }
     }
     let count = |st: Status| result.rows.iter().filter(|r| r.status == st).count();

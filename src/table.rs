@@ -31,9 +31,18 @@ pub fn number(v: f64) -> String {
 }
 
 fn cells(df: &DataFrame) -> (Vec<String>, Vec<Vec<String>>) {
-    let header: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let header: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let rows = (0..df.height())
-        .map(|i| df.columns().iter().map(|c| cell(&c.get(i).unwrap_or(AnyValue::Null))).collect())
+        .map(|i| {
+            df.columns()
+                .iter()
+                .map(|c| cell(&c.get(i).unwrap_or(AnyValue::Null)))
+                .collect()
+        })
         .collect();
     (header, rows)
 }
@@ -42,14 +51,30 @@ fn cells(df: &DataFrame) -> (Vec<String>, Vec<Vec<String>>) {
 pub fn text(df: &DataFrame) -> String {
     let (header, rows) = cells(df);
     let widths: Vec<usize> = (0..header.len())
-        .map(|j| rows.iter().map(|r| r[j].chars().count()).chain([header[j].chars().count()]).max().unwrap_or(0))
+        .map(|j| {
+            rows.iter()
+                .map(|r| r[j].chars().count())
+                .chain([header[j].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
-    let numeric: Vec<bool> = df.columns().iter().map(|c| c.dtype().is_primitive_numeric()).collect();
+    let numeric: Vec<bool> = df
+        .columns()
+        .iter()
+        .map(|c| c.dtype().is_primitive_numeric())
+        .collect();
     let line = |values: &[String]| {
         let parts: Vec<String> = values
             .iter()
             .enumerate()
-            .map(|(j, v)| if numeric[j] { format!("{v:>w$}", w = widths[j]) } else { format!("{v:<w$}", w = widths[j]) })
+            .map(|(j, v)| {
+                if numeric[j] {
+                    format!("{v:>w$}", w = widths[j])
+                } else {
+                    format!("{v:<w$}", w = widths[j])
+                }
+            })
             .collect();
         parts.join("  ").trim_end().to_string() + "\n"
     };
@@ -63,9 +88,20 @@ pub fn text(df: &DataFrame) -> String {
 /// Markdown table.
 pub fn markdown(df: &DataFrame) -> String {
     let (header, rows) = cells(df);
-    let numeric: Vec<bool> = df.columns().iter().map(|c| c.dtype().is_primitive_numeric()).collect();
+    let numeric: Vec<bool> = df
+        .columns()
+        .iter()
+        .map(|c| c.dtype().is_primitive_numeric())
+        .collect();
     let mut out = format!("| {} |\n", header.join(" | "));
-    out += &format!("|{}|\n", numeric.iter().map(|n| if *n { " ---: " } else { " --- " }).collect::<Vec<_>>().join("|"));
+    out += &format!(
+        "|{}|\n",
+        numeric
+            .iter()
+            .map(|n| if *n { " ---: " } else { " --- " })
+            .collect::<Vec<_>>()
+            .join("|")
+    );
     for r in rows {
         out += &format!("| {} |\n", r.join(" | "));
     }

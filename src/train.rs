@@ -73,7 +73,9 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// The full-pass train MSE after the last epoch run.
     pub fn final_train_mse(&self) -> f64 {
-        self.epochs.last().map_or(self.initial_train_mse, |e| e.train_mse)
+        self.epochs
+            .last()
+            .map_or(self.initial_train_mse, |e| e.train_mse)
     }
 }
 
@@ -121,7 +123,11 @@ pub fn initial_params(s: &TrainSettings, prep: &Prepared, sweep_seed: u64) -> Ve
         Init::Zeros => vec![0.0; d + 1],
         Init::Ols => prep.ols_params.clone(),
         Init::HeNormal | Init::XavierNormal => {
-            let var = if s.init == Init::HeNormal { 2.0 / d as f64 } else { 2.0 / (d as f64 + 1.0) };
+            let var = if s.init == Init::HeNormal {
+                2.0 / d as f64
+            } else {
+                2.0 / (d as f64 + 1.0)
+            };
             let normal = Normal::new(0.0, var.sqrt()).expect("finite positive std");
             let mut p: Vec<f64> = (0..d).map(|_| normal.sample(&mut rng)).collect();
             p.push(0.0);
@@ -154,8 +160,18 @@ const ADAM_EPS: f64 = 1e-8;
 
 impl OptimizerState {
     fn new(kind: Optimizer, momentum: f64, len: usize) -> Self {
-        let second = if kind == Optimizer::Adam { vec![0.0; len] } else { Vec::new() };
-        OptimizerState { kind, momentum, first: vec![0.0; len], second, steps: 0 }
+        let second = if kind == Optimizer::Adam {
+            vec![0.0; len]
+        } else {
+            Vec::new()
+        };
+        OptimizerState {
+            kind,
+            momentum,
+            first: vec![0.0; len],
+            second,
+            steps: 0,
+        }
     }
 
     fn step(&mut self, params: &mut [f64], grad: &[f64], lr: f64) {
@@ -171,7 +187,12 @@ impl OptimizerState {
             Optimizer::Adam => {
                 let c1 = 1.0 - ADAM_BETA1.powi(self.steps);
                 let c2 = 1.0 - ADAM_BETA2.powi(self.steps);
-                for (((p, g), m), v) in params.iter_mut().zip(grad).zip(&mut self.first).zip(&mut self.second) {
+                for (((p, g), m), v) in params
+                    .iter_mut()
+                    .zip(grad)
+                    .zip(&mut self.first)
+                    .zip(&mut self.second)
+                {
                     *m = ADAM_BETA1 * *m + (1.0 - ADAM_BETA1) * g;
                     *v = ADAM_BETA2 * *v + (1.0 - ADAM_BETA2) * g * g;
                     *p -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPS);
@@ -222,7 +243,9 @@ pub fn train(s: &TrainSettings, prep: &Prepared, sweep_seed: u64) -> RunOutcome 
             }
             let m = idx.len() as f64;
             let scale = 2.0 / m;
-            gw.iter_mut().zip(w).for_each(|(g, wi)| *g = *g * scale + s.weight_decay * wi);
+            gw.iter_mut()
+                .zip(w)
+                .for_each(|(g, wi)| *g = *g * scale + s.weight_decay * wi);
             gb[0] = residual_sum * scale;
             let gnorm = norm(&grad);
             let wnorm = norm(w);
@@ -268,7 +291,14 @@ pub fn train(s: &TrainSettings, prep: &Prepared, sweep_seed: u64) -> RunOutcome 
         }
     }
     let weights = prep.weights_in_feature_units(&params[..d]);
-    RunOutcome { status, message: None, epochs, initial_train_mse, params, weights }
+    RunOutcome {
+        status,
+        message: None,
+        epochs,
+        initial_train_mse,
+        params,
+        weights,
+    }
 }
 
 /// The first epoch from which the train MSE stays within `bound` to the end, if any.

@@ -81,12 +81,22 @@ fn with_value(settings: &TrainSettings, key: &str, value: &Value) -> TrainSettin
 
 /// The verdict rows, contexts in order of first appearance, factors in declared order.
 pub fn verdict(ablation: &Ablation, summary: &[SummaryRow]) -> Vec<VerdictRow> {
-    let is_all_on = |s: &TrainSettings| ablation.factors.iter().all(|f| s.value_of(&f.key).as_ref() == Some(&f.on));
+    let is_all_on = |s: &TrainSettings| {
+        ablation
+            .factors
+            .iter()
+            .all(|f| s.value_of(&f.key).as_ref() == Some(&f.on))
+    };
     let mut rows = Vec::new();
-    for on_cell in summary.iter().filter(|c| c.scenario.is_none() && is_all_on(&c.settings)) {
+    for on_cell in summary
+        .iter()
+        .filter(|c| c.scenario.is_none() && is_all_on(&c.settings))
+    {
         for factor in &ablation.factors {
             let off_settings = with_value(&on_cell.settings, &factor.key, &factor.off);
-            let off_cell = summary.iter().find(|c| c.scenario.is_none() && c.settings == off_settings);
+            let off_cell = summary
+                .iter()
+                .find(|c| c.scenario.is_none() && c.settings == off_settings);
             let off = off_cell.map(CellFigures::from);
             rows.push(VerdictRow {
                 context: on_cell.settings.clone(),
@@ -108,10 +118,11 @@ pub fn verdict(ablation: &Ablation, summary: &[SummaryRow]) -> Vec<VerdictRow> {
 
 /// `verdict.parquet` as a frame: the context columns (`context_keys`, typed), then the figures.
 pub fn verdict_frame(rows: &[VerdictRow], context_keys: &[&str]) -> Result<DataFrame> {
-    let mut columns: Vec<Column> = settings_columns(&rows.iter().map(|r| &r.context).collect::<Vec<_>>(), false)
-        .into_iter()
-        .filter(|c| context_keys.contains(&c.name().as_str()))
-        .collect();
+    let mut columns: Vec<Column> =
+        settings_columns(&rows.iter().map(|r| &r.context).collect::<Vec<_>>(), false)
+            .into_iter()
+            .filter(|c| context_keys.contains(&c.name().as_str()))
+            .collect();
     macro_rules! col {
         ($name:literal, $f:expr) => {
             Column::new($name.into(), rows.iter().map($f).collect::<Vec<_>>())
@@ -121,11 +132,17 @@ pub fn verdict_frame(rows: &[VerdictRow], context_keys: &[&str]) -> Result<DataF
         col!("factor", |r| r.factor.clone()),
         col!("label", |r| r.label.as_str()),
         col!("all_on_converged_fraction", |r| r.all_on.converged_fraction),
-        col!("one_off_converged_fraction", |r| r.one_off.map(|o| o.converged_fraction)),
+        col!("one_off_converged_fraction", |r| r
+            .one_off
+            .map(|o| o.converged_fraction)),
         col!("all_on_r2_median", |r| r.all_on.r2_median),
         col!("one_off_r2_median", |r| r.one_off.and_then(|o| o.r2_median)),
-        col!("all_on_epochs_median", |r| r.all_on.epochs_to_converge_median),
-        col!("one_off_epochs_median", |r| r.one_off.and_then(|o| o.epochs_to_converge_median)),
+        col!("all_on_epochs_median", |r| r
+            .all_on
+            .epochs_to_converge_median),
+        col!("one_off_epochs_median", |r| r
+            .one_off
+            .and_then(|o| o.epochs_to_converge_median)),
         col!("all_on_sufficient", |r| r.all_on_sufficient),
     ]);
     frame(columns)

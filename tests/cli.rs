@@ -37,7 +37,9 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn read(path: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap()
+    ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap()
 }
 
 #[test]
@@ -45,8 +47,18 @@ fn run_writes_the_four_tables_with_the_grid_row_counts() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(dir.path(), "small.toml", SMALL);
     let out = dir.path().join("out");
-    let output = sweep().arg("run").arg(&config).arg("--out").arg(&out).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = sweep()
+        .arg("run")
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("OLS reference"), "{stdout}");
     assert!(stdout.contains("8 runs"), "{stdout}");
@@ -57,12 +69,24 @@ fn run_writes_the_four_tables_with_the_grid_row_counts() {
     assert_eq!(epochs.height(), 8 * 6);
     let summary = read(&out.join("summary.parquet"));
     assert_eq!(summary.height(), 4);
-    assert_eq!(summary.column("n_runs").unwrap().u32().unwrap().get(0), Some(2));
+    assert_eq!(
+        summary.column("n_runs").unwrap().u32().unwrap().get(0),
+        Some(2)
+    );
     let reference = read(&out.join("reference.parquet"));
     assert_eq!(reference.height(), 8);
     assert!(out.join("timing.toml").exists());
 
-    for column in ["run_id", "status", "final_train_r2", "distance_to_ols", "whiten", "clip", "seed", "data_seed"] {
+    for column in [
+        "run_id",
+        "status",
+        "final_train_r2",
+        "distance_to_ols",
+        "whiten",
+        "clip",
+        "seed",
+        "data_seed",
+    ] {
         assert!(runs.column(column).is_ok(), "runs.parquet lacks {column}");
     }
     assert_eq!(runs.column("whiten").unwrap().dtype(), &DataType::String);
@@ -73,9 +97,21 @@ fn run_writes_the_four_tables_with_the_grid_row_counts() {
 
     let mut f = std::fs::File::open(out.join("runs.parquet")).unwrap();
     let mut reader = ParquetReader::new(&mut f);
-    let meta = reader.get_metadata().unwrap().key_value_metadata().clone().unwrap();
-    let config_entry = meta.iter().find(|kv| kv.key == "sweep.config").expect("config metadata");
-    assert!(config_entry.value.as_deref().unwrap().contains("learning_rate = 0.01"));
+    let meta = reader
+        .get_metadata()
+        .unwrap()
+        .key_value_metadata()
+        .clone()
+        .unwrap();
+    let config_entry = meta
+        .iter()
+        .find(|kv| kv.key == "sweep.config")
+        .expect("config metadata");
+    assert!(config_entry
+        .value
+        .as_deref()
+        .unwrap()
+        .contains("learning_rate = 0.01"));
     // No temporary file is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
@@ -91,9 +127,20 @@ fn one_and_two_threads_give_byte_identical_tables() {
     let config = write(dir.path(), "small.toml", SMALL);
     for jobs in ["1", "2"] {
         let out = dir.path().join(format!("jobs{jobs}"));
-        sweep().args(["run", "--quiet", "--jobs", jobs]).arg(&config).arg("--out").arg(&out).assert().success();
+        sweep()
+            .args(["run", "--quiet", "--jobs", jobs])
+            .arg(&config)
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .success();
     }
-    for table in ["runs.parquet", "epochs.parquet", "summary.parquet", "reference.parquet"] {
+    for table in [
+        "runs.parquet",
+        "epochs.parquet",
+        "summary.parquet",
+        "reference.parquet",
+    ] {
         let a = std::fs::read(dir.path().join("jobs1").join(table)).unwrap();
         let b = std::fs::read(dir.path().join("jobs2").join(table)).unwrap();
         assert!(a == b, "{table} differs between --jobs 1 and --jobs 2");
@@ -104,14 +151,23 @@ fn one_and_two_threads_give_byte_identical_tables() {
 fn list_prints_the_grid_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(dir.path(), "small.toml", SMALL);
-    let output = sweep().current_dir(dir.path()).args(["list"]).arg(&config).output().unwrap();
+    let output = sweep()
+        .current_dir(dir.path())
+        .args(["list"])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("8 runs"), "{text}");
     assert!(text.contains("whiten=zca"), "{text}");
     assert!(!dir.path().join("results").exists());
 
-    let output = sweep().args(["list", "--set", "grid.seed=[0,1,2]"]).arg(&config).output().unwrap();
+    let output = sweep()
+        .args(["list", "--set", "grid.seed=[0,1,2]"])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&output.stdout).contains("12 runs"));
 }
 
@@ -120,7 +176,13 @@ fn data_command_writes_the_data_set_as_the_runs_see_it() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(dir.path(), "small.toml", SMALL);
     let csv = dir.path().join("data.csv");
-    sweep().arg("data").arg(&config).arg("--out").arg(&csv).assert().success();
+    sweep()
+        .arg("data")
+        .arg(&config)
+        .arg("--out")
+        .arg(&csv)
+        .assert()
+        .success();
     let text = std::fs::read_to_string(&csv).unwrap();
     let header = text.lines().next().unwrap();
     assert_eq!(header, "x000,x001,x002,x003,x004,x005,x006,x007,y");
@@ -134,13 +196,40 @@ fn data_command_writes_the_data_set_as_the_runs_see_it() {
     let config2 = write(dir.path(), "file.toml", &file_config);
     let out_a = dir.path().join("a");
     let out_b = dir.path().join("b");
-    sweep().args(["run", "--quiet", "--set", "train.epochs=2"]).arg(&config).arg("--out").arg(&out_a).assert().success();
-    sweep().args(["run", "--quiet"]).arg(&config2).arg("--out").arg(&out_b).assert().success();
+    sweep()
+        .args(["run", "--quiet", "--set", "train.epochs=2"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out_a)
+        .assert()
+        .success();
+    sweep()
+        .args(["run", "--quiet"])
+        .arg(&config2)
+        .arg("--out")
+        .arg(&out_b)
+        .assert()
+        .success();
     let ra = read(&out_a.join("reference.parquet"));
     let rb = read(&out_b.join("reference.parquet"));
-    let ca = ra.column("coefficient").unwrap().f64().unwrap().get(0).unwrap();
-    let cb = rb.column("coefficient").unwrap().f64().unwrap().get(0).unwrap();
-    assert!((ca - cb).abs() <= 1e-9 * ca.abs().max(1e-12), "{ca} vs {cb}");
+    let ca = ra
+        .column("coefficient")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    let cb = rb
+        .column("coefficient")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert!(
+        (ca - cb).abs() <= 1e-9 * ca.abs().max(1e-12),
+        "{ca} vs {cb}"
+    );
 }
 
 #[test]
@@ -149,13 +238,23 @@ fn a_sweep_where_every_run_diverges_completes_with_diverged_rows() {
     let config = write(dir.path(), "small.toml", SMALL);
     let out = dir.path().join("out");
     let output = sweep()
-        .args(["run", "--set", "train.learning_rate=1e3", "--set", "grid.clip=[false]"])
+        .args([
+            "run",
+            "--set",
+            "train.learning_rate=1e3",
+            "--set",
+            "grid.clip=[false]",
+        ])
         .arg(&config)
         .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("4 diverged"), "{stdout}");
     let runs = read(&out.join("runs.parquet"));
@@ -169,7 +268,14 @@ fn rejects(config_text: &str, extra: &[&str], expected: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let config = write(dir.path(), "bad.toml", config_text);
     let out = dir.path().join("out");
-    let output = sweep().arg("run").args(extra).arg(&config).arg("--out").arg(&out).output().unwrap();
+    let output = sweep()
+        .arg("run")
+        .args(extra)
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
     for piece in expected {
@@ -181,21 +287,65 @@ fn rejects(config_text: &str, extra: &[&str], expected: &[&str]) {
 #[test]
 fn config_errors_name_the_key_and_line_and_write_nothing() {
     rejects("[train]\nepochs = \n", &[], &["bad.toml", "line 2"]);
-    rejects("[train]\nepochs = 5\nlearning_rat = 0.1\n", &[], &["bad.toml:3:1", "learning_rat", "did you mean `learning_rate`"]);
-    rejects("[train]\nepochs = \"many\"\n", &[], &["bad.toml:2:1", "train.epochs", "\"many\""]);
-    rejects("[grid]\nseed = []\n", &[], &["bad.toml:2:1", "grid.seed", "empty"]);
-    rejects("[train]\nlearning_rate = -1.0\n", &[], &["bad.toml:2:1", "train.learning_rate", "> 0"]);
-    rejects("[grid]\nwhiten = [\"none\", \"zac\"]\n", &[], &["bad.toml:2:1", "grid.whiten", "zac", "zca"]);
-    rejects("[grid]\nbatch_size = [1, 1]\n", &[], &["grid.batch_size", "duplicate"]);
-    rejects("[train]\nepochs = 5\n", &["--set", "train.epochs=0"], &["--set train.epochs=0", ">= 1"]);
-    rejects("[train]\nepochs = 5\n", &["--set", "train.epoch=3"], &["--set train.epoch=3", "did you mean `epochs`"]);
+    rejects(
+        "[train]\nepochs = 5\nlearning_rat = 0.1\n",
+        &[],
+        &[
+            "bad.toml:3:1",
+            "learning_rat",
+            "did you mean `learning_rate`",
+        ],
+    );
+    rejects(
+        "[train]\nepochs = \"many\"\n",
+        &[],
+        &["bad.toml:2:1", "train.epochs", "\"many\""],
+    );
+    rejects(
+        "[grid]\nseed = []\n",
+        &[],
+        &["bad.toml:2:1", "grid.seed", "empty"],
+    );
+    rejects(
+        "[train]\nlearning_rate = -1.0\n",
+        &[],
+        &["bad.toml:2:1", "train.learning_rate", "> 0"],
+    );
+    rejects(
+        "[grid]\nwhiten = [\"none\", \"zac\"]\n",
+        &[],
+        &["bad.toml:2:1", "grid.whiten", "zac", "zca"],
+    );
+    rejects(
+        "[grid]\nbatch_size = [1, 1]\n",
+        &[],
+        &["grid.batch_size", "duplicate"],
+    );
+    rejects(
+        "[train]\nepochs = 5\n",
+        &["--set", "train.epochs=0"],
+        &["--set train.epochs=0", ">= 1"],
+    );
+    rejects(
+        "[train]\nepochs = 5\n",
+        &["--set", "train.epoch=3"],
+        &["--set train.epoch=3", "did you mean `epochs`"],
+    );
     rejects(
         "[grid]\nclip = [true, false]\n[[grid.exclude]]\nclip = true\n[[grid.exclude]]\nclip = false\n",
         &[],
         &["remove all 2 runs"],
     );
-    rejects("[grid]\nclip = [true, false]\n[[grid.exclude]]\nclipp = true\n", &[], &["bad.toml:3:1", "not a grid axis"]);
-    rejects("[data]\nn_rows = 400\nn_features = 8\nsignal_lags = 3\n[train]\nbatch_size = 500\n", &[], &["batch_size = 500", "400 rows"]);
+    rejects(
+        "[grid]\nclip = [true, false]\n[[grid.exclude]]\nclipp = true\n",
+        &[],
+        &["bad.toml:3:1", "not a grid axis"],
+    );
+    rejects(
+        "[data]\nn_rows = 400\nn_features = 8\nsignal_lags = 3\n[train]\nbatch_size = 500\n",
+        &[],
+        &["batch_size = 500", "400 rows"],
+    );
 }
 
 #[test]

@@ -6,7 +6,13 @@ use sweep::config::{self, Whiten};
 
 fn load(text: &str, overrides: &[&str]) -> sweep::error::Result<config::Sweep> {
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    config::from_text(text, Path::new("test.toml"), Path::new("."), Path::new("."), &overrides)
+    config::from_text(
+        text,
+        Path::new("test.toml"),
+        Path::new("."),
+        Path::new("."),
+        &overrides,
+    )
 }
 
 const GRID: &str = r#"
@@ -27,8 +33,18 @@ fn grid_expands_to_the_product_minus_excludes() {
     let sweep = load(GRID, &[]).unwrap();
     // 3 x 2 x 2 = 12, minus pca+clip for 2 seeds.
     assert_eq!(sweep.runs.len(), 10);
-    assert!(!sweep.runs.iter().any(|r| r.settings.whiten == Whiten::Pca && r.settings.clip));
-    assert_eq!(sweep.runs.iter().filter(|r| r.settings.whiten == Whiten::Pca).count(), 2);
+    assert!(!sweep
+        .runs
+        .iter()
+        .any(|r| r.settings.whiten == Whiten::Pca && r.settings.clip));
+    assert_eq!(
+        sweep
+            .runs
+            .iter()
+            .filter(|r| r.settings.whiten == Whiten::Pca)
+            .count(),
+        2
+    );
     for (i, run) in sweep.runs.iter().enumerate() {
         assert_eq!(run.index, i);
         assert_eq!(run.settings.epochs, 3);
@@ -57,7 +73,10 @@ epochs = 3
 name = "g"
 "#;
     // TOML needs top-level keys before tables; move `name` up but keep everything else reordered.
-    let reordered = format!("name = \"g\"\n{}", reordered.replace("\nname = \"g\"\n", "\n"));
+    let reordered = format!(
+        "name = \"g\"\n{}",
+        reordered.replace("\nname = \"g\"\n", "\n")
+    );
     let a = load(GRID, &[]).unwrap();
     let b = load(&reordered, &[]).unwrap();
     let ids_a: Vec<&str> = a.runs.iter().map(|r| r.id.as_str()).collect();
@@ -71,24 +90,43 @@ name = "g"
 
 #[test]
 fn overrides_replace_file_values_with_the_same_validation() {
-    let sweep = load(GRID, &["train.learning_rate=0.05", "grid.seed=[7]", "train.whiten_eps=1e-6"]).unwrap();
+    let sweep = load(
+        GRID,
+        &[
+            "train.learning_rate=0.05",
+            "grid.seed=[7]",
+            "train.whiten_eps=1e-6",
+        ],
+    )
+    .unwrap();
     assert_eq!(sweep.runs.len(), 5);
-    assert!(sweep.runs.iter().all(|r| r.settings.learning_rate == 0.05 && r.settings.seed == 7));
+    assert!(sweep
+        .runs
+        .iter()
+        .all(|r| r.settings.learning_rate == 0.05 && r.settings.seed == 7));
     // Integers are accepted for float keys and canonicalized.
     let sweep = load("[train]\nlearning_rate = 1\n", &[]).unwrap();
     assert_eq!(sweep.runs[0].settings.learning_rate, 1.0);
     // A bare word is a string.
     let sweep = load("", &["train.optimizer=adam"]).unwrap();
     assert_eq!(sweep.runs[0].settings.optimizer, config::Optimizer::Adam);
-    let err = load("", &["grid.batch_size=[0, 4]"]).unwrap_err().to_string();
-    assert!(err.contains("--set grid.batch_size=[0, 4]") && err.contains(">= 1"), "{err}");
+    let err = load("", &["grid.batch_size=[0, 4]"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--set grid.batch_size=[0, 4]") && err.contains(">= 1"),
+        "{err}"
+    );
 }
 
 #[test]
 fn errors_locate_the_key_in_the_file() {
     let text = "name = \"x\"\n\n[train]\nepochs = 3\ninit_zero_fraction = 1.0\n";
     let err = load(text, &[]).unwrap_err().to_string();
-    assert!(err.starts_with("test.toml:5:1: train.init_zero_fraction"), "{err}");
+    assert!(
+        err.starts_with("test.toml:5:1: train.init_zero_fraction"),
+        "{err}"
+    );
     assert!(err.contains("[0, 1)"), "{err}");
     assert_eq!(config::locate_key(text, "train.epochs"), Some((4, 1)));
     assert_eq!(config::locate_key(GRID, "grid.exclude.0"), Some((9, 1)));
@@ -113,7 +151,10 @@ fn every_out_of_range_value_is_rejected() {
     ] {
         let text = format!("[train]\n{key} = {value}\n");
         let err = load(&text, &[]).unwrap_err().to_string();
-        assert!(err.contains(&format!("train.{key}")), "{key} = {value}: {err}");
+        assert!(
+            err.contains(&format!("train.{key}")),
+            "{key} = {value}: {err}"
+        );
     }
 }
 
@@ -121,18 +162,36 @@ fn every_out_of_range_value_is_rejected() {
 fn grid_cap_is_enforced_and_overridable() {
     let text = "max_runs = 5\n[grid]\nseed = [0, 1, 2, 3, 4, 5]\n";
     let err = load(text, &[]).unwrap_err().to_string();
-    assert!(err.contains("6 runs") && err.contains("max_runs = 5"), "{err}");
+    assert!(
+        err.contains("6 runs") && err.contains("max_runs = 5"),
+        "{err}"
+    );
     assert_eq!(load(text, &["max_runs=6"]).unwrap().runs.len(), 6);
 }
 
 #[test]
 fn data_keys_are_checked_against_the_source() {
-    let err = load("[data]\npath = \"x.csv\"\ntarget = \"y\"\nn_rows = 10\n", &[]).unwrap_err().to_string();
-    assert!(err.contains("data.n_rows") && err.contains("generator"), "{err}");
-    let err = load("[data]\npath = \"x.txt\"\ntarget = \"y\"\n", &[]).unwrap_err().to_string();
+    let err = load(
+        "[data]\npath = \"x.csv\"\ntarget = \"y\"\nn_rows = 10\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("data.n_rows") && err.contains("generator"),
+        "{err}"
+    );
+    let err = load("[data]\npath = \"x.txt\"\ntarget = \"y\"\n", &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(".csv or .parquet"), "{err}");
     let err = load("[data]\nphi = 1.0\n", &[]).unwrap_err().to_string();
     assert!(err.contains("data.phi"), "{err}");
-    let err = load("[data]\npath = \"x.csv\"\ntarget = \"y\"\n[grid]\ndata_seed = [1, 2]\n", &[]).unwrap_err().to_string();
+    let err = load(
+        "[data]\npath = \"x.csv\"\ntarget = \"y\"\n[grid]\ndata_seed = [1, 2]\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("grid.data_seed"), "{err}");
 }

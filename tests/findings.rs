@@ -15,7 +15,12 @@ use toml::Value;
 fn cell(whiten: Whiten, clip: bool, batch: u32, converged: f64) -> SummaryRow {
     SummaryRow {
         scenario: None,
-        settings: TrainSettings { whiten, clip, batch_size: batch, ..TrainSettings::default() },
+        settings: TrainSettings {
+            whiten,
+            clip,
+            batch_size: batch,
+            ..TrainSettings::default()
+        },
         n_runs: 5,
         converged_fraction: converged,
         diverged_fraction: 0.0,
@@ -34,8 +39,16 @@ fn cell(whiten: Whiten, clip: bool, batch: u32, converged: f64) -> SummaryRow {
 fn ablation() -> Ablation {
     Ablation {
         factors: vec![
-            Factor { key: "whiten".into(), on: Value::String("zca".into()), off: Value::String("none".into()) },
-            Factor { key: "clip".into(), on: Value::Boolean(true), off: Value::Boolean(false) },
+            Factor {
+                key: "whiten".into(),
+                on: Value::String("zca".into()),
+                off: Value::String("none".into()),
+            },
+            Factor {
+                key: "clip".into(),
+                on: Value::Boolean(true),
+                off: Value::Boolean(false),
+            },
         ],
         converge_high: 0.8,
         converge_low: 0.2,
@@ -47,8 +60,14 @@ fn verdict_labels_follow_the_thresholds_at_their_edges() {
     assert_eq!(verdict::label(0.8, Some(0.2), 0.8, 0.2), Label::Necessary);
     assert_eq!(verdict::label(0.79, Some(0.0), 0.8, 0.2), Label::Unclear);
     assert_eq!(verdict::label(1.0, Some(0.21), 0.8, 0.2), Label::Unclear);
-    assert_eq!(verdict::label(1.0, Some(0.8), 0.8, 0.2), Label::NotNecessary);
-    assert_eq!(verdict::label(0.0, Some(0.8), 0.8, 0.2), Label::NotNecessary);
+    assert_eq!(
+        verdict::label(1.0, Some(0.8), 0.8, 0.2),
+        Label::NotNecessary
+    );
+    assert_eq!(
+        verdict::label(0.0, Some(0.8), 0.8, 0.2),
+        Label::NotNecessary
+    );
     assert_eq!(verdict::label(1.0, None, 0.8, 0.2), Label::Unclear);
 }
 
@@ -67,8 +86,17 @@ fn verdict_on_a_hand_made_summary_table() {
         cell(Whiten::None, false, 32, 0.0),
     ];
     let rows = verdict::verdict(&ablation(), &summary);
-    let got: Vec<(u32, &str, Label, bool)> =
-        rows.iter().map(|r| (r.context.batch_size, r.factor.as_str(), r.label, r.all_on_sufficient)).collect();
+    let got: Vec<(u32, &str, Label, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.context.batch_size,
+                r.factor.as_str(),
+                r.label,
+                r.all_on_sufficient,
+            )
+        })
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -115,11 +143,28 @@ fn spectral_split_on_a_problem_with_a_known_spectrum() {
         y.push(values.iter().sum::<f64>());
         x.extend(values);
     }
-    let data = Dataset { n: 8, d: 3, x: x.into(), y: y.into(), feature_names: vec!["a".into(), "b".into(), "c".into()], target_name: "y".into() };
+    let data = Dataset {
+        n: 8,
+        d: 3,
+        x: x.into(),
+        y: y.into(),
+        feature_names: vec!["a".into(), "b".into(), "c".into()],
+        target_name: "y".into(),
+    };
     let reference = Reference::of(&data).unwrap();
-    let prep = Prepared::new(Arc::new(data), Arc::new(reference), Whiten::None, 0.0, false).unwrap();
+    let prep = Prepared::new(
+        Arc::new(data),
+        Arc::new(reference),
+        Whiten::None,
+        0.0,
+        false,
+    )
+    .unwrap();
     for (k, l) in prep.train_eigenvalues.iter().enumerate() {
-        assert!((l - lambda[k]).abs() < 1e-12 * lambda[k].max(1.0), "eigenvalue {k}: {l}");
+        assert!(
+            (l - lambda[k]).abs() < 1e-12 * lambda[k].max(1.0),
+            "eigenvalue {k}: {l}"
+        );
     }
     let ols = prep.ols_params.clone();
     assert!(ols[..3].iter().all(|w| (w - 1.0).abs() < 1e-10), "{ols:?}");
@@ -129,16 +174,34 @@ fn spectral_split_on_a_problem_with_a_known_spectrum() {
     // lr 0.1, 100 steps: threshold 1/(2*0.1*100) = 0.05, so only the 1e-4 direction is slow.
     let dx = sweep::spectral::diagnose(&prep, &params, 0.1, 100, 2);
     let share = dx.slow_share.unwrap();
-    assert!((share - c / (a + b + c)).abs() < 1e-12, "slow share {share}");
+    assert!(
+        (share - c / (a + b + c)).abs() < 1e-12,
+        "slow share {share}"
+    );
     // lr 1e-3: threshold 5, every direction is slow.
-    assert!((sweep::spectral::diagnose(&prep, &params, 1e-3, 100, 2).slow_share.unwrap() - 1.0).abs() < 1e-12);
+    assert!(
+        (sweep::spectral::diagnose(&prep, &params, 1e-3, 100, 2)
+            .slow_share
+            .unwrap()
+            - 1.0)
+            .abs()
+            < 1e-12
+    );
     // The 1e-4 direction explains 2e-5 of the fit (< 0.1%): the slowest signal direction is lambda = 1.
     let epochs = dx.slowest_signal_epochs.unwrap();
-    assert!((epochs - 1.0 / (2.0 * 0.1 * 1.0 * 2.0)).abs() < 1e-9, "{epochs}");
+    assert!(
+        (epochs - 1.0 / (2.0 * 0.1 * 1.0 * 2.0)).abs() < 1e-9,
+        "{epochs}"
+    );
     // A bias offset adds (0.1)^2 to the excess, not to the slow part.
     let params_b = vec![params[0], params[1], params[2], ols[3] + 0.1];
-    let share_b = sweep::spectral::diagnose(&prep, &params_b, 0.1, 100, 2).slow_share.unwrap();
-    assert!((share_b - c / (a + b + c + 0.01)).abs() < 1e-12, "{share_b}");
+    let share_b = sweep::spectral::diagnose(&prep, &params_b, 0.1, 100, 2)
+        .slow_share
+        .unwrap();
+    assert!(
+        (share_b - c / (a + b + c + 0.01)).abs() < 1e-12,
+        "{share_b}"
+    );
 }
 
 #[test]
@@ -174,27 +237,49 @@ fn run_small(dir: &Path) -> std::path::PathBuf {
     let config = dir.join("fig.toml");
     std::fs::write(&config, SMALL).unwrap();
     let out = dir.join("fig");
-    Command::new(env!("CARGO_BIN_EXE_sweep")).args(["run", "--quiet"]).arg(&config).arg("--out").arg(&out).assert().success();
+    Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["run", "--quiet"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
     out
 }
 
 fn epochs_values(out: &Path, run_id: &str, column: &str) -> Vec<f64> {
-    let df = ParquetReader::new(std::fs::File::open(out.join("epochs.parquet")).unwrap()).finish().unwrap();
+    let df = ParquetReader::new(std::fs::File::open(out.join("epochs.parquet")).unwrap())
+        .finish()
+        .unwrap();
     let ids = df.column("run_id").unwrap().str().unwrap().clone();
     let values = df.column(column).unwrap().f64().unwrap().clone();
-    ids.iter().zip(values.iter()).filter(|(id, _)| *id == Some(run_id)).map(|(_, v)| v.unwrap()).collect()
+    ids.iter()
+        .zip(values.iter())
+        .filter(|(id, _)| *id == Some(run_id))
+        .map(|(_, v)| v.unwrap())
+        .collect()
 }
 
 #[test]
 fn plotted_series_equal_the_epochs_table_and_the_svg_is_well_formed() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_small(dir.path());
-    let runs = ParquetReader::new(std::fs::File::open(out.join("runs.parquet")).unwrap()).finish().unwrap();
-    let run_id = runs.column("run_id").unwrap().str().unwrap().get(0).unwrap().to_string();
+    let runs = ParquetReader::new(std::fs::File::open(out.join("runs.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let run_id = runs
+        .column("run_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_string();
 
     let curves = sweep::report::read_curves(&out).unwrap();
     let stem = dir.path().join("diag");
-    let (files, plotted) = sweep::plot::diagnostics(&stem, "test", &[curves[&run_id].clone()]).unwrap();
+    let (files, plotted) =
+        sweep::plot::diagnostics(&stem, "test", &[curves[&run_id].clone()]).unwrap();
     assert_eq!(files.len(), 2);
     let table = epochs_values(&out, &run_id, "weight_norm");
     assert_eq!(table.len(), 12);
@@ -204,14 +289,32 @@ fn plotted_series_equal_the_epochs_table_and_the_svg_is_well_formed() {
     for ((i, (x, y)), v) in series.iter().enumerate().zip(&table) {
         assert_eq!(*x, (i + 1) as f64);
         let expected = if log { v.log10() } else { *v };
-        assert!((y - expected).abs() <= 1e-12 * expected.abs().max(1.0), "epoch {}: {y} vs {expected}", i + 1);
+        assert!(
+            (y - expected).abs() <= 1e-12 * expected.abs().max(1.0),
+            "epoch {}: {y} vs {expected}",
+            i + 1
+        );
     }
 
     let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
     let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
-    let texts: Vec<String> = doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text().map(str::to_string)).collect();
-    for label in ["epoch", "weight_norm", "gradient_norm", "update_ratio", "prediction", "loss"] {
-        assert!(texts.iter().any(|t| t.contains(label)), "no axis or title naming {label}: {texts:?}");
+    let texts: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(str::to_string))
+        .collect();
+    for label in [
+        "epoch",
+        "weight_norm",
+        "gradient_norm",
+        "update_ratio",
+        "prediction",
+        "loss",
+    ] {
+        assert!(
+            texts.iter().any(|t| t.contains(label)),
+            "no axis or title naming {label}: {texts:?}"
+        );
     }
     // One polyline per panel holds the run's 12 points; in the first, pixel y falls as the value rises.
     let polylines: Vec<Vec<(f64, f64)>> = doc
@@ -221,17 +324,29 @@ fn plotted_series_equal_the_epochs_table_and_the_svg_is_well_formed() {
             n.attribute("points")
                 .unwrap_or("")
                 .split_whitespace()
-                .filter_map(|p| p.split_once(',').map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap())))
+                .filter_map(|p| {
+                    p.split_once(',')
+                        .map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap()))
+                })
                 .collect()
         })
         .filter(|p: &Vec<(f64, f64)>| p.len() == 12)
         .collect();
-    assert!(polylines.len() >= 6, "expected a 12-point line per panel, found {}", polylines.len());
+    assert!(
+        polylines.len() >= 6,
+        "expected a 12-point line per panel, found {}",
+        polylines.len()
+    );
     let first = &polylines[0];
     for i in 0..12 {
         for j in 0..12 {
             if table[i] < table[j] {
-                assert!(first[i].1 >= first[j].1, "pixel order disagrees with the table at epochs {} and {}", i + 1, j + 1);
+                assert!(
+                    first[i].1 >= first[j].1,
+                    "pixel order disagrees with the table at epochs {} and {}",
+                    i + 1,
+                    j + 1
+                );
             }
         }
     }
@@ -243,16 +358,34 @@ fn plotted_series_equal_the_epochs_table_and_the_svg_is_well_formed() {
 fn report_writes_markdown_with_verdict_and_figures() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_small(dir.path());
-    let output = Command::new(env!("CARGO_BIN_EXE_sweep")).arg("report").arg(&out).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .arg("report")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("verdict:") && text.contains("whiten") && text.contains("cells:"), "{text}");
+    assert!(
+        text.contains("verdict:") && text.contains("whiten") && text.contains("cells:"),
+        "{text}"
+    );
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(md.contains("## Verdict") && md.contains("figures/r2_by_cell.png"), "{md}");
+    assert!(
+        md.contains("## Verdict") && md.contains("figures/r2_by_cell.png"),
+        "{md}"
+    );
     assert!(out.join("figures/r2_by_cell.svg").exists());
-    let verdict = ParquetReader::new(std::fs::File::open(out.join("verdict.parquet")).unwrap()).finish().unwrap();
+    let verdict = ParquetReader::new(std::fs::File::open(out.join("verdict.parquet")).unwrap())
+        .finish()
+        .unwrap();
     assert_eq!(verdict.height(), 2, "one context x two factors");
-    let runs = ParquetReader::new(std::fs::File::open(out.join("runs.parquet")).unwrap()).finish().unwrap();
+    let runs = ParquetReader::new(std::fs::File::open(out.join("runs.parquet")).unwrap())
+        .finish()
+        .unwrap();
     let share = runs.column("slow_share").unwrap().f64().unwrap().clone();
     assert!(share.iter().flatten().all(|v| (0.0..=1.0).contains(&v)));
 }

@@ -27,10 +27,14 @@ fn prepared(data: Dataset, whiten: Whiten, eps: f64, normalize: bool) -> Prepare
 
 /// A deterministic pseudo-random sequence for test designs (no dependence on rand's algorithms).
 fn lcg(seed: u64, len: usize) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
         })
         .collect()
@@ -41,7 +45,11 @@ fn ols_matches_the_closed_form_simple_regression() {
     // x = 1..4, y = 2,3,5,4: slope Sxy/Sxx = 4/5, intercept 3.5 - 0.8 * 2.5 = 1.5,
     // SSE = 0.09 + 0.01 + 1.21 + 0.49 = 1.8, SST = 5, R² = 0.64.
     let fit = linalg::ols(&[1.0, 2.0, 3.0, 4.0], &[2.0, 3.0, 5.0, 4.0], 4, 1, true).unwrap();
-    assert!((fit.coefficients[0] - 0.8).abs() < 1e-14, "{:?}", fit.coefficients);
+    assert!(
+        (fit.coefficients[0] - 0.8).abs() < 1e-14,
+        "{:?}",
+        fit.coefficients
+    );
     assert!((fit.intercept.unwrap() - 1.5).abs() < 1e-14);
     assert!((fit.mse - 0.45).abs() < 1e-14);
     assert!((fit.r2 - 0.64).abs() < 1e-14);
@@ -53,11 +61,20 @@ fn ols_matches_the_closed_form_simple_regression() {
 fn ols_residual_is_orthogonal_to_the_design() {
     let (n, d) = (300, 6);
     let x = lcg(7, n * d);
-    let y: Vec<f64> = (0..n).map(|i| x[i * d..(i + 1) * d].iter().sum::<f64>() + 0.1 * lcg(i as u64, 1)[0]).collect();
+    let y: Vec<f64> = (0..n)
+        .map(|i| x[i * d..(i + 1) * d].iter().sum::<f64>() + 0.1 * lcg(i as u64, 1)[0])
+        .collect();
     let fit = linalg::ols(&x, &y, n, d, true).unwrap();
     let b0 = fit.intercept.unwrap();
     let resid: Vec<f64> = (0..n)
-        .map(|i| y[i] - b0 - x[i * d..(i + 1) * d].iter().zip(&fit.coefficients).map(|(a, c)| a * c).sum::<f64>())
+        .map(|i| {
+            y[i] - b0
+                - x[i * d..(i + 1) * d]
+                    .iter()
+                    .zip(&fit.coefficients)
+                    .map(|(a, c)| a * c)
+                    .sum::<f64>()
+        })
         .collect();
     assert!(resid.iter().sum::<f64>().abs() < 1e-11);
     for j in 0..d {
@@ -72,7 +89,11 @@ fn duplicate_column_gives_rank_deficient_minimum_norm_solution() {
     let x = [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0];
     let fit = linalg::ols(&x, &[2.0, 3.0, 5.0, 4.0], 4, 2, true).unwrap();
     assert_eq!(fit.rank, 1);
-    assert!((fit.coefficients[0] - 0.4).abs() < 1e-12 && (fit.coefficients[1] - 0.4).abs() < 1e-12, "{:?}", fit.coefficients);
+    assert!(
+        (fit.coefficients[0] - 0.4).abs() < 1e-12 && (fit.coefficients[1] - 0.4).abs() < 1e-12,
+        "{:?}",
+        fit.coefficients
+    );
     assert!((fit.intercept.unwrap() - 1.5).abs() < 1e-12);
     assert!((fit.r2 - 0.64).abs() < 1e-12);
     assert!(fit.condition_number.is_infinite() || fit.condition_number > 1e12);
@@ -128,7 +149,10 @@ fn whitening_gives_identity_covariance_on_a_well_conditioned_case() {
         if zca {
             for a in 0..d {
                 for b in 0..d {
-                    assert!((w[(a, b)] - w[(b, a)]).abs() < 1e-12, "ZCA whitening must be symmetric");
+                    assert!(
+                        (w[(a, b)] - w[(b, a)]).abs() < 1e-12,
+                        "ZCA whitening must be symmetric"
+                    );
                 }
             }
         }
@@ -165,7 +189,9 @@ fn settings(epochs: u32, batch: u32, lr: f64) -> TrainSettings {
 fn hand_step(p: [f64; 3], lr: f64, wd: f64, clip: Option<f64>) -> ([f64; 3], f64) {
     let rows = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
     let y = [1.0, 2.0, 4.0];
-    let r: Vec<f64> = (0..3).map(|i| p[0] * rows[i][0] + p[1] * rows[i][1] + p[2] - y[i]).collect();
+    let r: Vec<f64> = (0..3)
+        .map(|i| p[0] * rows[i][0] + p[1] * rows[i][1] + p[2] - y[i])
+        .collect();
     let mut g = [
         2.0 / 3.0 * (r[0] * 1.0 + r[2] * 1.0) + wd * p[0],
         2.0 / 3.0 * (r[1] * 1.0 + r[2] * 1.0) + wd * p[1],
@@ -177,7 +203,10 @@ fn hand_step(p: [f64; 3], lr: f64, wd: f64, clip: Option<f64>) -> ([f64; 3], f64
             g.iter_mut().for_each(|v| *v *= c / gnorm);
         }
     }
-    ([p[0] - lr * g[0], p[1] - lr * g[1], p[2] - lr * g[2]], gnorm)
+    (
+        [p[0] - lr * g[0], p[1] - lr * g[1], p[2] - lr * g[2]],
+        gnorm,
+    )
 }
 
 #[test]
@@ -195,7 +224,11 @@ fn one_epoch_of_full_batch_sgd_matches_the_hand_computed_update() {
     assert_eq!(e.weight_norm, 0.0);
     assert_eq!(e.clipped_fraction, 0.0);
     let (hand, _) = hand_step([0.0; 3], 0.1, 0.0, None);
-    assert!(out.params.iter().zip(hand).all(|(a, b)| (a - b).abs() < 1e-15));
+    assert!(out
+        .params
+        .iter()
+        .zip(hand)
+        .all(|(a, b)| (a - b).abs() < 1e-15));
 }
 
 #[test]
@@ -238,7 +271,11 @@ fn batch_size_one_follows_the_epoch_permutation() {
     for &i in &perm {
         let i = i as usize;
         let r = p[0] * rows[i][0] + p[1] * rows[i][1] + p[2] - y[i];
-        p = [p[0] - 0.05 * 2.0 * r * rows[i][0], p[1] - 0.05 * 2.0 * r * rows[i][1], p[2] - 0.05 * 2.0 * r];
+        p = [
+            p[0] - 0.05 * 2.0 * r * rows[i][0],
+            p[1] - 0.05 * 2.0 * r * rows[i][1],
+            p[2] - 0.05 * 2.0 * r,
+        ];
     }
     for (a, b) in out.params.iter().zip(p) {
         assert!((a - b).abs() < 1e-15, "{:?} vs {p:?}", out.params);
@@ -255,32 +292,61 @@ fn sgd_reaches_the_ols_loss_on_a_well_conditioned_problem() {
         .collect();
     let prep = prepared(dataset(x, y, d), Whiten::None, 0.0, false);
     // Adam's steady-state noise scales with its step size, so it gets a smaller one.
-    for (optimizer, lr) in [(Optimizer::Sgd, 0.01), (Optimizer::Momentum, 0.002), (Optimizer::Adam, 0.001)] {
+    for (optimizer, lr) in [
+        (Optimizer::Sgd, 0.01),
+        (Optimizer::Momentum, 0.002),
+        (Optimizer::Adam, 0.001),
+    ] {
         let mut s = settings(300, 8, lr);
         s.optimizer = optimizer;
         s.init = Init::HeNormal;
         let out = train::train(&s, &prep, 1);
         let ratio = out.final_train_mse() / prep.reference.fit.mse;
-        assert_eq!(out.status, Status::Converged, "{optimizer:?}: MSE ratio {ratio}");
+        assert_eq!(
+            out.status,
+            Status::Converged,
+            "{optimizer:?}: MSE ratio {ratio}"
+        );
         assert!(ratio < 1.01);
     }
 }
 
 #[test]
 fn ols_init_starts_at_the_ols_loss_in_every_preprocessing() {
-    let cfg = DataConfig { n_rows: 600, n_features: 12, signal_lags: 4, ..DataConfig::default() };
+    let cfg = DataConfig {
+        n_rows: 600,
+        n_features: 12,
+        signal_lags: 4,
+        ..DataConfig::default()
+    };
     let data = data::lagged_levels(&cfg, 3).unwrap();
-    for (whiten, normalize) in [(Whiten::None, false), (Whiten::Zca, true), (Whiten::Pca, false), (Whiten::Pca, true)] {
+    for (whiten, normalize) in [
+        (Whiten::None, false),
+        (Whiten::Zca, true),
+        (Whiten::Pca, false),
+        (Whiten::Pca, true),
+    ] {
         let prep = prepared(data.clone(), whiten, 0.0, normalize);
         let mut s = settings(1, 32, 1e-3);
         s.init = Init::Ols;
         let p0 = train::initial_params(&s, &prep, 0);
         let (mse, _) = train::full_pass(&prep, &p0);
         let rel = (mse / prep.reference.fit.mse - 1.0).abs();
-        assert!(rel < 1e-6, "{whiten:?} normalize={normalize}: relative MSE gap {rel}");
+        assert!(
+            rel < 1e-6,
+            "{whiten:?} normalize={normalize}: relative MSE gap {rel}"
+        );
         let w = prep.weights_in_feature_units(&p0[..prep.d()]);
-        let dist: f64 = w.iter().zip(&prep.reference.fit.coefficients).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
-        assert!(dist < 1e-6 * prep.reference.weight_norm, "{whiten:?}: distance {dist}");
+        let dist: f64 = w
+            .iter()
+            .zip(&prep.reference.fit.coefficients)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!(
+            dist < 1e-6 * prep.reference.weight_norm,
+            "{whiten:?}: distance {dist}"
+        );
     }
 }
 
