@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, display_value};
 use crate::error::{Error, Result};
-use crate::{data, report, results, sweep};
+use crate::dd::DD;
+use crate::ols::Design;
+use crate::{data, nist, ols, report, results, sweep};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -67,6 +69,34 @@ enum Command {
         #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
         cell: Vec<String>,
     },
+    /// Fit OLS on a CSV or Parquet file with the exact reference solver and print the fit.
+    Ols {
+        /// A .csv (with header) or .parquet file.
+        file: PathBuf,
+        /// The target column.
+        #[arg(long)]
+        target: String,
+        /// Feature columns, comma-separated [default: every numeric column but the target].
+        #[arg(long, value_delimiter = ',')]
+        features: Vec<String>,
+        /// Fit without an intercept (R² is then uncentred: 1 - SSE / sum y²).
+        #[arg(long)]
+        no_intercept: bool,
+        /// Standardize each feature to mean 0, variance 1 before fitting.
+        #[arg(long)]
+        standardize: bool,
+        /// Add COL^2..COL^DEG as features (formed in double-double precision), e.g. --poly x:10.
+        #[arg(long, value_name = "COL:DEG")]
+        poly: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Print the LRE table of the OLS reference on the 11 NIST StRD linear-regression datasets.
+    Nist {
+        /// Folder holding Norris.dat ... Wampler5.dat [default: $SWEEP_NIST_DIR, else ../shared/data/nist-strd].
+        dir: Option<PathBuf>,
+    },
     /// Write the data set exactly as the runs see it before whitening (features, then the target).
     Data {
         /// The sweep's TOML config.
@@ -78,6 +108,13 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+}
+
+/// Output format of `sweep ols`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -117,6 +154,19 @@ fn dispatch(command: Command) -> Result<()> {
         Command::List { config, set } => {
             let sweep = config::load(&config, &set)?;
             print!("{}", list_text(&sweep));
+            Ok(())
+        }
+        Command::Ols { file, target, features, no_intercept, standardize, poly, format } => {
+            let features = (!features.is_empty()).then_some(features);
+            let text = ols_text(&file, &target, features.as_deref(), !no_intercept, standardize, &poly, format)?;
+            print!("{text}");
+            Ok(())
+        }
+        Command::Nist { dir } => {
+            let dir = dir
+                .or_else(|| std::env::var_os("SWEEP_NIST_DIR").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("../shared/data/nist-strd"));
+            print!("{}", nist::table(&dir)?);
             Ok(())
         }
         Command::Report { dir } => {
@@ -201,4 +251,85 @@ fn write_data(sweep: &config::Sweep, out: &Path) -> Result<()> {
     } else {
         results::write_parquet(out, &mut df, &sweep::table_metadata(sweep))
     }
+}
+
+fn json_number(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:?}")
+    } else {
+        "null".into()
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out += "\\\"",
+            '\\' => out += "\\\\",
+            c if (c as u32) < 0x20 => out += &format!("\\u{:04x}", c as u32),
+            c => out.push(c),
+        }
+    }
+    out + "\""
+}
+
+/// `sweep ols`: fit a file with the reference solver; the text printed.
+fn ols_text(
+    file: &Path,
+    target: &str,
+    features: Option<&[String]>,
+    intercept: bool,
+    standardize: bool,
+    poly: &[String],
+    format: Format,
+) -> Result<String> {
+    let data = data::read_file(file, target, features, standardize)?;
+    let mut design = Design::from_rows(&data.x, data.n, data.d, intercept);
+    design.names = data.feature_names.clone();
+    for spec in poly {
+        let bad = |m: &str| Error::Config(format!("--poly {spec}: {m}; expected COL:DEG with DEG >= 2, e.g. --poly x:10"));
+        let (column, degree) = spec.split_once(':').ok_or_else(|| bad("no ':'"))?;
+        let degree: u32 = degree.parse().ok().filter(|d| *d >= 2).ok_or_else(|| bad("DEG is not an integer >= 2"))?;
+        let j = data.feature_names.iter().position(|f| f == column).ok_or_else(|| bad("COL is not a feature column"))?;
+        design.add_powers(j, degree);
+    }
+    let y: Vec<DD> = data.y.iter().map(|v| DD::new(*v)).collect();
+    let fit = ols::fit(&design, &y)?;
+    Ok(match format {
+        Format::Json => {
+            let coefficients: Vec<String> = design
+                .names
+                .iter()
+                .zip(&fit.coefficients)
+                .map(|(n, c)| format!("{}: {}", json_string(n), json_number(*c)))
+                .collect();
+            format!(
+                "{{\"intercept\": {}, \"coefficients\": {{{}}}, \"residual_sd\": {}, \"r2\": {}, \"rank\": {}, \"condition_number\": {}, \"n\": {}, \"p\": {}}}\n",
+                fit.intercept.map_or("null".into(), json_number),
+                coefficients.join(", "),
+                json_number(fit.residual_sd),
+                json_number(fit.r2),
+                fit.rank,
+                json_number(fit.condition_number),
+                fit.n,
+                fit.p
+            )
+        }
+        Format::Table => {
+            let width = design.names.iter().map(|n| n.len()).max().unwrap_or(9).max(9);
+            let mut s = format!("{:<width$}  {:>24}\n", "term", "coefficient");
+            if let Some(b0) = fit.intercept {
+                s += &format!("{:<width$}  {:>24.16e}\n", "intercept", b0);
+            }
+            for (n, c) in design.names.iter().zip(&fit.coefficients) {
+                s += &format!("{n:<width$}  {c:>24.16e}\n");
+            }
+            s += &format!(
+                "\nresidual SD {:.16e}\nR² {:.16}\nrank {} of {}\ncondition number {:.3e} (centred, unit-norm columns)\nn {}, p {}\n",
+                fit.residual_sd, fit.r2, fit.rank, fit.p, fit.condition_number, fit.n, fit.p
+            );
+            s
+        }
+    })
 }

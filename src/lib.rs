@@ -7,8 +7,11 @@
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod dd;
 pub mod error;
 pub mod linalg;
+pub mod nist;
+pub mod ols;
 pub mod plot;
 pub mod preprocess;
 pub mod report;

@@ -1,12 +1,10 @@
 //! Dense linear algebra on top of faer: the least-squares reference (OLS with intercept), the
 //! spectrum of the feature covariance, and the whitening matrices.
 //!
-//! OLS never forms the normal equations. The design is centred, its thin SVD gives the rank,
-//! condition number and covariance spectrum; a full-rank design is solved by Householder QR
-//! with iterative refinement, a rank-deficient one by the truncated pseudo-inverse (the
-//! minimum-norm solution). This module knows nothing of configs or training.
+//! OLS is delegated to the refined solver of [`crate::ols`] (never the normal equations); the
+//! spectrum comes from the thin SVD of the centred design. This module knows nothing of configs
+//! or training.
 
-use faer::prelude::*;
 use faer::{Mat, MatRef};
 
 use crate::error::{Error, Result};
@@ -101,104 +99,29 @@ pub struct OlsFit {
     pub mse: f64,
     /// `1 - SSE / SST`; SST is centred with an intercept, uncentred without.
     pub r2: f64,
-    /// Residual standard deviation `sqrt(SSE / (n - rank - intercept))`.
+    /// Residual standard deviation `sqrt(SSE / (n - rank))`, rank counting the intercept.
     pub residual_sd: f64,
+    /// Rank of the design, the intercept column included.
     pub rank: usize,
-    /// Condition number of the (centred when with intercept) design.
+    /// Condition number of the design, centred (with an intercept) and with unit-norm columns.
     pub condition_number: f64,
     pub sse: f64,
 }
 
-/// OLS on a row-major `n x d` design. Errors when `n` does not exceed the parameter count.
+/// OLS on a row-major `n x d` design, by the refined reference solver of [`crate::ols`].
 pub fn ols(x: &[f64], y: &[f64], n: usize, d: usize, intercept: bool) -> Result<OlsFit> {
-    if n <= d {
-        return Err(Error::Data(format!(
-            "{n} rows cannot determine {d} coefficients{}: least squares needs more rows than features",
-            if intercept { " and an intercept" } else { "" }
-        )));
-    }
-    let means = if intercept {
-        column_means(x, n, d)
-    } else {
-        vec![0.0; d]
-    };
-    let y_mean = if intercept {
-        y.iter().sum::<f64>() / n as f64
-    } else {
-        0.0
-    };
-    let xc = to_mat(x, n, d, &means);
-    let yc = Col::from_fn(n, |i| y[i] - y_mean);
-
-    let (s, u, v) = thin_svd(xc.as_ref())?;
-    let rank = numerical_rank(&s, n, d);
-    let condition_number = match s.last() {
-        Some(&min) if min > 0.0 => s[0] / min,
-        _ => f64::INFINITY,
-    };
-
-    let w: Col<f64> = if rank == d {
-        let qr = xc.qr();
-        let mut w = qr.solve_lstsq(&yc);
-        // Iterative refinement: solve for the correction from the current residual while it shrinks.
-        let mut last = f64::INFINITY;
-        for _ in 0..4 {
-            let r = &yc - &xc * &w;
-            let dw = qr.solve_lstsq(&r);
-            let size = dw.norm_l2();
-            if size.is_nan() || size >= last {
-                break;
-            }
-            w += &dw;
-            last = size;
-            if size <= f64::EPSILON * w.norm_l2() {
-                break;
-            }
-        }
-        w
-    } else {
-        // Minimum-norm solution: V_r diag(1/s_r) U_r^T y.
-        let mut w = Col::<f64>::zeros(d);
-        for (k, sk) in s.iter().enumerate().take(rank) {
-            let coef = u.col(k).transpose() * &yc / sk;
-            w += v.col(k) * coef;
-        }
-        w
-    };
-    let coefficients: Vec<f64> = w.iter().copied().collect();
-    let b0 = intercept.then(|| {
-        y_mean
-            - means
-                .iter()
-                .zip(&coefficients)
-                .map(|(m, c)| m * c)
-                .sum::<f64>()
-    });
-
-    let mut sse = 0.0;
-    let mut sst = 0.0;
-    for i in 0..n {
-        let row = &x[i * d..(i + 1) * d];
-        let pred = b0.unwrap_or(0.0)
-            + row
-                .iter()
-                .zip(&coefficients)
-                .map(|(a, b)| a * b)
-                .sum::<f64>();
-        sse += (y[i] - pred).powi(2);
-        sst += (y[i] - y_mean).powi(2);
-    }
-    // Zero degrees of freedom (an exact interpolation) gives a NaN residual SD, not a panic.
-    let dof = n.saturating_sub(rank + usize::from(intercept)) as f64;
+    let design = crate::ols::Design::from_rows(x, n, d, intercept);
+    let y: Vec<crate::dd::DD> = y.iter().map(|v| crate::dd::DD::new(*v)).collect();
+    let fit = crate::ols::fit(&design, &y)?;
     Ok(OlsFit {
-        coefficients,
-        intercept: b0,
-        mse: sse / n as f64,
-        r2: if sst > 0.0 { 1.0 - sse / sst } else { f64::NAN },
-        residual_sd: (sse / dof).sqrt(),
-        rank,
-        condition_number,
-        sse,
+        coefficients: fit.coefficients,
+        intercept: fit.intercept,
+        mse: fit.sse / n as f64,
+        r2: fit.r2,
+        residual_sd: fit.residual_sd,
+        rank: fit.rank,
+        condition_number: fit.condition_number,
+        sse: fit.sse,
     })
 }
 
