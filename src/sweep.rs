@@ -309,13 +309,13 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
     for (seed, (data, r)) in &result.prepared.datasets {
         let tag = seed.map_or(String::new(), |s| format!(" (data_seed {s})"));
         s += &format!(
-            "OLS reference{tag}: {} rows x {} features, MSE {:.4e}, R² {:.4}, rank {}/{}, condition number {:.3e}, |w| {:.4}\n",
+            "OLS reference{tag}: {} rows x {} features, MSE {:.4e}, R² {:.4}, rank {} of {} (intercept included), condition number {:.3e}, |w| {:.4}\n",
             data.n,
             data.d,
             r.fit.mse,
             r.fit.r2,
             r.fit.rank,
-            data.d,
+            data.d + 1,
             r.fit.condition_number,
             r.weight_norm
         );

@@ -54,7 +54,7 @@ fn ols_matches_the_closed_form_simple_regression() {
     assert!((fit.mse - 0.45).abs() < 1e-14);
     assert!((fit.r2 - 0.64).abs() < 1e-14);
     assert!((fit.residual_sd - (1.8f64 / 2.0).sqrt()).abs() < 1e-14);
-    assert_eq!(fit.rank, 1);
+    assert_eq!(fit.rank, 2, "rank of the design, the intercept column included");
 }
 
 #[test]
@@ -88,7 +88,7 @@ fn duplicate_column_gives_rank_deficient_minimum_norm_solution() {
     // Two copies of x: the minimum-norm solution splits the slope 0.8 equally.
     let x = [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0];
     let fit = linalg::ols(&x, &[2.0, 3.0, 5.0, 4.0], 4, 2, true).unwrap();
-    assert_eq!(fit.rank, 1);
+    assert_eq!(fit.rank, 2, "intercept plus one independent column of two");
     assert!(
         (fit.coefficients[0] - 0.4).abs() < 1e-12 && (fit.coefficients[1] - 0.4).abs() < 1e-12,
         "{:?}",
