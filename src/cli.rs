@@ -44,6 +44,15 @@ enum Command {
         /// No progress bar and no summary on stdout.
         #[arg(long)]
         quiet: bool,
+        /// Delete the results an earlier sweep left in the output folder and start afresh
+        /// (without it, a rerun resumes: saved runs are skipped).
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Tell how many runs of a sweep folder are done, missing, diverged or failed.
+    Status {
+        /// The output folder of a `sweep run`.
+        dir: PathBuf,
     },
     /// Print the expanded grid (index, run_id, the settings that vary) and the run count; run nothing.
     List {
@@ -131,19 +140,14 @@ pub fn main() -> i32 {
 
 fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::Run {
-            config,
-            out,
-            jobs,
-            set,
-            quiet,
-        } => {
+        Command::Run { config, out, jobs, set, quiet, fresh } => {
             let sweep = config::load(&config, &set)?;
             let out = out.unwrap_or_else(|| Path::new("results").join(&sweep.name));
             let opts = sweep::RunOptions {
                 out: out.clone(),
                 jobs: jobs.map(usize::from),
                 quiet,
+                fresh,
             };
             let result = sweep::run(&sweep, &opts)?;
             if !quiet {
@@ -167,6 +171,10 @@ fn dispatch(command: Command) -> Result<()> {
                 .or_else(|| std::env::var_os("SWEEP_NIST_DIR").map(PathBuf::from))
                 .unwrap_or_else(|| PathBuf::from("../shared/data/nist-strd"));
             print!("{}", nist::table(&dir)?);
+            Ok(())
+        }
+        Command::Status { dir } => {
+            print!("{}", status_text(&dir)?);
             Ok(())
         }
         Command::Report { dir } => {
@@ -332,4 +340,25 @@ fn ols_text(
             s
         }
     })
+}
+
+/// The text of `sweep status`.
+pub fn status_text(dir: &Path) -> Result<String> {
+    let (manifest, saved) = crate::persist::status_counts(dir)?;
+    let count = |s: &str| saved.values().filter(|v| v.as_str() == s).count();
+    let done = saved.len() as u64;
+    let tables = dir.join("runs.parquet").exists() && done >= manifest.runs;
+    Ok(format!(
+        "{}: {} runs, {done} done ({} converged, {} not converged, {} diverged, {} failed), {} missing\n\
+         config {}; tables {}\n",
+        dir.display(),
+        manifest.runs,
+        count("converged"),
+        count("not_converged"),
+        count("diverged"),
+        count("failed"),
+        manifest.runs.saturating_sub(done),
+        &manifest.config_hash[..16],
+        if tables { "written" } else { "not written yet: rerun the same `sweep run` to finish" }
+    ))
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod linalg;
 pub mod nist;
 pub mod ols;
+pub mod persist;
 pub mod plot;
 pub mod preprocess;
 pub mod report;

@@ -9,15 +9,21 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use indicatif::{ParallelProgressIterator, ProgressBar, ProgressStyle};
+use std::collections::BTreeSet;
+use std::sync::mpsc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use polars::prelude::DataFrame;
 use rayon::prelude::*;
 
-use crate::config::{display_value, Sweep};
+use crate::config::{display_value, RunSpec, Sweep};
+use crate::persist::{self, Store};
+use crate::preprocess::Prepared;
 use crate::error::{Error, Result};
 use crate::preprocess::Prepare;
 use crate::results::{self, RunRow, SummaryRow};
 use crate::scenarios::{self, ScenarioRow};
-use crate::train::{self, RunOutcome, Status};
+use crate::train::{self, EpochStats, RunOutcome, Status};
 use crate::verdict::{self, VerdictRow};
 use crate::{data, table, VERSION};
 
@@ -44,6 +50,8 @@ pub struct RunOptions {
     pub jobs: Option<usize>,
     /// Hide the progress bar and the stdout summary.
     pub quiet: bool,
+    /// Delete what an earlier sweep left in `out` and start afresh.
+    pub fresh: bool,
 }
 
 /// What a finished sweep produced.
@@ -54,6 +62,8 @@ pub struct SweepResult {
     pub scenarios: Vec<ScenarioRow>,
     pub prepared: Prepare,
     pub wall: Duration,
+    /// Runs found saved in the folder (from an earlier, interrupted invocation).
+    pub resumed: usize,
 }
 
 /// Fails early, before any run, when `dir` cannot be created or written.
@@ -103,89 +113,113 @@ pub fn prepare(sweep: &Sweep) -> Result<Prepare> {
     Ok(prepared)
 }
 
-/// Runs every run of the sweep and writes the tables into `opts.out`.
+/// Finished runs per part file, and the longest a finished run waits before it is saved.
+pub const PART_RUNS: usize = 64;
+pub const PART_SECONDS: Duration = Duration::from_secs(5);
+
+/// Runs every run of the sweep that `opts.out` does not hold yet, saving them in parts as they
+/// finish, then builds and writes the tables from every saved run.
 pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     faer::set_global_parallelism(faer::Par::Seq);
     let start = Instant::now();
     let pool = pool(opts.jobs)?;
-    let (prepared, outcomes) = pool.install(|| -> Result<_> {
-        // Every input check (data, batch size, whitening) comes before the output folder exists.
-        let prepared = prepare(sweep)?;
-        check_writable(&opts.out)?;
-        let bar = progress_bar(sweep.runs.len(), opts.quiet);
-        let outcomes: Vec<RunOutcome> = sweep
-            .runs
-            .par_iter()
-            .progress_with(bar.clone())
-            .map(|run| run_one(&run.settings, prepared.for_run(run), sweep.seed))
-            .collect();
-        bar.finish_and_clear();
-        Ok((prepared, outcomes))
-    })?;
-    let rows: Vec<RunRow> = sweep
-        .runs
-        .iter()
-        .zip(&outcomes)
-        .map(|(run, o)| {
-            let scenario = run.scenario.map(|i| sweep.scenarios[i].name.as_str());
-            RunRow::new(run, scenario, prepared.for_run(run), o)
+    // Every input check (config against the folder, data, batch size, whitening) comes before
+    // anything is written.
+    persist::check_compatible(&opts.out, sweep, opts.fresh)?;
+    let prepared = pool.install(|| prepare(sweep))?;
+    check_writable(&opts.out)?;
+    let store = Store::open(&opts.out, sweep, opts.fresh)?;
+    let saved_ids: BTreeSet<String> = persist::load(&opts.out, sweep)?.into_keys().collect();
+    let resumed = saved_ids.len();
+    let todo: Vec<&RunSpec> = sweep.runs.iter().filter(|r| !saved_ids.contains(&r.id)).collect();
+    let inject_panic: Option<usize> = std::env::var("SWEEP_TEST_PANIC_RUN").ok().and_then(|v| v.parse().ok());
+
+    let bar = progress_bar(sweep.runs.len(), opts.quiet);
+    bar.set_position(resumed as u64);
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = mpsc::channel::<(RunRow, Vec<EpochStats>)>();
+        let writer = scope.spawn(|| save_as_they_finish(&store, rx));
+        pool.install(|| {
+            todo.par_iter().for_each_with(tx, |tx, run| {
+                let prep = prepared.for_run(run);
+                let outcome = run_one(run, prep, sweep.seed, inject_panic);
+                let scenario = run.scenario.map(|i| sweep.scenarios[i].name.as_str());
+                let row = RunRow::new(run, scenario, prep, &outcome);
+                // A send fails only when the writer stopped on an error, which join reports.
+                let _ = tx.send((row, outcome.epochs));
+                bar.inc(1);
+            })
+        });
+        writer.join().unwrap_or_else(|_| {
+            Err(Error::Output { path: opts.out.clone(), message: "the writer thread panicked".into() })
         })
-        .collect();
+    })?;
+    bar.finish_and_clear();
+
+    // The tables come from what is on disk, whether this process ran the runs or an earlier one.
+    let saved = persist::load(&opts.out, sweep)?;
+    let mut rows = Vec::with_capacity(sweep.runs.len());
+    let mut epochs = Vec::with_capacity(sweep.runs.len());
+    for run in &sweep.runs {
+        let (row, e) = saved.get(&run.id).ok_or_else(|| Error::Output {
+            path: opts.out.clone(),
+            message: format!("run {} ({}) was not saved", run.index, run.id),
+        })?;
+        rows.push(row.clone());
+        epochs.push((run.id.as_str(), e.as_slice()));
+    }
     let summary = results::summarize(&rows);
-    let verdict = sweep
-        .ablation
-        .as_ref()
-        .map(|a| verdict::verdict(a, &summary))
-        .unwrap_or_default();
+    let verdict = sweep.ablation.as_ref().map(|a| verdict::verdict(a, &summary)).unwrap_or_default();
     let scenarios = scenarios::evaluate_all(&sweep.scenarios, &rows);
-    let epochs: Vec<(&str, &[train::EpochStats])> = sweep
-        .runs
-        .iter()
-        .zip(&outcomes)
-        .map(|(r, o)| (r.id.as_str(), o.epochs.as_slice()))
-        .collect();
-    write_tables(sweep, &opts.out, &rows, &summary, &epochs, &prepared)?;
-    let meta = table_metadata(sweep);
-    if sweep.ablation.is_some() {
-        let mut df = verdict::verdict_frame(&verdict, &context_keys(sweep))?;
-        results::write_parquet(&opts.out.join("verdict.parquet"), &mut df, &meta)?;
-    }
-    if !scenarios.is_empty() {
-        let mut df = scenarios::scenarios_frame(&scenarios)?;
-        results::write_parquet(&opts.out.join("scenarios.parquet"), &mut df, &meta)?;
-    }
+    let tables = Tables { rows: &rows, summary: &summary, verdict: &verdict, scenarios: &scenarios, epochs: &epochs };
+    write_tables(sweep, &opts.out, &tables, &prepared)?;
     let wall = start.elapsed();
     let timing = format!(
         "# Wall-clock figures of the last `sweep run` into this folder (kept out of the tables).\n\
-         wall_seconds = {:.3}\nruns = {}\njobs = {}\nversion = \"{VERSION}\"\n",
+         wall_seconds = {:.3}\nruns = {}\nruns_resumed = {resumed}\njobs = {}\nversion = \"{VERSION}\"\n",
         wall.as_secs_f64(),
         rows.len(),
         pool.current_num_threads(),
     );
     results::write_atomic(&opts.out.join("timing.toml"), |f| {
         use std::io::Write;
-        f.write_all(timing.as_bytes())
-            .map_err(|e| Error::io("writing timing.toml", e))
+        f.write_all(timing.as_bytes()).map_err(|e| Error::io("writing timing.toml", e))
     })?;
-    Ok(SweepResult {
-        rows,
-        summary,
-        verdict,
-        scenarios,
-        prepared,
-        wall,
-    })
+    Ok(SweepResult { rows, summary, verdict, scenarios, prepared, wall, resumed })
+}
+
+/// The writer thread: groups finished runs into parts of [`PART_RUNS`], and saves a partial
+/// group once its oldest run has waited [`PART_SECONDS`].
+fn save_as_they_finish(store: &Store, rx: mpsc::Receiver<(RunRow, Vec<EpochStats>)>) -> Result<()> {
+    let mut buffer = Vec::new();
+    let mut oldest: Option<Instant> = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(item) => {
+                oldest.get_or_insert_with(Instant::now);
+                buffer.push(item);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return store.write_part(&buffer),
+        }
+        if buffer.len() >= PART_RUNS || oldest.is_some_and(|t| t.elapsed() >= PART_SECONDS) {
+            store.write_part(&buffer)?;
+            buffer.clear();
+            oldest = None;
+        }
+    }
 }
 
 /// Trains one run; a panic becomes a `failed` outcome carrying its message.
-fn run_one(
-    settings: &crate::config::TrainSettings,
-    prep: &crate::preprocess::Prepared,
-    seed: u64,
-) -> RunOutcome {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train::train(settings, prep, seed)
-    })) {
+/// `inject_panic` (from `SWEEP_TEST_PANIC_RUN`, for tests) makes the run with that index panic.
+fn run_one(run: &RunSpec, prep: &Prepared, seed: u64, inject_panic: Option<usize>) -> RunOutcome {
+    let train = || {
+        if inject_panic == Some(run.index) {
+            panic!("injected test panic in run {}", run.index);
+        }
+        train::train(&run.settings, prep, seed)
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(train)) {
         Ok(outcome) => outcome,
         Err(payload) => {
             let message = payload
@@ -226,20 +260,18 @@ pub fn table_metadata(sweep: &Sweep) -> Vec<(String, String)> {
     ]
 }
 
-fn write_tables(
-    sweep: &Sweep,
-    out: &Path,
-    rows: &[RunRow],
-    summary: &[SummaryRow],
-    epochs: &[(&str, &[train::EpochStats])],
-    prepared: &Prepare,
-) -> Result<()> {
+/// The tables of a finished sweep, in run order.
+struct Tables<'a> {
+    rows: &'a [RunRow],
+    summary: &'a [SummaryRow],
+    verdict: &'a [VerdictRow],
+    scenarios: &'a [ScenarioRow],
+    epochs: &'a [(&'a str, &'a [EpochStats])],
+}
+
+fn write_tables(sweep: &Sweep, out: &Path, t: &Tables, prepared: &Prepare) -> Result<()> {
     let meta = table_metadata(sweep);
-    let refs: Vec<_> = prepared
-        .datasets
-        .iter()
-        .map(|(seed, (d, r))| (*seed, d.feature_names.as_slice(), &**r))
-        .collect();
+    let refs: Vec<_> = prepared.datasets.iter().map(|(seed, (d, r))| (*seed, d.feature_names.as_slice(), &**r)).collect();
     let mut ref_meta = meta.clone();
     for (seed, _, r) in &refs {
         let tag = seed.map_or("file".to_string(), |s| format!("data_seed={s}"));
@@ -256,26 +288,27 @@ fn write_tables(
             ),
         ));
     }
-    results::write_parquet(
-        &out.join("reference.parquet"),
-        &mut results::reference_frame(&refs)?,
-        &ref_meta,
-    )?;
-    results::write_parquet(
-        &out.join("epochs.parquet"),
-        &mut results::epochs_frame(epochs)?,
-        &meta,
-    )?;
-    results::write_parquet(
-        &out.join("summary.parquet"),
-        &mut results::summary_frame(summary)?,
-        &meta,
-    )?;
-    results::write_parquet(
-        &out.join("runs.parquet"),
-        &mut results::runs_frame(rows)?,
-        &meta,
-    )?;
+    let mut tables: Vec<(&str, DataFrame, &[(String, String)])> = vec![
+        ("reference.parquet", results::reference_frame(&refs)?, &ref_meta),
+        ("epochs.parquet", results::epochs_frame(t.epochs)?, &meta),
+        ("summary.parquet", results::summary_frame(t.summary)?, &meta),
+    ];
+    if sweep.ablation.is_some() {
+        tables.push(("verdict.parquet", verdict::verdict_frame(t.verdict, &context_keys(sweep))?, &meta));
+    }
+    if !t.scenarios.is_empty() {
+        tables.push(("scenarios.parquet", scenarios::scenarios_frame(t.scenarios)?, &meta));
+    }
+    tables.push(("runs.parquet", results::runs_frame(t.rows)?, &meta));
+    // Test hook: SWEEP_TEST_FINAL_WRITE_DELAY_MS pauses after each table, so that a test can kill
+    // the process in the middle of the final write.
+    let delay = std::env::var("SWEEP_TEST_FINAL_WRITE_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis);
+    for (name, mut df, metadata) in tables {
+        results::write_parquet(&out.join(name), &mut df, metadata)?;
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
+    }
     Ok(())
 }
 
@@ -376,8 +409,9 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
     }
     let count = |st: Status| result.rows.iter().filter(|r| r.status == st).count();
     s += &format!(
-        "\n{} runs: {} converged, {} not converged, {} diverged, {} failed; wall time {:.1} s\nwrote {}/{{runs,epochs,summary,reference}}.parquet\n",
+        "\n{} runs{}: {} converged, {} not converged, {} diverged, {} failed; wall time {:.1} s\nwrote {}/{{runs,epochs,summary,reference}}.parquet\n",
         result.rows.len(),
+        if result.resumed > 0 { format!(" ({} resumed from an earlier run)", result.resumed) } else { String::new() },
         count(Status::Converged),
         count(Status::NotConverged),
         count(Status::Diverged),
