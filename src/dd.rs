@@ -1,6 +1,6 @@
 //! Double-double arithmetic: a value is an unevaluated sum `hi + lo` of two f64 with
 //! `|lo| <= ulp(hi) / 2`, about 32 significant digits. Built on the error-free transformations
-//! `two_sum` (Knuth) and `two_prod` (one fused multiply-add). Used where the least-squares
+//! `two_sum` (Knuth) and `two_prod` (fused multiply-add, or Dekker's product). Used where the least-squares
 //! reference needs residuals, polynomial terms or parsed decimals beyond f64 precision.
 
 use std::ops::{Add, Mul, Neg, Sub};
@@ -20,11 +20,32 @@ pub fn two_sum(a: f64, b: f64) -> (f64, f64) {
     (s, (a - (s - bb)) + (b - bb))
 }
 
-/// `a * b = p + e` exactly (barring overflow).
+/// `a * b = p + e` exactly (barring overflow): one fused multiply-add where the build target
+/// has FMA, else Dekker's product on Veltkamp halves (`f64::mul_add` without hardware FMA is a
+/// slow library call).
 #[inline]
 pub fn two_prod(a: f64, b: f64) -> (f64, f64) {
     let p = a * b;
-    (p, a.mul_add(b, -p))
+    #[cfg(target_feature = "fma")]
+    {
+        (p, a.mul_add(b, -p))
+    }
+    #[cfg(not(target_feature = "fma"))]
+    {
+        let (ah, al) = split(a);
+        let (bh, bl) = split(b);
+        (p, ((ah * bh - p) + ah * bl + al * bh) + al * bl)
+    }
+}
+
+/// Veltkamp split of `a` into two halves of 26 significant bits each, `a = hi + lo` exactly.
+#[inline]
+#[cfg_attr(target_feature = "fma", allow(dead_code))]
+fn split(a: f64) -> (f64, f64) {
+    const FACTOR: f64 = 134_217_729.0; // 2^27 + 1
+    let c = FACTOR * a;
+    let hi = c - (c - a);
+    (hi, a - hi)
 }
 
 #[inline]
@@ -180,6 +201,17 @@ mod tests {
         assert_eq!(v.to_f64(), -0.246781078275479e-2);
         assert_eq!(DD::parse("1e3").unwrap().to_f64(), 1000.0);
         assert!(DD::parse("abc").is_none() && DD::parse("").is_none() && DD::parse("1.2.3").is_none());
+    }
+
+    #[test]
+    fn dekker_product_is_exact_on_awkward_operands() {
+        for (a, b) in [(0.1, 0.3), (1e10 / 3.0, 7.0 / 11.0), (-123456.789, 9.87654321e-5)] {
+            let (p, e) = two_prod(a, b);
+            let (ah, al) = split(a);
+            assert_eq!(ah + al, a);
+            // Exact by the fused multiply-add, computed independently.
+            assert_eq!(e, a.mul_add(b, -p), "{a} * {b}");
+        }
     }
 
     #[test]
