@@ -214,6 +214,10 @@ fn save_as_they_finish(store: &Store, rx: mpsc::Receiver<(RunRow, Vec<EpochStats
 /// `inject_panic` (from `SWEEP_TEST_PANIC_RUN`, for tests) makes the run with that index panic.
 fn run_one(run: &RunSpec, prep: &Prepared, seed: u64, inject_panic: Option<usize>) -> RunOutcome {
     let train = || {
+        if let Some(ms) = std::env::var("SWEEP_TEST_RUN_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
+            // Test hook: slow every run down so that a test can kill the sweep half-way.
+            std::thread::sleep(Duration::from_millis(ms));
+        }
         if inject_panic == Some(run.index) {
             panic!("injected test panic in run {}", run.index);
         }
