@@ -54,7 +54,8 @@ pub fn read_manifest(out: &Path) -> Result<Option<Manifest>> {
         Ok(text) => toml::from_str(&text)
             .map(Some)
             .map_err(|e| Error::Config(format!("{} is not a sweep manifest: {}", path.display(), e.message()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        // No folder, or a file where the folder should be: no manifest (the writability check reports the latter).
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => Ok(None),
         Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
     }
 }
