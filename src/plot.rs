@@ -46,6 +46,11 @@ pub const DIAGNOSTICS: [&str; 6] = [
 ];
 
 impl RunCurves {
+    /// One diagnostic as a plot line `(epoch, value)`, labelled with the run's label.
+    pub fn series(&self, name: &str) -> Series {
+        Series { label: self.label.clone(), points: self.epoch.iter().copied().zip(self.column(name).iter().copied()).collect() }
+    }
+
     pub fn column(&self, name: &str) -> &[f64] {
         match name {
             "weight_norm" => &self.weight_norm,
@@ -265,18 +270,7 @@ fn diagnostics_draw<DB: DrawingBackend>(
         .zip(DIAGNOSTICS)
         .enumerate()
     {
-        let series: Vec<Series> = runs
-            .iter()
-            .map(|r| Series {
-                label: r.label.clone(),
-                points: r
-                    .epoch
-                    .iter()
-                    .copied()
-                    .zip(r.column(name).iter().copied())
-                    .collect(),
-            })
-            .collect();
+        let series: Vec<Series> = runs.iter().map(|r| r.series(name)).collect();
         let clip = (name == "train_r2").then_some((-1.0, 1.0));
         let y_name = if name == "train_r2" {
             "train R² (clipped to [-1, 1])"
@@ -326,19 +320,7 @@ fn r2_grid_draw<DB: DrawingBackend>(
         .zip(cells)
         .enumerate()
     {
-        let series: Vec<Series> = cell
-            .runs
-            .iter()
-            .map(|r| Series {
-                label: r.label.clone(),
-                points: r
-                    .epoch
-                    .iter()
-                    .copied()
-                    .zip(r.train_r2.iter().copied())
-                    .collect(),
-            })
-            .collect();
+        let series: Vec<Series> = cell.runs.iter().map(|r| r.series("train_r2")).collect();
         let reference = Some((cell.ols_r2, "OLS R²"));
         panel(
             area,

@@ -155,6 +155,14 @@ fn curves_of(all: &BTreeMap<String, RunCurves>, runs: &[(String, String)]) -> Ve
         .collect()
 }
 
+/// The panels of the R² grid, one per cell.
+fn grid_cells(cells: &[Cell], curves: &BTreeMap<String, RunCurves>) -> Vec<CellCurves> {
+    cells
+        .iter()
+        .map(|c| CellCurves { label: c.label.clone(), runs: curves_of(curves, &c.run_ids), ols_r2: c.ols_r2 })
+        .collect()
+}
+
 fn file_stem(label: &str) -> String {
     // No dots: `Path::with_extension` would cut the name at the last one.
     label
@@ -212,14 +220,7 @@ fn figures(dir: &Path, runs: &DataFrame, keys: &[String]) -> Result<Vec<(String,
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut written = Vec::new();
-    let grid: Vec<CellCurves> = cells
-        .iter()
-        .map(|c| CellCurves {
-            label: c.label.clone(),
-            runs: curves_of(&curves, &c.run_ids),
-            ols_r2: c.ols_r2,
-        })
-        .collect();
+    let grid: Vec<CellCurves> = grid_cells(&cells, &curves);
     let files = plot::r2_grid(
         &fig_dir.join("r2_by_cell"),
         &format!("{name}: train R² by cell"),
@@ -413,13 +414,6 @@ pub fn plot(dir: &Path, run: Option<&str>, cell: &[String]) -> Result<Vec<PathBu
     }
     let summary = require(dir, "summary.parquet")?;
     let keys = varying_columns(&summary);
-    let grid: Vec<CellCurves> = cells(&runs, &keys)
-        .iter()
-        .map(|c| CellCurves {
-            label: c.label.clone(),
-            runs: curves_of(&curves, &c.run_ids),
-            ols_r2: c.ols_r2,
-        })
-        .collect();
+    let grid: Vec<CellCurves> = grid_cells(&cells(&runs, &keys), &curves);
     plot::r2_grid(&fig_dir.join("r2_by_cell"), "train R² by cell", &grid)
 }

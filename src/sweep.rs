@@ -131,7 +131,11 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     let store = Store::open(&opts.out, sweep, opts.fresh)?;
     let saved_ids: BTreeSet<String> = persist::load(&opts.out, sweep)?.into_keys().collect();
     let resumed = saved_ids.len();
-    let todo: Vec<&RunSpec> = sweep.runs.iter().filter(|r| !saved_ids.contains(&r.id)).collect();
+    let mut todo: Vec<&RunSpec> = sweep.runs.iter().filter(|r| !saved_ids.contains(&r.id)).collect();
+    // Longest runs first (cost ~ epochs x steps per epoch) so that no long run starts last on an
+    // otherwise idle pool; the order of execution does not reach any result.
+    let rows = prepared.datasets.values().map(|(d, _)| d.n).max().unwrap_or(1);
+    todo.sort_by_key(|r| std::cmp::Reverse(u64::from(r.settings.epochs) * (rows as u64).div_ceil(u64::from(r.settings.batch_size))));
     let inject_panic: Option<usize> = std::env::var("SWEEP_TEST_PANIC_RUN").ok().and_then(|v| v.parse().ok());
 
     let bar = progress_bar(sweep.runs.len(), opts.quiet);
@@ -140,7 +144,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
         let (tx, rx) = mpsc::channel::<(RunRow, Vec<EpochStats>)>();
         let writer = scope.spawn(|| save_as_they_finish(&store, rx));
         pool.install(|| {
-            todo.par_iter().for_each_with(tx, |tx, run| {
+            todo.par_iter().with_max_len(1).for_each_with(tx, |tx, run| {
                 let prep = prepared.for_run(run);
                 let outcome = run_one(run, prep, sweep.seed, inject_panic);
                 let scenario = run.scenario.map(|i| sweep.scenarios[i].name.as_str());
