@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, display_value};
-use crate::error::{Error, Result};
 use crate::dd::DD;
+use crate::error::{Error, Result};
 use crate::ols::Design;
 use crate::{data, nist, ols, report, results, sweep};
 
@@ -140,7 +140,14 @@ pub fn main() -> i32 {
 
 fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::Run { config, out, jobs, set, quiet, fresh } => {
+        Command::Run {
+            config,
+            out,
+            jobs,
+            set,
+            quiet,
+            fresh,
+        } => {
             let sweep = config::load(&config, &set)?;
             let out = out.unwrap_or_else(|| Path::new("results").join(&sweep.name));
             let opts = sweep::RunOptions {
@@ -160,9 +167,25 @@ fn dispatch(command: Command) -> Result<()> {
             print!("{}", list_text(&sweep));
             Ok(())
         }
-        Command::Ols { file, target, features, no_intercept, standardize, poly, format } => {
+        Command::Ols {
+            file,
+            target,
+            features,
+            no_intercept,
+            standardize,
+            poly,
+            format,
+        } => {
             let features = (!features.is_empty()).then_some(features);
-            let text = ols_text(&file, &target, features.as_deref(), !no_intercept, standardize, &poly, format)?;
+            let text = ols_text(
+                &file,
+                &target,
+                features.as_deref(),
+                !no_intercept,
+                standardize,
+                &poly,
+                format,
+            )?;
             print!("{text}");
             Ok(())
         }
@@ -296,10 +319,22 @@ fn ols_text(
     let mut design = Design::from_rows(&data.x, data.n, data.d, intercept);
     design.names = data.feature_names.clone();
     for spec in poly {
-        let bad = |m: &str| Error::Config(format!("--poly {spec}: {m}; expected COL:DEG with DEG >= 2, e.g. --poly x:10"));
+        let bad = |m: &str| {
+            Error::Config(format!(
+                "--poly {spec}: {m}; expected COL:DEG with DEG >= 2, e.g. --poly x:10"
+            ))
+        };
         let (column, degree) = spec.split_once(':').ok_or_else(|| bad("no ':'"))?;
-        let degree: u32 = degree.parse().ok().filter(|d| *d >= 2).ok_or_else(|| bad("DEG is not an integer >= 2"))?;
-        let j = data.feature_names.iter().position(|f| f == column).ok_or_else(|| bad("COL is not a feature column"))?;
+        let degree: u32 = degree
+            .parse()
+            .ok()
+            .filter(|d| *d >= 2)
+            .ok_or_else(|| bad("DEG is not an integer >= 2"))?;
+        let j = data
+            .feature_names
+            .iter()
+            .position(|f| f == column)
+            .ok_or_else(|| bad("COL is not a feature column"))?;
         design.add_powers(j, degree);
     }
     let y: Vec<DD> = data.y.iter().map(|v| DD::new(*v)).collect();
@@ -325,7 +360,13 @@ fn ols_text(
             )
         }
         Format::Table => {
-            let width = design.names.iter().map(|n| n.len()).max().unwrap_or(9).max(9);
+            let width = design
+                .names
+                .iter()
+                .map(|n| n.len())
+                .max()
+                .unwrap_or(9)
+                .max(9);
             let mut s = format!("{:<width$}  {:>24}\n", "term", "coefficient");
             if let Some(b0) = fit.intercept {
                 s += &format!("{:<width$}  {:>24.16e}\n", "intercept", b0);

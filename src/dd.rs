@@ -3,7 +3,7 @@
 //! `two_sum` (Knuth) and `two_prod` (fused multiply-add, or Dekker's product). Used where the least-squares
 //! reference needs residuals, polynomial terms or parsed decimals beyond f64 precision.
 
-use std::ops::{Add, Mul, Neg, Sub};
+use std::ops::{Add, Div, Mul, Neg, Sub};
 
 /// A double-double number `hi + lo`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -51,7 +51,10 @@ fn split(a: f64) -> (f64, f64) {
 #[inline]
 fn quick_two_sum(a: f64, b: f64) -> DD {
     let s = a + b;
-    DD { hi: s, lo: b - (s - a) }
+    DD {
+        hi: s,
+        lo: b - (s - a),
+    }
 }
 
 impl DD {
@@ -78,16 +81,6 @@ impl DD {
     pub fn add_f64(self, b: f64) -> DD {
         let (s, e) = two_sum(self.hi, b);
         quick_two_sum(s, e + self.lo)
-    }
-
-    /// `self / b`.
-    pub fn div(self, b: DD) -> DD {
-        let q1 = self.hi / b.hi;
-        let r = self - b.mul_f64(q1);
-        let q2 = r.hi / b.hi;
-        let r = r - b.mul_f64(q2);
-        let q3 = r.hi / b.hi;
-        quick_two_sum(q1, q2).add_f64(q3)
     }
 
     pub fn abs(self) -> DD {
@@ -137,7 +130,11 @@ impl DD {
             return None;
         }
         let power = DD::new(10.0).powi(scale.unsigned_abs());
-        let value = if scale >= 0 { digits * power } else { digits.div(power) };
+        let value = if scale >= 0 {
+            digits * power
+        } else {
+            digits / power
+        };
         Some(if negative { -value } else { value })
     }
 }
@@ -153,10 +150,26 @@ impl Add for DD {
     }
 }
 
+impl Div for DD {
+    type Output = DD;
+    /// Long division: three f64 quotient digits, each refined against the exact remainder.
+    fn div(self, b: DD) -> DD {
+        let q1 = self.hi / b.hi;
+        let r = self - b.mul_f64(q1);
+        let q2 = r.hi / b.hi;
+        let r = r - b.mul_f64(q2);
+        let q3 = r.hi / b.hi;
+        quick_two_sum(q1, q2).add_f64(q3)
+    }
+}
+
 impl Neg for DD {
     type Output = DD;
     fn neg(self) -> DD {
-        DD { hi: -self.hi, lo: -self.lo }
+        DD {
+            hi: -self.hi,
+            lo: -self.lo,
+        }
     }
 }
 
@@ -183,7 +196,7 @@ mod tests {
 
     #[test]
     fn one_third_times_three_is_one_to_double_double_precision() {
-        let third = DD::new(1.0).div(DD::new(3.0));
+        let third = DD::new(1.0) / DD::new(3.0);
         let back = third.mul_f64(3.0) - DD::new(1.0);
         assert!(back.to_f64().abs() < 1e-31, "{back:?}");
         // f64 alone leaves an error of order 1e-17 in the low part.
@@ -200,12 +213,18 @@ mod tests {
         let v = DD::parse("-0.246781078275479E-02").unwrap();
         assert_eq!(v.to_f64(), -0.246781078275479e-2);
         assert_eq!(DD::parse("1e3").unwrap().to_f64(), 1000.0);
-        assert!(DD::parse("abc").is_none() && DD::parse("").is_none() && DD::parse("1.2.3").is_none());
+        assert!(
+            DD::parse("abc").is_none() && DD::parse("").is_none() && DD::parse("1.2.3").is_none()
+        );
     }
 
     #[test]
     fn dekker_product_is_exact_on_awkward_operands() {
-        for (a, b) in [(0.1, 0.3), (1e10 / 3.0, 7.0 / 11.0), (-123456.789, 9.87654321e-5)] {
+        for (a, b) in [
+            (0.1, 0.3),
+            (1e10 / 3.0, 7.0 / 11.0),
+            (-123456.789, 9.87654321e-5),
+        ] {
             let (p, e) = two_prod(a, b);
             let (ah, al) = split(a);
             assert_eq!(ah + al, a);

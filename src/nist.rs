@@ -48,9 +48,14 @@ pub struct StrdFile {
 /// Reads and parses `DIR/<name>.dat`.
 pub fn read(dir: &Path, name: &str) -> Result<StrdFile> {
     let path = dir.join(format!("{name}.dat"));
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| Error::Data(format!("cannot read {}: {e}", path.display())))?;
-    parse(name, &text).ok_or_else(|| Error::Data(format!("{} is not an StRD linear-regression file", path.display())))
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::Data(format!("cannot read {}: {e}", path.display())))?;
+    parse(name, &text).ok_or_else(|| {
+        Error::Data(format!(
+            "{} is not an StRD linear-regression file",
+            path.display()
+        ))
+    })
 }
 
 /// Parses the text of an StRD file.
@@ -60,11 +65,16 @@ pub fn parse(name: &str, text: &str) -> Option<StrdFile> {
     let mut coefficients = Vec::new();
     let mut residual_sd = None;
     let mut r2 = None;
-    let data_start = lines.iter().rposition(|l| l.trim_start().starts_with("Data:"))? + 1;
+    let data_start = lines
+        .iter()
+        .rposition(|l| l.trim_start().starts_with("Data:"))?
+        + 1;
     for line in &lines[..data_start] {
         let tokens: Vec<&str> = line.split_whitespace().collect();
         match tokens.as_slice() {
-            [b, estimate, _sd] if b.starts_with('B') && b[1..].parse::<u32>().is_ok() => coefficients.push(number(estimate)?),
+            [b, estimate, _sd] if b.starts_with('B') && b[1..].parse::<u32>().is_ok() => {
+                coefficients.push(number(estimate)?)
+            }
             ["Standard", "Deviation", value] => residual_sd = Some(number(value)?),
             ["R-Squared", value] => r2 = Some(number(value)?),
             _ => {}
@@ -100,15 +110,26 @@ pub fn design(file: &StrdFile, model: Model, precision: Precision) -> Option<(De
         Precision::DoubleDouble => DD::parse(s),
     };
     let n = file.rows.len();
-    let parsed: Vec<Vec<DD>> = file.rows.iter().map(|r| r.iter().map(|v| value(v)).collect::<Option<Vec<_>>>()).collect::<Option<_>>()?;
+    let parsed: Vec<Vec<DD>> = file
+        .rows
+        .iter()
+        .map(|r| r.iter().map(|v| value(v)).collect::<Option<Vec<_>>>())
+        .collect::<Option<_>>()?;
     let y: Vec<DD> = parsed.iter().map(|r| r[0]).collect();
     let predictors = parsed.first()?.len() - 1;
     let (intercept, degree, k) = match model {
         Model::Polynomial(d, intercept) => (intercept, d, 1),
         Model::Linear => (true, 1, predictors),
     };
-    let columns = (0..k).map(|j| parsed.iter().map(|r| r[j + 1]).collect()).collect();
-    let mut design = Design { n, columns, names: (1..=k).map(|j| format!("x{j}")).collect(), intercept };
+    let columns = (0..k)
+        .map(|j| parsed.iter().map(|r| r[j + 1]).collect())
+        .collect();
+    let mut design = Design {
+        n,
+        columns,
+        names: (1..=k).map(|j| format!("x{j}")).collect(),
+        intercept,
+    };
     if degree > 1 {
         design.add_powers(0, degree);
     }
@@ -117,7 +138,11 @@ pub fn design(file: &StrdFile, model: Model, precision: Precision) -> Option<(De
 
 /// Log relative error, capped at 15; the absolute error when the certified value is 0.
 pub fn lre(estimate: f64, certified: f64) -> f64 {
-    let err = if certified == 0.0 { estimate.abs() } else { (estimate - certified).abs() / certified.abs() };
+    let err = if certified == 0.0 {
+        estimate.abs()
+    } else {
+        (estimate - certified).abs() / certified.abs()
+    };
     if err == 0.0 {
         15.0
     } else {
@@ -138,10 +163,14 @@ pub struct Score {
 /// Fits one dataset and scores it.
 pub fn score(dir: &Path, name: &str, model: Model, precision: Precision) -> Result<Score> {
     let file = read(dir, name)?;
-    let (design, y) =
-        design(&file, model, precision).ok_or_else(|| Error::Data(format!("{name}: data rows do not parse")))?;
+    let (design, y) = design(&file, model, precision)
+        .ok_or_else(|| Error::Data(format!("{name}: data rows do not parse")))?;
     let fit = ols::fit(&design, &y)?;
-    let estimates: Vec<f64> = fit.intercept.into_iter().chain(fit.coefficients.iter().copied()).collect();
+    let estimates: Vec<f64> = fit
+        .intercept
+        .into_iter()
+        .chain(fit.coefficients.iter().copied())
+        .collect();
     if estimates.len() != file.certified_coefficients.len() {
         return Err(Error::Data(format!(
             "{name}: {} estimates for {} certified coefficients",
@@ -149,8 +178,11 @@ pub fn score(dir: &Path, name: &str, model: Model, precision: Precision) -> Resu
             file.certified_coefficients.len()
         )));
     }
-    let min_coefficient_lre =
-        estimates.iter().zip(&file.certified_coefficients).map(|(e, c)| lre(*e, *c)).fold(f64::INFINITY, f64::min);
+    let min_coefficient_lre = estimates
+        .iter()
+        .zip(&file.certified_coefficients)
+        .map(|(e, c)| lre(*e, *c))
+        .fold(f64::INFINITY, f64::min);
     Ok(Score {
         name: name.to_string(),
         min_coefficient_lre,
@@ -164,7 +196,16 @@ pub fn score(dir: &Path, name: &str, model: Model, precision: Precision) -> Resu
 pub fn table(dir: &Path) -> Result<String> {
     let mut out = format!(
         "{:<9}  {:>9}  {:>19}  {:>19}  {:>19}\n{:<9}  {:>9}  {:>19}  {:>19}  {:>19}\n",
-        "", "cond", "min LRE coef", "LRE residual SD", "LRE R²", "dataset", "(scaled)", "f64 | dd", "f64 | dd", "f64 | dd"
+        "",
+        "cond",
+        "min LRE coef",
+        "LRE residual SD",
+        "LRE R²",
+        "dataset",
+        "(scaled)",
+        "f64 | dd",
+        "f64 | dd",
+        "f64 | dd"
     );
     for (name, model) in DATASETS {
         let a = score(dir, name, model, Precision::F64)?;

@@ -27,8 +27,15 @@ pub struct Design {
 impl Design {
     /// From a row-major f64 matrix.
     pub fn from_rows(x: &[f64], n: usize, d: usize, intercept: bool) -> Design {
-        let columns = (0..d).map(|j| (0..n).map(|i| DD::new(x[i * d + j])).collect()).collect();
-        Design { n, columns, names: (0..d).map(|j| format!("x{j}")).collect(), intercept }
+        let columns = (0..d)
+            .map(|j| (0..n).map(|i| DD::new(x[i * d + j])).collect())
+            .collect();
+        Design {
+            n,
+            columns,
+            names: (0..d).map(|j| format!("x{j}")).collect(),
+            intercept,
+        }
     }
 
     /// Adds the powers `2..=degree` of column `j`, formed in double-double, after the last column.
@@ -68,7 +75,13 @@ impl Design {
             out.push(r.iter().fold(DD::ZERO, |acc, v| acc.add_f64(*v)).to_f64());
         }
         for column in &self.columns {
-            out.push(column.iter().zip(r).fold(DD::ZERO, |acc, (a, ri)| acc + a.mul_f64(*ri)).to_f64());
+            out.push(
+                column
+                    .iter()
+                    .zip(r)
+                    .fold(DD::ZERO, |acc, (a, ri)| acc + a.mul_f64(*ri))
+                    .to_f64(),
+            );
         }
         out
     }
@@ -113,14 +126,22 @@ pub fn fit(design: &Design, y: &[DD]) -> Result<Fit> {
         )));
     }
     if p == 0 {
-        return Err(Error::Data("the design has no column and no intercept".into()));
+        return Err(Error::Data(
+            "the design has no column and no intercept".into(),
+        ));
     }
     let offset = usize::from(design.intercept);
     // Centring (with an intercept) and unit column norms: M = A T D.
     let means: Vec<f64> = design
         .columns
         .iter()
-        .map(|c| if design.intercept { c.iter().fold(DD::ZERO, |a, v| a + *v).to_f64() / n as f64 } else { 0.0 })
+        .map(|c| {
+            if design.intercept {
+                c.iter().fold(DD::ZERO, |a, v| a + *v).to_f64() / n as f64
+            } else {
+                0.0
+            }
+        })
         .collect();
     let centred = |j: usize, i: usize| (design.columns[j][i].add_f64(-means[j])).to_f64();
     let mut scale = vec![1.0 / (n as f64).sqrt(); p];
@@ -144,16 +165,30 @@ pub fn fit(design: &Design, y: &[DD]) -> Result<Fit> {
         x
     };
     let from_at = |w: &[f64]| -> Vec<f64> {
-        (0..p).map(|c| if design.intercept && c > 0 { scale[c] * (w[c] - means[c - 1] * w[0]) } else { scale[c] * w[c] }).collect()
+        (0..p)
+            .map(|c| {
+                if design.intercept && c > 0 {
+                    scale[c] * (w[c] - means[c - 1] * w[0])
+                } else {
+                    scale[c] * w[c]
+                }
+            })
+            .collect()
     };
 
-    let svd = m.thin_svd().map_err(|e| Error::Numerical(format!("singular value decomposition failed: {e:?}")))?;
+    let svd = m
+        .thin_svd()
+        .map_err(|e| Error::Numerical(format!("singular value decomposition failed: {e:?}")))?;
     let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
     let s_max = s.iter().copied().fold(0.0, f64::max);
     let cutoff = s_max * rank_tolerance(n, p);
     let rank = s.iter().filter(|&&v| v > cutoff).count();
     let s_min = s.iter().copied().fold(f64::INFINITY, f64::min);
-    let condition_number = if s_min > 0.0 { s_max / s_min } else { f64::INFINITY };
+    let condition_number = if s_min > 0.0 {
+        s_max / s_min
+    } else {
+        f64::INFINITY
+    };
     let y_f64: Vec<f64> = y.iter().map(|v| v.to_f64()).collect();
 
     let (x, steps) = if rank == p {
@@ -175,7 +210,11 @@ pub fn fit(design: &Design, y: &[DD]) -> Result<Fit> {
     };
     let dof = n.saturating_sub(rank) as f64;
     // R² = (SST - SSE) / SST in double-double: no cancellation when R² is small.
-    let r2 = if sst.hi > 0.0 { (sst - sse).div(sst).to_f64() } else { f64::NAN };
+    let r2 = if sst.hi > 0.0 {
+        ((sst - sse) / sst).to_f64()
+    } else {
+        f64::NAN
+    };
     let sse = sse.to_f64();
     Ok(Fit {
         coefficients: x[offset..].to_vec(),
@@ -220,8 +259,16 @@ fn refine(
         }
         u
     };
-    let qt = |v: &[f64]| -> Vec<f64> { (0..p).map(|c| (0..n).map(|i| q[(i, c)] * v[i]).sum()).collect() };
-    let qv = |u: &[f64]| -> Vec<f64> { (0..n).map(|i| (0..p).map(|c| q[(i, c)] * u[c]).sum()).collect() };
+    let qt = |v: &[f64]| -> Vec<f64> {
+        (0..p)
+            .map(|c| (0..n).map(|i| q[(i, c)] * v[i]).sum())
+            .collect()
+    };
+    let qv = |u: &[f64]| -> Vec<f64> {
+        (0..n)
+            .map(|i| (0..p).map(|c| q[(i, c)] * u[c]).sum())
+            .collect()
+    };
 
     let mut x = vec![0.0; p];
     let mut r = vec![0.0; n];
@@ -229,8 +276,16 @@ fn refine(
     let mut steps = 0;
     for _ in 0..30 {
         // f = y - r - A x and g = -M^T r, in double-double against the design as given.
-        let f: Vec<f64> = design.residual(y, &x).iter().zip(&r).map(|(a, ri)| a.add_f64(-ri).to_f64()).collect();
-        let g: Vec<f64> = from_at(&design.transpose_times(&r)).iter().map(|v| -v).collect();
+        let f: Vec<f64> = design
+            .residual(y, &x)
+            .iter()
+            .zip(&r)
+            .map(|(a, ri)| a.add_f64(-ri).to_f64())
+            .collect();
+        let g: Vec<f64> = from_at(&design.transpose_times(&r))
+            .iter()
+            .map(|v| -v)
+            .collect();
         let h = solve_rt(&g);
         let d1 = qt(&f);
         let diff: Vec<f64> = d1.iter().zip(&h).map(|(a, b)| a - b).collect();
@@ -238,13 +293,19 @@ fn refine(
         let q_diff = qv(&diff);
         let dx = to_x(&dz);
         // Norm-wise relative size of the correction.
-        let scale_x = x.iter().zip(&dx).map(|(a, b)| (a + b).abs()).fold(0.0, f64::max);
+        let scale_x = x
+            .iter()
+            .zip(&dx)
+            .map(|(a, b)| (a + b).abs())
+            .fold(0.0, f64::max);
         let size = dx.iter().map(|d| d.abs()).fold(0.0, f64::max) / scale_x.max(f64::MIN_POSITIVE);
         if !size.is_finite() || (steps > 0 && size >= last) {
             break;
         }
         x.iter_mut().zip(&dx).for_each(|(a, b)| *a += b);
-        r.iter_mut().zip(f.iter().zip(&q_diff)).for_each(|(ri, (fi, qi))| *ri += fi - qi);
+        r.iter_mut()
+            .zip(f.iter().zip(&q_diff))
+            .for_each(|(ri, (fi, qi))| *ri += fi - qi);
         steps += 1;
         last = size;
         if size <= f64::EPSILON / 4.0 {
@@ -258,10 +319,18 @@ fn refine(
 /// (unscaled) design; the intercept, unpenalized, follows from the means.
 fn minimum_norm(design: &Design, y: &[f64], means: &[f64], rank: usize) -> Result<Vec<f64>> {
     let (n, k) = (design.n, design.k());
-    let a = Mat::from_fn(n, k, |i, j| design.columns[j][i].add_f64(-means[j]).to_f64());
-    let y_mean = if design.intercept { y.iter().sum::<f64>() / n as f64 } else { 0.0 };
+    let a = Mat::from_fn(n, k, |i, j| {
+        design.columns[j][i].add_f64(-means[j]).to_f64()
+    });
+    let y_mean = if design.intercept {
+        y.iter().sum::<f64>() / n as f64
+    } else {
+        0.0
+    };
     let yc = Col::from_fn(n, |i| y[i] - y_mean);
-    let svd = a.thin_svd().map_err(|e| Error::Numerical(format!("singular value decomposition failed: {e:?}")))?;
+    let svd = a
+        .thin_svd()
+        .map_err(|e| Error::Numerical(format!("singular value decomposition failed: {e:?}")))?;
     let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
     let mut order: Vec<usize> = (0..s.len()).collect();
     order.sort_by(|&i, &j| s[j].total_cmp(&s[i]));
@@ -287,12 +356,17 @@ mod tests {
     #[test]
     fn exact_quadratic_is_recovered_to_the_last_digit() {
         let xs: Vec<f64> = (0..10).map(|i| i as f64 * 0.7 - 3.0).collect();
-        let y: Vec<DD> = xs.iter().map(|x| DD::new(1.5 - 2.0 * x + 0.25 * x * x)).collect();
+        let y: Vec<DD> = xs
+            .iter()
+            .map(|x| DD::new(1.5 - 2.0 * x + 0.25 * x * x))
+            .collect();
         let mut design = Design::from_rows(&xs, 10, 1, true);
         design.add_powers(0, 2);
         let f = fit(&design, &y).unwrap();
         assert!((f.intercept.unwrap() - 1.5).abs() < 1e-14);
-        assert!((f.coefficients[0] + 2.0).abs() < 1e-14 && (f.coefficients[1] - 0.25).abs() < 1e-15);
+        assert!(
+            (f.coefficients[0] + 2.0).abs() < 1e-14 && (f.coefficients[1] - 0.25).abs() < 1e-15
+        );
         assert_eq!(f.rank, 3);
     }
 }

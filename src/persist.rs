@@ -51,11 +51,22 @@ pub struct Manifest {
 pub fn read_manifest(out: &Path) -> Result<Option<Manifest>> {
     let path = out.join(MANIFEST);
     match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text)
-            .map(Some)
-            .map_err(|e| Error::Config(format!("{} is not a sweep manifest: {}", path.display(), e.message()))),
+        Ok(text) => toml::from_str(&text).map(Some).map_err(|e| {
+            Error::Config(format!(
+                "{} is not a sweep manifest: {}",
+                path.display(),
+                e.message()
+            ))
+        }),
         // No folder, or a file where the folder should be: no manifest (the writability check reports the latter).
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => Ok(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
     }
 }
@@ -86,7 +97,9 @@ impl Store {
         let parts = out.join(PARTS);
         if fresh {
             let remove = |p: PathBuf| match std::fs::remove_file(&p) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(format!("removing {}", p.display()), e)),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::io(format!("removing {}", p.display()), e))
+                }
                 _ => Ok(()),
             };
             for name in TABLES.iter().chain([&MANIFEST]) {
@@ -94,11 +107,13 @@ impl Store {
             }
             for dir in [parts.clone(), out.join("figures")] {
                 if dir.exists() {
-                    std::fs::remove_dir_all(&dir).map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
                 }
             }
         }
-        std::fs::create_dir_all(&parts).map_err(|e| Error::io(format!("creating {}", parts.display()), e))?;
+        std::fs::create_dir_all(&parts)
+            .map_err(|e| Error::io(format!("creating {}", parts.display()), e))?;
         if read_manifest(out)?.is_none() {
             let manifest = Manifest {
                 config_hash: sweep.config_hash.clone(),
@@ -108,10 +123,15 @@ impl Store {
             let text = toml::to_string(&manifest).expect("manifest serializes");
             results::write_atomic(&out.join(MANIFEST), |f| {
                 use std::io::Write;
-                f.write_all(text.as_bytes()).map_err(|e| Error::io("writing the manifest", e))
+                f.write_all(text.as_bytes())
+                    .map_err(|e| Error::io("writing the manifest", e))
             })?;
         }
-        Ok(Store { out: out.to_path_buf(), parts, next: 0.into() })
+        Ok(Store {
+            out: out.to_path_buf(),
+            parts,
+            next: 0.into(),
+        })
     }
 
     /// Writes one part: the epochs file, then the runs file that commits it.
@@ -121,10 +141,21 @@ impl Store {
         }
         let seq = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let stem = format!("part-{}-{seq:06}", std::process::id());
-        let epochs: Vec<(&str, &[EpochStats])> = items.iter().map(|(r, e)| (r.run_id.as_str(), e.as_slice())).collect();
+        let epochs: Vec<(&str, &[EpochStats])> = items
+            .iter()
+            .map(|(r, e)| (r.run_id.as_str(), e.as_slice()))
+            .collect();
         let rows: Vec<RunRow> = items.iter().map(|(r, _)| r.clone()).collect();
-        results::write_parquet(&self.parts.join(format!("{stem}.epochs.parquet")), &mut results::epochs_frame(&epochs)?, &[])?;
-        results::write_parquet(&self.parts.join(format!("{stem}.runs.parquet")), &mut results::runs_frame(&rows)?, &[])
+        results::write_parquet(
+            &self.parts.join(format!("{stem}.epochs.parquet")),
+            &mut results::epochs_frame(&epochs)?,
+            &[],
+        )?;
+        results::write_parquet(
+            &self.parts.join(format!("{stem}.runs.parquet")),
+            &mut results::runs_frame(&rows)?,
+            &[],
+        )
     }
 }
 
@@ -145,26 +176,41 @@ fn committed_parts(out: &Path) -> Result<Vec<(DataFrame, DataFrame)>> {
         .iter()
         .map(|n| {
             let runs = results::read_parquet(&dir.join(n))?;
-            let epochs = results::read_parquet(&dir.join(n.replace(".runs.parquet", ".epochs.parquet")))?;
+            let epochs =
+                results::read_parquet(&dir.join(n.replace(".runs.parquet", ".epochs.parquet")))?;
             Ok((runs, epochs))
         })
         .collect()
 }
 
 fn column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
-    df.column(name).map_err(|e| Error::table(format!("part column {name}"), e))
+    df.column(name)
+        .map_err(|e| Error::table(format!("part column {name}"), e))
 }
 
 fn f64s(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
-    Ok(column(df, name)?.f64().map_err(|e| Error::table(name, e))?.iter().collect())
+    Ok(column(df, name)?
+        .f64()
+        .map_err(|e| Error::table(name, e))?
+        .iter()
+        .collect())
 }
 
 fn u32s(df: &DataFrame, name: &str) -> Result<Vec<Option<u32>>> {
-    Ok(column(df, name)?.u32().map_err(|e| Error::table(name, e))?.iter().collect())
+    Ok(column(df, name)?
+        .u32()
+        .map_err(|e| Error::table(name, e))?
+        .iter()
+        .collect())
 }
 
 fn strs(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
-    Ok(column(df, name)?.str().map_err(|e| Error::table(name, e))?.iter().map(|s| s.map(str::to_string)).collect())
+    Ok(column(df, name)?
+        .str()
+        .map_err(|e| Error::table(name, e))?
+        .iter()
+        .map(|s| s.map(str::to_string))
+        .collect())
 }
 
 fn status(text: &str) -> Status {
@@ -177,7 +223,11 @@ fn status(text: &str) -> Status {
 }
 
 /// Rebuilds run rows from a part's runs frame; the settings come from the sweep's own run specs.
-fn rows_from_frame(df: &DataFrame, specs: &HashMap<&str, &RunSpec>, sweep: &Sweep) -> Result<Vec<RunRow>> {
+fn rows_from_frame(
+    df: &DataFrame,
+    specs: &HashMap<&str, &RunSpec>,
+    sweep: &Sweep,
+) -> Result<Vec<RunRow>> {
     let ids = strs(df, "run_id")?;
     let (status_col, message) = (strs(df, "status")?, strs(df, "message")?);
     let (epochs_run, to_converge) = (u32s(df, "epochs_run")?, u32s(df, "epochs_to_converge")?);
@@ -198,7 +248,9 @@ fn rows_from_frame(df: &DataFrame, specs: &HashMap<&str, &RunSpec>, sweep: &Swee
     let v = |k: usize, i: usize| values[k][i].unwrap_or(f64::NAN);
     let mut rows = Vec::new();
     for (i, id) in ids.iter().enumerate() {
-        let Some(spec) = id.as_deref().and_then(|id| specs.get(id)) else { continue };
+        let Some(spec) = id.as_deref().and_then(|id| specs.get(id)) else {
+            continue;
+        };
         rows.push(RunRow {
             run_id: spec.id.clone(),
             run_index: spec.index as u32,
@@ -228,23 +280,33 @@ fn rows_from_frame(df: &DataFrame, specs: &HashMap<&str, &RunSpec>, sweep: &Swee
 fn epochs_from_frame(df: &DataFrame) -> Result<BTreeMap<String, Vec<EpochStats>>> {
     let ids = strs(df, "run_id")?;
     let epoch = u32s(df, "epoch")?;
-    let names =
-        ["weight_norm", "prediction", "loss", "gradient_norm", "update_ratio", "clipped_fraction", "train_mse", "train_r2"];
+    let names = [
+        "weight_norm",
+        "prediction",
+        "loss",
+        "gradient_norm",
+        "update_ratio",
+        "clipped_fraction",
+        "train_mse",
+        "train_r2",
+    ];
     let values: Vec<Vec<Option<f64>>> = names.iter().map(|n| f64s(df, n)).collect::<Result<_>>()?;
     let v = |k: usize, i: usize| values[k][i].unwrap_or(f64::NAN);
     let mut out: BTreeMap<String, Vec<EpochStats>> = BTreeMap::new();
     for (i, id) in ids.iter().enumerate() {
-        out.entry(id.clone().unwrap_or_default()).or_default().push(EpochStats {
-            epoch: epoch[i].unwrap_or(0),
-            weight_norm: v(0, i),
-            prediction: v(1, i),
-            loss: v(2, i),
-            gradient_norm: v(3, i),
-            update_ratio: v(4, i),
-            clipped_fraction: v(5, i),
-            train_mse: v(6, i),
-            train_r2: v(7, i),
-        });
+        out.entry(id.clone().unwrap_or_default())
+            .or_default()
+            .push(EpochStats {
+                epoch: epoch[i].unwrap_or(0),
+                weight_norm: v(0, i),
+                prediction: v(1, i),
+                loss: v(2, i),
+                gradient_norm: v(3, i),
+                update_ratio: v(4, i),
+                clipped_fraction: v(5, i),
+                train_mse: v(6, i),
+                train_r2: v(7, i),
+            });
     }
     Ok(out)
 }
@@ -266,12 +328,20 @@ pub fn load(out: &Path, sweep: &Sweep) -> Result<BTreeMap<String, (RunRow, Vec<E
 /// Counts for `sweep status`: (runs in the sweep, saved run ids with their status).
 pub fn status_counts(out: &Path) -> Result<(Manifest, BTreeMap<String, String>)> {
     let manifest = read_manifest(out)?.ok_or_else(|| {
-        Error::Config(format!("{} holds no sweep (no {MANIFEST}): give the --out folder of a `sweep run`", out.display()))
+        Error::Config(format!(
+            "{} holds no sweep (no {MANIFEST}): give the --out folder of a `sweep run`",
+            out.display()
+        ))
     })?;
     let mut saved = BTreeMap::new();
     for (runs, _) in committed_parts(out)? {
-        for (id, st) in strs(&runs, "run_id")?.into_iter().zip(strs(&runs, "status")?) {
-            saved.entry(id.unwrap_or_default()).or_insert(st.unwrap_or_default());
+        for (id, st) in strs(&runs, "run_id")?
+            .into_iter()
+            .zip(strs(&runs, "status")?)
+        {
+            saved
+                .entry(id.unwrap_or_default())
+                .or_insert(st.unwrap_or_default());
         }
     }
     Ok((manifest, saved))

@@ -48,7 +48,15 @@ pub const DIAGNOSTICS: [&str; 6] = [
 impl RunCurves {
     /// One diagnostic as a plot line `(epoch, value)`, labelled with the run's label.
     pub fn series(&self, name: &str) -> Series {
-        Series { label: self.label.clone(), points: self.epoch.iter().copied().zip(self.column(name).iter().copied()).collect() }
+        Series {
+            label: self.label.clone(),
+            points: self
+                .epoch
+                .iter()
+                .copied()
+                .zip(self.column(name).iter().copied())
+                .collect(),
+        }
     }
 
     pub fn column(&self, name: &str) -> &[f64] {

@@ -159,7 +159,11 @@ fn curves_of(all: &BTreeMap<String, RunCurves>, runs: &[(String, String)]) -> Ve
 fn grid_cells(cells: &[Cell], curves: &BTreeMap<String, RunCurves>) -> Vec<CellCurves> {
     cells
         .iter()
-        .map(|c| CellCurves { label: c.label.clone(), runs: curves_of(curves, &c.run_ids), ols_r2: c.ols_r2 })
+        .map(|c| CellCurves {
+            label: c.label.clone(),
+            runs: curves_of(curves, &c.run_ids),
+            ols_r2: c.ols_r2,
+        })
         .collect()
 }
 

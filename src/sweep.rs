@@ -17,10 +17,10 @@ use polars::prelude::DataFrame;
 use rayon::prelude::*;
 
 use crate::config::{display_value, RunSpec, Sweep};
-use crate::persist::{self, Store};
-use crate::preprocess::Prepared;
 use crate::error::{Error, Result};
+use crate::persist::{self, Store};
 use crate::preprocess::Prepare;
+use crate::preprocess::Prepared;
 use crate::results::{self, RunRow, SummaryRow};
 use crate::scenarios::{self, ScenarioRow};
 use crate::train::{self, EpochStats, RunOutcome, Status};
@@ -131,12 +131,27 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     let store = Store::open(&opts.out, sweep, opts.fresh)?;
     let saved_ids: BTreeSet<String> = persist::load(&opts.out, sweep)?.into_keys().collect();
     let resumed = saved_ids.len();
-    let mut todo: Vec<&RunSpec> = sweep.runs.iter().filter(|r| !saved_ids.contains(&r.id)).collect();
+    let mut todo: Vec<&RunSpec> = sweep
+        .runs
+        .iter()
+        .filter(|r| !saved_ids.contains(&r.id))
+        .collect();
     // Longest runs first (cost ~ epochs x steps per epoch) so that no long run starts last on an
     // otherwise idle pool; the order of execution does not reach any result.
-    let rows = prepared.datasets.values().map(|(d, _)| d.n).max().unwrap_or(1);
-    todo.sort_by_key(|r| std::cmp::Reverse(u64::from(r.settings.epochs) * (rows as u64).div_ceil(u64::from(r.settings.batch_size))));
-    let inject_panic: Option<usize> = std::env::var("SWEEP_TEST_PANIC_RUN").ok().and_then(|v| v.parse().ok());
+    let rows = prepared
+        .datasets
+        .values()
+        .map(|(d, _)| d.n)
+        .max()
+        .unwrap_or(1);
+    todo.sort_by_key(|r| {
+        std::cmp::Reverse(
+            u64::from(r.settings.epochs) * (rows as u64).div_ceil(u64::from(r.settings.batch_size)),
+        )
+    });
+    let inject_panic: Option<usize> = std::env::var("SWEEP_TEST_PANIC_RUN")
+        .ok()
+        .and_then(|v| v.parse().ok());
 
     let bar = progress_bar(sweep.runs.len(), opts.quiet);
     bar.set_position(resumed as u64);
@@ -144,18 +159,23 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
         let (tx, rx) = mpsc::channel::<(RunRow, Vec<EpochStats>)>();
         let writer = scope.spawn(|| save_as_they_finish(&store, rx));
         pool.install(|| {
-            todo.par_iter().with_max_len(1).for_each_with(tx, |tx, run| {
-                let prep = prepared.for_run(run);
-                let outcome = run_one(run, prep, sweep.seed, inject_panic);
-                let scenario = run.scenario.map(|i| sweep.scenarios[i].name.as_str());
-                let row = RunRow::new(run, scenario, prep, &outcome);
-                // A send fails only when the writer stopped on an error, which join reports.
-                let _ = tx.send((row, outcome.epochs));
-                bar.inc(1);
-            })
+            todo.par_iter()
+                .with_max_len(1)
+                .for_each_with(tx, |tx, run| {
+                    let prep = prepared.for_run(run);
+                    let outcome = run_one(run, prep, sweep.seed, inject_panic);
+                    let scenario = run.scenario.map(|i| sweep.scenarios[i].name.as_str());
+                    let row = RunRow::new(run, scenario, prep, &outcome);
+                    // A send fails only when the writer stopped on an error, which join reports.
+                    let _ = tx.send((row, outcome.epochs));
+                    bar.inc(1);
+                })
         });
         writer.join().unwrap_or_else(|_| {
-            Err(Error::Output { path: opts.out.clone(), message: "the writer thread panicked".into() })
+            Err(Error::Output {
+                path: opts.out.clone(),
+                message: "the writer thread panicked".into(),
+            })
         })
     })?;
     bar.finish_and_clear();
@@ -173,9 +193,19 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
         epochs.push((run.id.as_str(), e.as_slice()));
     }
     let summary = results::summarize(&rows);
-    let verdict = sweep.ablation.as_ref().map(|a| verdict::verdict(a, &summary)).unwrap_or_default();
+    let verdict = sweep
+        .ablation
+        .as_ref()
+        .map(|a| verdict::verdict(a, &summary))
+        .unwrap_or_default();
     let scenarios = scenarios::evaluate_all(&sweep.scenarios, &rows);
-    let tables = Tables { rows: &rows, summary: &summary, verdict: &verdict, scenarios: &scenarios, epochs: &epochs };
+    let tables = Tables {
+        rows: &rows,
+        summary: &summary,
+        verdict: &verdict,
+        scenarios: &scenarios,
+        epochs: &epochs,
+    };
     write_tables(sweep, &opts.out, &tables, &prepared)?;
     let wall = start.elapsed();
     let timing = format!(
@@ -187,9 +217,18 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     );
     results::write_atomic(&opts.out.join("timing.toml"), |f| {
         use std::io::Write;
-        f.write_all(timing.as_bytes()).map_err(|e| Error::io("writing timing.toml", e))
+        f.write_all(timing.as_bytes())
+            .map_err(|e| Error::io("writing timing.toml", e))
     })?;
-    Ok(SweepResult { rows, summary, verdict, scenarios, prepared, wall, resumed })
+    Ok(SweepResult {
+        rows,
+        summary,
+        verdict,
+        scenarios,
+        prepared,
+        wall,
+        resumed,
+    })
 }
 
 /// The writer thread: groups finished runs into parts of [`PART_RUNS`], and saves a partial
@@ -218,7 +257,10 @@ fn save_as_they_finish(store: &Store, rx: mpsc::Receiver<(RunRow, Vec<EpochStats
 /// `inject_panic` (from `SWEEP_TEST_PANIC_RUN`, for tests) makes the run with that index panic.
 fn run_one(run: &RunSpec, prep: &Prepared, seed: u64, inject_panic: Option<usize>) -> RunOutcome {
     let train = || {
-        if let Some(ms) = std::env::var("SWEEP_TEST_RUN_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
+        if let Some(ms) = std::env::var("SWEEP_TEST_RUN_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
             // Test hook: slow every run down so that a test can kill the sweep half-way.
             std::thread::sleep(Duration::from_millis(ms));
         }
@@ -279,7 +321,11 @@ struct Tables<'a> {
 
 fn write_tables(sweep: &Sweep, out: &Path, t: &Tables, prepared: &Prepare) -> Result<()> {
     let meta = table_metadata(sweep);
-    let refs: Vec<_> = prepared.datasets.iter().map(|(seed, (d, r))| (*seed, d.feature_names.as_slice(), &**r)).collect();
+    let refs: Vec<_> = prepared
+        .datasets
+        .iter()
+        .map(|(seed, (d, r))| (*seed, d.feature_names.as_slice(), &**r))
+        .collect();
     let mut ref_meta = meta.clone();
     for (seed, _, r) in &refs {
         let tag = seed.map_or("file".to_string(), |s| format!("data_seed={s}"));
@@ -296,21 +342,37 @@ fn write_tables(sweep: &Sweep, out: &Path, t: &Tables, prepared: &Prepare) -> Re
             ),
         ));
     }
-    let mut tables: Vec<(&str, DataFrame, &[(String, String)])> = vec![
-        ("reference.parquet", results::reference_frame(&refs)?, &ref_meta),
+    type Metadata = [(String, String)];
+    let mut tables: Vec<(&str, DataFrame, &Metadata)> = vec![
+        (
+            "reference.parquet",
+            results::reference_frame(&refs)?,
+            &ref_meta,
+        ),
         ("epochs.parquet", results::epochs_frame(t.epochs)?, &meta),
         ("summary.parquet", results::summary_frame(t.summary)?, &meta),
     ];
     if sweep.ablation.is_some() {
-        tables.push(("verdict.parquet", verdict::verdict_frame(t.verdict, &context_keys(sweep))?, &meta));
+        tables.push((
+            "verdict.parquet",
+            verdict::verdict_frame(t.verdict, &context_keys(sweep))?,
+            &meta,
+        ));
     }
     if !t.scenarios.is_empty() {
-        tables.push(("scenarios.parquet", scenarios::scenarios_frame(t.scenarios)?, &meta));
+        tables.push((
+            "scenarios.parquet",
+            scenarios::scenarios_frame(t.scenarios)?,
+            &meta,
+        ));
     }
     tables.push(("runs.parquet", results::runs_frame(t.rows)?, &meta));
     // Test hook: SWEEP_TEST_FINAL_WRITE_DELAY_MS pauses after each table, so that a test can kill
     // the process in the middle of the final write.
-    let delay = std::env::var("SWEEP_TEST_FINAL_WRITE_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis);
+    let delay = std::env::var("SWEEP_TEST_FINAL_WRITE_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis);
     for (name, mut df, metadata) in tables {
         results::write_parquet(&out.join(name), &mut df, metadata)?;
         if let Some(d) = delay {

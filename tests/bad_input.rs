@@ -20,7 +20,13 @@ struct Case {
 }
 
 fn case(name: &'static str, config: &str, expect: &[&'static str]) -> Case {
-    Case { name, config: config.to_string(), args: vec![], files: vec![], expect: expect.to_vec() }
+    Case {
+        name,
+        config: config.to_string(),
+        args: vec![],
+        files: vec![],
+        expect: expect.to_vec(),
+    }
 }
 
 fn with_args(mut c: Case, args: &[&'static str]) -> Case {
@@ -34,7 +40,9 @@ fn with_file(mut c: Case, name: &'static str, text: &'static str) -> Case {
 }
 
 fn file_config(extra: &str) -> String {
-    format!("[data]\npath = \"d.csv\"\ntarget = \"y\"\n{extra}[train]\nepochs = 2\nbatch_size = 2\n")
+    format!(
+        "[data]\npath = \"d.csv\"\ntarget = \"y\"\n{extra}[train]\nepochs = 2\nbatch_size = 2\n"
+    )
 }
 
 fn corpus() -> Vec<Case> {
@@ -130,15 +138,44 @@ fn run_case(c: &Case) {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     let out = dir.path().join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_sweep")).arg("run").args(&c.args).arg(&config).arg("--out").arg(&out).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .arg("run")
+        .args(&c.args)
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "case '{}': exit {:?}, stderr: {stderr}", c.name, output.status.code());
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "case '{}': exit {:?}, stderr: {stderr}",
+        c.name,
+        output.status.code()
+    );
     for piece in &c.expect {
-        assert!(stderr.contains(piece), "case '{}': message lacks {piece:?}: {stderr}", c.name);
+        assert!(
+            stderr.contains(piece),
+            "case '{}': message lacks {piece:?}: {stderr}",
+            c.name
+        );
     }
-    assert!(!out.exists(), "case '{}': the output folder was created", c.name);
-    let stray: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
-    assert!(stray.len() == 1 + c.files.len(), "case '{}': files written: {stray:?}", c.name);
+    assert!(
+        !out.exists(),
+        "case '{}': the output folder was created",
+        c.name
+    );
+    let stray: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        stray.len() == 1 + c.files.len(),
+        "case '{}': files written: {stray:?}",
+        c.name
+    );
 }
 
 #[test]
@@ -158,21 +195,44 @@ fn an_unwritable_output_folder_is_refused_before_any_run() {
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "not a folder").unwrap();
     let out = blocker.join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_sweep")).arg("run").arg(&config).arg("--out").arg(&out).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .arg("run")
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("cannot write to") && stderr.contains("file/out"), "{stderr}");
+    assert!(
+        stderr.contains("cannot write to") && stderr.contains("file/out"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn an_exact_duplicate_column_gives_minimum_norm_ols_not_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("d.csv"), "a,b,c,y\n1,2,1,3\n2,1,2,4\n3,5,3,2\n4,3,4,1\n5,8,5,2\n6,1,6,3\n").unwrap();
+    std::fs::write(
+        dir.path().join("d.csv"),
+        "a,b,c,y\n1,2,1,3\n2,1,2,4\n3,5,3,2\n4,3,4,1\n5,8,5,2\n6,1,6,3\n",
+    )
+    .unwrap();
     let config = dir.path().join("dup.toml");
     std::fs::write(&config, file_config("features = [\"a\", \"b\", \"c\"]\n")).unwrap();
     let out = dir.path().join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_sweep")).arg("run").arg(&config).arg("--out").arg(&out).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .arg("run")
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stdout).contains("rank 3 of 4"));
     assert!(Path::new(&out.join("reference.parquet")).exists());
 }

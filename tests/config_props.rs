@@ -8,7 +8,13 @@ use sweep::config;
 use sweep::error::Error;
 
 fn load(text: &str) -> sweep::error::Result<config::Sweep> {
-    config::from_text(text, Path::new("p.toml"), Path::new("."), Path::new("."), &[])
+    config::from_text(
+        text,
+        Path::new("p.toml"),
+        Path::new("."),
+        Path::new("."),
+        &[],
+    )
 }
 
 const VALID: &str = r#"name = "p"
@@ -33,7 +39,10 @@ factors = { clip = true }
 
 fn check(result: sweep::error::Result<config::Sweep>) -> Result<(), TestCaseError> {
     if let Err(e) = result {
-        prop_assert!(matches!(e, Error::Config(_) | Error::Data(_)), "unexpected error kind: {e:?}");
+        prop_assert!(
+            matches!(e, Error::Config(_) | Error::Data(_)),
+            "unexpected error kind: {e:?}"
+        );
         let text = e.to_string();
         prop_assert!(text.len() > 10, "message too short: {text}");
         prop_assert_eq!(e.exit_code(), 2);
@@ -44,14 +53,53 @@ fn check(result: sweep::error::Result<config::Sweep>) -> Result<(), TestCaseErro
 /// Lines a config might hold, right or wrong.
 fn line() -> impl Strategy<Value = String> {
     let keys = prop::sample::select(vec![
-        "epochs", "batch_size", "learning_rate", "whiten", "clip", "seed", "name", "n_rows", "phi", "momentum",
-        "init", "optimizer", "exclude", "factors", "max_runs", "whiten_eps", "bogus",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "whiten",
+        "clip",
+        "seed",
+        "name",
+        "n_rows",
+        "phi",
+        "momentum",
+        "init",
+        "optimizer",
+        "exclude",
+        "factors",
+        "max_runs",
+        "whiten_eps",
+        "bogus",
     ]);
     let values = prop::sample::select(vec![
-        "0", "1", "-3", "2.5", "1e-3", "nan", "inf", "\"zca\"", "\"x\"", "true", "[]", "[1, 1]", "[0, 1]",
-        "[\"none\", \"zca\"]", "{ clip = true }", "[1,", "\"", "1970-01-01",
+        "0",
+        "1",
+        "-3",
+        "2.5",
+        "1e-3",
+        "nan",
+        "inf",
+        "\"zca\"",
+        "\"x\"",
+        "true",
+        "[]",
+        "[1, 1]",
+        "[0, 1]",
+        "[\"none\", \"zca\"]",
+        "{ clip = true }",
+        "[1,",
+        "\"",
+        "1970-01-01",
     ]);
-    let headers = prop::sample::select(vec!["[train]", "[data]", "[grid]", "[[grid.exclude]]", "[ablation]", "[[scenario]]", "[x]"]);
+    let headers = prop::sample::select(vec![
+        "[train]",
+        "[data]",
+        "[grid]",
+        "[[grid.exclude]]",
+        "[ablation]",
+        "[[scenario]]",
+        "[x]",
+    ]);
     prop_oneof![
         (keys, values).prop_map(|(k, v)| format!("{k} = {v}")),
         headers.prop_map(str::to_string),

@@ -54,7 +54,10 @@ fn ols_matches_the_closed_form_simple_regression() {
     assert!((fit.mse - 0.45).abs() < 1e-14);
     assert!((fit.r2 - 0.64).abs() < 1e-14);
     assert!((fit.residual_sd - (1.8f64 / 2.0).sqrt()).abs() < 1e-14);
-    assert_eq!(fit.rank, 2, "rank of the design, the intercept column included");
+    assert_eq!(
+        fit.rank, 2,
+        "rank of the design, the intercept column included"
+    );
 }
 
 #[test]

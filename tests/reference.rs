@@ -17,8 +17,14 @@ use sweep::preprocess::{Prepared, Reference};
 fn nist_dir() -> PathBuf {
     let dir = std::env::var_os("SWEEP_NIST_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/nist-strd"));
-    assert!(dir.join("Filip.dat").exists(), "NIST StRD folder {} is missing (set SWEEP_NIST_DIR)", dir.display());
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/nist-strd")
+        });
+    assert!(
+        dir.join("Filip.dat").exists(),
+        "NIST StRD folder {} is missing (set SWEEP_NIST_DIR)",
+        dir.display()
+    );
     dir
 }
 
@@ -28,7 +34,11 @@ fn every_nist_dataset_read_as_f64_meets_the_lre_bounds() {
     for (name, model) in nist::DATASETS {
         let s = nist::score(&dir, name, model, Precision::F64).unwrap();
         let bound = if name == "Filip" { 7.0 } else { 9.0 };
-        for (what, lre) in [("coefficients", s.min_coefficient_lre), ("residual SD", s.residual_sd_lre), ("R²", s.r2_lre)] {
+        for (what, lre) in [
+            ("coefficients", s.min_coefficient_lre),
+            ("residual SD", s.residual_sd_lre),
+            ("R²", s.r2_lre),
+        ] {
             assert!(lre >= bound, "{name}: LRE of {what} {lre:.1} < {bound}");
         }
     }
@@ -39,7 +49,11 @@ fn every_nist_dataset_read_in_double_double_has_lre_at_least_10() {
     let dir = nist_dir();
     for (name, model) in nist::DATASETS {
         let s = nist::score(&dir, name, model, Precision::DoubleDouble).unwrap();
-        for (what, lre) in [("coefficients", s.min_coefficient_lre), ("residual SD", s.residual_sd_lre), ("R²", s.r2_lre)] {
+        for (what, lre) in [
+            ("coefficients", s.min_coefficient_lre),
+            ("residual SD", s.residual_sd_lre),
+            ("R²", s.r2_lre),
+        ] {
             assert!(lre >= 10.0, "{name}: LRE of {what} {lre:.1} < 10");
         }
     }
@@ -47,8 +61,18 @@ fn every_nist_dataset_read_in_double_double_has_lre_at_least_10() {
 
 #[test]
 fn filip_is_as_ill_conditioned_as_documented() {
-    let s = nist::score(&nist_dir(), "Filip", nist::Model::Polynomial(10, true), Precision::F64).unwrap();
-    assert!(s.condition_number > 1e9 && s.condition_number < 1e10, "{}", s.condition_number);
+    let s = nist::score(
+        &nist_dir(),
+        "Filip",
+        nist::Model::Polynomial(10, true),
+        Precision::F64,
+    )
+    .unwrap();
+    assert!(
+        s.condition_number > 1e9 && s.condition_number < 1e10,
+        "{}",
+        s.condition_number
+    );
 }
 
 #[test]
@@ -66,16 +90,29 @@ fn duplicate_column_gives_the_pseudo_inverse_solution_and_rank_d_minus_1() {
     let n = 40;
     let u: Vec<f64> = (0..n).map(|i| ((i * 7919) % 97) as f64 / 97.0).collect();
     let v: Vec<f64> = (0..n).map(|i| ((i * 104729) % 89) as f64 / 89.0).collect();
-    let y: Vec<DD> = (0..n).map(|i| DD::new(0.5 + 2.0 * u[i] - 1.0 * v[i] + 0.01 * ((i % 5) as f64 - 2.0))).collect();
+    let y: Vec<DD> = (0..n)
+        .map(|i| DD::new(0.5 + 2.0 * u[i] - 1.0 * v[i] + 0.01 * ((i % 5) as f64 - 2.0)))
+        .collect();
     let rows3: Vec<f64> = (0..n).flat_map(|i| [u[i], u[i], v[i]]).collect();
     let rows2: Vec<f64> = (0..n).flat_map(|i| [u[i], v[i]]).collect();
     let dup = ols::fit(&Design::from_rows(&rows3, n, 3, true), &y).unwrap();
     let single = ols::fit(&Design::from_rows(&rows2, n, 2, true), &y).unwrap();
-    assert_eq!(dup.rank, 3, "4 design columns (intercept, u, u, v) of rank 3");
+    assert_eq!(
+        dup.rank, 3,
+        "4 design columns (intercept, u, u, v) of rank 3"
+    );
     assert_eq!(single.rank, 3);
-    let expected = [single.coefficients[0] / 2.0, single.coefficients[0] / 2.0, single.coefficients[1]];
+    let expected = [
+        single.coefficients[0] / 2.0,
+        single.coefficients[0] / 2.0,
+        single.coefficients[1],
+    ];
     for (a, b) in dup.coefficients.iter().zip(expected) {
-        assert!((a - b).abs() < 1e-10, "{:?} vs {expected:?}", dup.coefficients);
+        assert!(
+            (a - b).abs() < 1e-10,
+            "{:?} vs {expected:?}",
+            dup.coefficients
+        );
     }
     assert!((dup.intercept.unwrap() - single.intercept.unwrap()).abs() < 1e-10);
     assert!((dup.r2 - single.r2).abs() < 1e-12);
@@ -99,7 +136,12 @@ fn whitening_accuracy_on_the_built_in_data() {
         let mut worst: f64 = 0.0;
         for a in 0..d {
             for b in a..d {
-                let c: f64 = prep.x.chunks_exact(d).map(|r| (r[a] - mean[a]) * (r[b] - mean[b])).sum::<f64>() / n as f64;
+                let c: f64 = prep
+                    .x
+                    .chunks_exact(d)
+                    .map(|r| (r[a] - mean[a]) * (r[b] - mean[b]))
+                    .sum::<f64>()
+                    / n as f64;
                 worst = worst.max((c - if a == b { 1.0 } else { 0.0 }).abs());
             }
         }
@@ -112,14 +154,22 @@ fn whitening_accuracy_on_the_built_in_data() {
     // so the deviation is bounded by the spectral norm 1 - lambda_min / (lambda_min + eps) and visible.
     let bound = 1.0 - ev[d - 1] / (ev[d - 1] + 1e-8);
     println!("eps = 1e-8: bound {bound:.4}");
-    assert!(report[1].1 <= bound + 1e-9 && report[1].1 > 1e-3, "{report:?} vs bound {bound}");
+    assert!(
+        report[1].1 <= bound + 1e-9 && report[1].1 > 1e-3,
+        "{report:?} vs bound {bound}"
+    );
 }
 
 fn ols_cmd(args: &[&str], csv: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d.csv");
     std::fs::write(&path, csv).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_sweep")).arg("ols").arg(&path).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .arg("ols")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -128,13 +178,25 @@ fn ols_command_prints_json_and_rejects_bad_input() {
     let out = ols_cmd(&["--target", "y", "--format", "json"], csv);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("\"intercept\": 1.5") && text.contains("\"x\": 0.8") && text.contains("\"rank\": 2"), "{text}");
+    assert!(
+        text.contains("\"intercept\": 1.5")
+            && text.contains("\"x\": 0.8")
+            && text.contains("\"rank\": 2"),
+        "{text}"
+    );
     assert!(text.contains("\"n\": 4, \"p\": 2"), "{text}");
-    let out = ols_cmd(&["--target", "y", "--no-intercept", "--format", "json"], csv);
+    let out = ols_cmd(
+        &["--target", "y", "--no-intercept", "--format", "json"],
+        csv,
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"intercept\": null"));
 
     for (args, csv, expected) in [
-        (vec!["--target", "y"], "x,y\n1,2\n", "more rows than features"),
+        (
+            vec!["--target", "y"],
+            "x,y\n1,2\n",
+            "more rows than features",
+        ),
         (vec!["--target", "y"], "", "is empty"),
         (vec!["--target", "z"], csv, "\"z\""),
         (vec!["--target", "y"], "x,y\n1,2\n2,NaN\n3,4\n", "row 2"),

@@ -32,7 +32,13 @@ seed = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20
 factors = { whiten = "zca", clip = true }
 "#;
 
-const TABLES: [&str; 5] = ["runs.parquet", "epochs.parquet", "summary.parquet", "reference.parquet", "verdict.parquet"];
+const TABLES: [&str; 5] = [
+    "runs.parquet",
+    "epochs.parquet",
+    "summary.parquet",
+    "reference.parquet",
+    "verdict.parquet",
+];
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sweep")
@@ -40,7 +46,12 @@ fn bin() -> &'static str {
 
 fn spawn(config: &Path, out: &Path, env: &[(&str, &str)]) -> Child {
     let mut cmd = Process::new(bin());
-    cmd.args(["run", "--quiet"]).arg(config).arg("--out").arg(out).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.args(["run", "--quiet"])
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -49,7 +60,12 @@ fn spawn(config: &Path, out: &Path, env: &[(&str, &str)]) -> Child {
 
 fn committed_parts(out: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(out.join("parts"))
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.to_string_lossy().ends_with(".runs.parquet")).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with(".runs.parquet"))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -57,8 +73,14 @@ fn committed_parts(out: &Path) -> Vec<PathBuf> {
 fn kill_when(mut child: Child, what: &str, ready: impl Fn() -> bool) {
     let start = Instant::now();
     while !ready() {
-        assert!(child.try_wait().unwrap().is_none(), "the sweep finished before the kill point '{what}'");
-        assert!(start.elapsed() < Duration::from_secs(120), "timed out waiting for '{what}'");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sweep finished before the kill point '{what}'"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for '{what}'"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
@@ -66,7 +88,9 @@ fn kill_when(mut child: Child, what: &str, ready: impl Fn() -> bool) {
 }
 
 fn read(path: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap()
+    ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap()
 }
 
 #[test]
@@ -79,33 +103,63 @@ fn killed_and_resumed_sweeps_write_the_same_bytes_as_an_uninterrupted_one() {
 
     // Early: as soon as the first part is saved.
     let slow = [("SWEEP_TEST_RUN_DELAY_MS", "10")];
-    kill_when(spawn(&config, &resumed, &slow), "early", || !committed_parts(&resumed).is_empty());
-    let status = Command::new(bin()).arg("status").arg(&resumed).output().unwrap();
+    kill_when(spawn(&config, &resumed, &slow), "early", || {
+        !committed_parts(&resumed).is_empty()
+    });
+    let status = Command::new(bin())
+        .arg("status")
+        .arg(&resumed)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains("300 runs") && !text.contains(" 0 missing"), "{text}");
+    assert!(
+        text.contains("300 runs") && !text.contains(" 0 missing"),
+        "{text}"
+    );
     // Half-way: once at least half of the runs are saved.
     kill_when(spawn(&config, &resumed, &slow), "middle", || {
-        committed_parts(&resumed).iter().map(|p| read(p).height()).sum::<usize>() >= 150
+        committed_parts(&resumed)
+            .iter()
+            .map(|p| read(p).height())
+            .sum::<usize>()
+            >= 150
     });
     // During the final write: after the first table appears, before the last.
     let slow_write = [("SWEEP_TEST_FINAL_WRITE_DELAY_MS", "400")];
-    kill_when(spawn(&config, &resumed, &slow_write), "final write", || resumed.join("reference.parquet").exists());
-    assert!(!resumed.join("runs.parquet").exists(), "killed before the last table");
+    kill_when(spawn(&config, &resumed, &slow_write), "final write", || {
+        resumed.join("reference.parquet").exists()
+    });
+    assert!(
+        !resumed.join("runs.parquet").exists(),
+        "killed before the last table"
+    );
     // Finish.
-    let out = Command::new(bin()).arg("run").arg(&config).arg("--out").arg(&resumed).output().unwrap();
+    let out = Command::new(bin())
+        .arg("run")
+        .arg(&config)
+        .arg("--out")
+        .arg(&resumed)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("(300 resumed from an earlier run)"));
 
     for table in TABLES {
         let a = std::fs::read(whole.join(table)).unwrap();
         let b = std::fs::read(resumed.join(table)).unwrap();
-        assert!(a == b, "{table} differs between the uninterrupted and the killed-and-resumed sweep");
+        assert!(
+            a == b,
+            "{table} differs between the uninterrupted and the killed-and-resumed sweep"
+        );
     }
     // Nothing lost, nothing saved twice.
     let runs = read(&resumed.join("runs.parquet"));
     assert_eq!(runs.height(), 300);
     assert_eq!(runs.column("run_id").unwrap().n_unique().unwrap(), 300);
-    let saved: usize = committed_parts(&resumed).iter().map(|p| read(p).height()).sum();
+    let saved: usize = committed_parts(&resumed)
+        .iter()
+        .map(|p| read(p).height())
+        .sum();
     assert_eq!(saved, 300, "every run saved exactly once across the parts");
     // Grouped: far fewer part files than runs.
     assert!(committed_parts(&resumed).len() < 30);
@@ -121,10 +175,17 @@ fn repeated_sweeps_are_byte_identical() {
     ))
     .unwrap();
     for name in ["a", "b"] {
-        assert!(spawn(&config, &dir.path().join(name), &[]).wait().unwrap().success());
+        assert!(spawn(&config, &dir.path().join(name), &[])
+            .wait()
+            .unwrap()
+            .success());
     }
     for table in TABLES {
-        assert!(std::fs::read(dir.path().join("a").join(table)).unwrap() == std::fs::read(dir.path().join("b").join(table)).unwrap(), "{table}");
+        assert!(
+            std::fs::read(dir.path().join("a").join(table)).unwrap()
+                == std::fs::read(dir.path().join("b").join(table)).unwrap(),
+            "{table}"
+        );
     }
 }
 
@@ -134,31 +195,87 @@ fn a_panicking_run_is_a_failed_row_and_the_others_finish() {
     let config = dir.path().join("small.toml");
     std::fs::write(&config, "[data]\nn_rows = 100\nn_features = 4\nsignal_lags = 2\n[train]\nepochs = 3\n[grid]\nseed = [0, 1, 2, 3]\n").unwrap();
     let out = dir.path().join("out");
-    let output = Command::new(bin()).arg("run").arg(&config).arg("--out").arg(&out).env("SWEEP_TEST_PANIC_RUN", "2").output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(bin())
+        .arg("run")
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .env("SWEEP_TEST_PANIC_RUN", "2")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stdout).contains("1 failed"));
     let runs = read(&out.join("runs.parquet"));
-    let status: Vec<Option<&str>> = runs.column("status").unwrap().str().unwrap().iter().collect();
+    let status: Vec<Option<&str>> = runs
+        .column("status")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
     assert_eq!(status.iter().filter(|s| **s == Some("failed")).count(), 1);
     assert_eq!(status[2], Some("failed"));
-    let message = runs.column("message").unwrap().str().unwrap().get(2).unwrap().to_string();
-    assert!(message.contains("injected test panic in run 2"), "{message}");
+    let message = runs
+        .column("message")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(2)
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("injected test panic in run 2"),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_folder_holding_another_config_is_refused_until_fresh() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("small.toml");
-    std::fs::write(&config, "[data]\nn_rows = 100\nn_features = 4\nsignal_lags = 2\n[train]\nepochs = 3\n").unwrap();
+    std::fs::write(
+        &config,
+        "[data]\nn_rows = 100\nn_features = 4\nsignal_lags = 2\n[train]\nepochs = 3\n",
+    )
+    .unwrap();
     let out = dir.path().join("out");
-    Command::new(bin()).args(["run", "--quiet"]).arg(&config).arg("--out").arg(&out).assert().success();
+    Command::new(bin())
+        .args(["run", "--quiet"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
     let before = std::fs::read(out.join("runs.parquet")).unwrap();
-    let refused = Command::new(bin()).args(["run", "--quiet", "--set", "train.epochs=4"]).arg(&config).arg("--out").arg(&out).output().unwrap();
+    let refused = Command::new(bin())
+        .args(["run", "--quiet", "--set", "train.epochs=4"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("hash") && stderr.contains("--fresh"), "{stderr}");
-    assert_eq!(std::fs::read(out.join("runs.parquet")).unwrap(), before, "nothing written when refused");
-    Command::new(bin()).args(["run", "--quiet", "--fresh", "--set", "train.epochs=4"]).arg(&config).arg("--out").arg(&out).assert().success();
+    assert!(
+        stderr.contains("hash") && stderr.contains("--fresh"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("runs.parquet")).unwrap(),
+        before,
+        "nothing written when refused"
+    );
+    Command::new(bin())
+        .args(["run", "--quiet", "--fresh", "--set", "train.epochs=4"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
     let epochs = read(&out.join("epochs.parquet"));
     assert_eq!(epochs.height(), 4);
 }
