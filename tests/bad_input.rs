@@ -2,9 +2,11 @@
 //! names what is at fault (file, key, line, column, row or value) and what is accepted, and that
 //! nothing was written.
 
+mod common;
+
 use std::path::Path;
 
-use assert_cmd::Command;
+use common::{run_ok, sweep};
 
 /// A small valid base config; cases append to it or replace it.
 const BASE: &str = "[data]\nn_rows = 120\nn_features = 4\nsignal_lags = 2\n[train]\nepochs = 2\n";
@@ -138,7 +140,7 @@ fn run_case(c: &Case) {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     let out = dir.path().join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+    let output = sweep()
         .arg("run")
         .args(&c.args)
         .arg(&config)
@@ -195,7 +197,7 @@ fn an_unwritable_output_folder_is_refused_before_any_run() {
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "not a folder").unwrap();
     let out = blocker.join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+    let output = sweep()
         .arg("run")
         .arg(&config)
         .arg("--out")
@@ -221,18 +223,6 @@ fn an_exact_duplicate_column_gives_minimum_norm_ols_not_an_error() {
     let config = dir.path().join("dup.toml");
     std::fs::write(&config, file_config("features = [\"a\", \"b\", \"c\"]\n")).unwrap();
     let out = dir.path().join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
-        .arg("run")
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("rank 3 of 4"));
+    assert!(run_ok(&config, &out, &[]).contains("rank 3 of 4"));
     assert!(Path::new(&out.join("reference.parquet")).exists());
 }

@@ -1,13 +1,9 @@
 //! End-to-end tests: the real `sweep` binary in a temporary folder.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use assert_cmd::Command;
+use common::{read, run_ok, sweep, write};
 use polars::prelude::*;
-
-fn sweep() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sweep"))
-}
 
 /// A small sweep on a small built-in data set: 2 x 2 cells x 2 seeds, 6 epochs.
 const SMALL: &str = r#"
@@ -30,36 +26,12 @@ clip = [false, true]
 seed = [0, 1]
 "#;
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn read(path: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(path).unwrap())
-        .finish()
-        .unwrap()
-}
-
 #[test]
 fn run_writes_the_four_tables_with_the_grid_row_counts() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(dir.path(), "small.toml", SMALL);
     let out = dir.path().join("out");
-    let output = sweep()
-        .arg("run")
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = run_ok(&config, &out, &[]);
     assert!(stdout.contains("OLS reference"), "{stdout}");
     assert!(stdout.contains("8 runs"), "{stdout}");
 

@@ -1,10 +1,11 @@
 //! The verdict labels, the spectral split, scenario checks and the figures.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
-use assert_cmd::Command;
-use polars::prelude::*;
+use common::{read, sweep};
 use sweep::config::{Ablation, Factor, TrainSettings, Whiten};
 use sweep::data::Dataset;
 use sweep::preprocess::{Prepared, Reference};
@@ -237,7 +238,7 @@ fn run_small(dir: &Path) -> std::path::PathBuf {
     let config = dir.join("fig.toml");
     std::fs::write(&config, SMALL).unwrap();
     let out = dir.join("fig");
-    Command::new(env!("CARGO_BIN_EXE_sweep"))
+    sweep()
         .args(["run", "--quiet"])
         .arg(&config)
         .arg("--out")
@@ -248,9 +249,7 @@ fn run_small(dir: &Path) -> std::path::PathBuf {
 }
 
 fn epochs_values(out: &Path, run_id: &str, column: &str) -> Vec<f64> {
-    let df = ParquetReader::new(std::fs::File::open(out.join("epochs.parquet")).unwrap())
-        .finish()
-        .unwrap();
+    let df = read(&out.join("epochs.parquet"));
     let ids = df.column("run_id").unwrap().str().unwrap().clone();
     let values = df.column(column).unwrap().f64().unwrap().clone();
     ids.iter()
@@ -264,9 +263,7 @@ fn epochs_values(out: &Path, run_id: &str, column: &str) -> Vec<f64> {
 fn plotted_series_equal_the_epochs_table_and_the_svg_is_well_formed() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_small(dir.path());
-    let runs = ParquetReader::new(std::fs::File::open(out.join("runs.parquet")).unwrap())
-        .finish()
-        .unwrap();
+    let runs = read(&out.join("runs.parquet"));
     let run_id = runs
         .column("run_id")
         .unwrap()
@@ -358,11 +355,7 @@ fn plotted_series_equal_the_epochs_table_and_the_svg_is_well_formed() {
 fn report_writes_markdown_with_verdict_and_figures() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_small(dir.path());
-    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
-        .arg("report")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let output = sweep().arg("report").arg(&out).output().unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -379,13 +372,9 @@ fn report_writes_markdown_with_verdict_and_figures() {
         "{md}"
     );
     assert!(out.join("figures/r2_by_cell.svg").exists());
-    let verdict = ParquetReader::new(std::fs::File::open(out.join("verdict.parquet")).unwrap())
-        .finish()
-        .unwrap();
+    let verdict = read(&out.join("verdict.parquet"));
     assert_eq!(verdict.height(), 2, "one context x two factors");
-    let runs = ParquetReader::new(std::fs::File::open(out.join("runs.parquet")).unwrap())
-        .finish()
-        .unwrap();
+    let runs = read(&out.join("runs.parquet"));
     let share = runs.column("slow_share").unwrap().f64().unwrap().clone();
     assert!(share.iter().flatten().all(|v| (0.0..=1.0).contains(&v)));
 }

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
-use polars::prelude::*;
+mod common;
+
+use common::{read, sweep};
 
 /// 300 short runs on a small data set.
 const MANY: &str = r#"
@@ -87,12 +88,6 @@ fn kill_when(mut child: Child, what: &str, ready: impl Fn() -> bool) {
     child.wait().unwrap();
 }
 
-fn read(path: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(path).unwrap())
-        .finish()
-        .unwrap()
-}
-
 #[test]
 fn killed_and_resumed_sweeps_write_the_same_bytes_as_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -106,11 +101,7 @@ fn killed_and_resumed_sweeps_write_the_same_bytes_as_an_uninterrupted_one() {
     kill_when(spawn(&config, &resumed, &slow), "early", || {
         !committed_parts(&resumed).is_empty()
     });
-    let status = Command::new(bin())
-        .arg("status")
-        .arg(&resumed)
-        .output()
-        .unwrap();
+    let status = sweep().arg("status").arg(&resumed).output().unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
         text.contains("300 runs") && !text.contains(" 0 missing"),
@@ -134,7 +125,7 @@ fn killed_and_resumed_sweeps_write_the_same_bytes_as_an_uninterrupted_one() {
         "killed before the last table"
     );
     // Finish.
-    let out = Command::new(bin())
+    let out = sweep()
         .arg("run")
         .arg(&config)
         .arg("--out")
@@ -195,7 +186,7 @@ fn a_panicking_run_is_a_failed_row_and_the_others_finish() {
     let config = dir.path().join("small.toml");
     std::fs::write(&config, "[data]\nn_rows = 100\nn_features = 4\nsignal_lags = 2\n[train]\nepochs = 3\n[grid]\nseed = [0, 1, 2, 3]\n").unwrap();
     let out = dir.path().join("out");
-    let output = Command::new(bin())
+    let output = sweep()
         .arg("run")
         .arg(&config)
         .arg("--out")
@@ -243,7 +234,7 @@ fn a_folder_holding_another_config_is_refused_until_fresh() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    Command::new(bin())
+    sweep()
         .args(["run", "--quiet"])
         .arg(&config)
         .arg("--out")
@@ -251,7 +242,7 @@ fn a_folder_holding_another_config_is_refused_until_fresh() {
         .assert()
         .success();
     let before = std::fs::read(out.join("runs.parquet")).unwrap();
-    let refused = Command::new(bin())
+    let refused = sweep()
         .args(["run", "--quiet", "--set", "train.epochs=4"])
         .arg(&config)
         .arg("--out")
@@ -269,7 +260,7 @@ fn a_folder_holding_another_config_is_refused_until_fresh() {
         before,
         "nothing written when refused"
     );
-    Command::new(bin())
+    sweep()
         .args(["run", "--quiet", "--fresh", "--set", "train.epochs=4"])
         .arg(&config)
         .arg("--out")
