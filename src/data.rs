@@ -27,13 +27,6 @@ pub struct Dataset {
     pub target_name: String,
 }
 
-impl Dataset {
-    /// Row `i` of the features.
-    pub fn row(&self, i: usize) -> &[f64] {
-        &self.x[i * self.d..(i + 1) * self.d]
-    }
-}
-
 /// Loads or generates the data set of a spec (`data_seed` applies to the generator only).
 pub fn load(spec: &DataSpec, data_seed: Option<u64>) -> Result<Dataset> {
     match &spec.source {

@@ -83,14 +83,6 @@ impl DD {
         quick_two_sum(s, e + self.lo)
     }
 
-    pub fn abs(self) -> DD {
-        if self.hi < 0.0 {
-            -self
-        } else {
-            self
-        }
-    }
-
     /// `self^k` by repeated multiplication (k small).
     pub fn powi(self, k: u32) -> DD {
         (0..k).fold(DD::new(1.0), |acc, _| acc * self)

@@ -59,18 +59,6 @@ impl Spectrum {
             rank,
         })
     }
-
-    /// Ratio of the largest to the smallest singular value of the centred design
-    /// (`sqrt(lambda_max / lambda_min)`); infinite when singular.
-    pub fn condition_number(&self) -> f64 {
-        let max = self.eigenvalues.first().copied().unwrap_or(0.0);
-        let min = self.eigenvalues.last().copied().unwrap_or(0.0);
-        if min <= 0.0 {
-            f64::INFINITY
-        } else {
-            (max / min).sqrt()
-        }
-    }
 }
 
 fn numerical_rank(s: &[f64], n: usize, d: usize) -> usize {

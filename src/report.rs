@@ -182,7 +182,7 @@ fn file_stem(label: &str) -> String {
 }
 
 /// The "on" values of the ablation factors, from the config stored in the tables' metadata.
-fn factor_values(dir: &Path) -> Result<Vec<(String, String, bool)>> {
+fn factor_values(dir: &Path) -> Result<Vec<(String, String)>> {
     let mut file = std::fs::File::open(dir.join("runs.parquet"))
         .map_err(|e| Error::io("opening runs.parquet", e))?;
     let mut reader = ParquetReader::new(&mut file);
@@ -207,7 +207,7 @@ fn factor_values(dir: &Path) -> Result<Vec<(String, String, bool)>> {
         .unwrap_or_default();
     Ok(factors
         .iter()
-        .flat_map(|(k, on)| [(k.clone(), display_value(on), true)])
+        .map(|(k, on)| (k.clone(), display_value(on)))
         .collect())
 }
 
@@ -240,7 +240,7 @@ fn figures(dir: &Path, runs: &DataFrame, keys: &[String]) -> Result<Vec<(String,
         let all_state = |c: &Cell, on: bool| {
             factors
                 .iter()
-                .all(|(k, v, _)| c.label.split(' ').any(|part| part == format!("{k}={v}")) == on)
+                .all(|(k, v)| c.label.split(' ').any(|part| part == format!("{k}={v}")) == on)
         };
         cells
             .iter()
