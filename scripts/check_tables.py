@@ -11,33 +11,33 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-STR, U32, U64, F64, BOOL = "str", "u32", "u64", "f64", "bool"
+STR, I64, F64, BOOL = "str", "i64", "f64", "bool"
 SETTINGS = {
-    "epochs": U32, "batch_size": U32, "learning_rate": F64, "whiten": STR, "whiten_eps": F64,
+    "epochs": I64, "batch_size": I64, "learning_rate": F64, "whiten": STR, "whiten_eps": F64,
     "normalize_target": BOOL, "clip": BOOL, "clip_norm": F64, "init": STR, "init_scale": F64,
-    "init_zero_fraction": F64, "weight_decay": F64, "optimizer": STR, "momentum": F64, "seed": U64,
+    "init_zero_fraction": F64, "weight_decay": F64, "optimizer": STR, "momentum": F64, "seed": I64,
     "converge_tol": F64,
 }
 TABLES = {
-    "runs": {"run_id": STR, "run_index": U32, "scenario": STR, **SETTINGS, "data_seed": U64, "status": STR, "message": STR,
-             "epochs_run": U32, "epochs_to_converge": U32, "initial_train_mse": F64, "final_train_mse": F64,
+    "runs": {"run_id": STR, "run_index": I64, "scenario": STR, **SETTINGS, "data_seed": I64, "status": STR, "message": STR,
+             "epochs_run": I64, "epochs_to_converge": I64, "initial_train_mse": F64, "final_train_mse": F64,
              "final_train_r2": F64, "best_train_r2": F64, "excess_mse": F64, "weight_norm": F64,
              "distance_to_ols": F64, "ols_mse": F64, "ols_r2": F64, "slow_share": F64,
              "slowest_signal_epochs": F64},
-    "epochs": {"run_id": STR, "epoch": U32, "weight_norm": F64, "prediction": F64, "loss": F64,
+    "epochs": {"run_id": STR, "epoch": I64, "weight_norm": F64, "prediction": F64, "loss": F64,
                "gradient_norm": F64, "update_ratio": F64, "clipped_fraction": F64, "train_mse": F64,
                "train_r2": F64},
-    "summary": {"scenario": STR, **{k: v for k, v in SETTINGS.items() if k != "seed"}, "n_runs": U32, "converged_fraction": F64,
+    "summary": {"scenario": STR, **{k: v for k, v in SETTINGS.items() if k != "seed"}, "n_runs": I64, "converged_fraction": F64,
                 "diverged_fraction": F64, "r2_median": F64, "r2_mean": F64, "r2_std": F64, "r2_min": F64,
                 "r2_max": F64, "epochs_to_converge_median": F64, "excess_mse_median": F64,
                 "slow_share_median": F64, "slowest_signal_epochs_median": F64},
-    "reference": {"data_seed": U64, "feature_index": U32, "feature": STR, "coefficient": F64, "eigenvalue": F64,
-                  "intercept": F64, "mse": F64, "r2": F64, "rank": U32, "condition_number": F64,
+    "reference": {"data_seed": I64, "feature_index": I64, "feature": STR, "coefficient": F64, "eigenvalue": F64,
+                  "intercept": F64, "mse": F64, "r2": F64, "rank": I64, "condition_number": F64,
                   "weight_norm": F64, "residual_sd": F64},
 }
-ARROW = {STR: (pa.string(), pa.large_string(), pa.string_view()), U32: (pa.uint32(),), U64: (pa.uint64(),),
-         F64: (pa.float64(),), BOOL: (pa.bool_(),)}
-DUCK = {STR: ("VARCHAR",), U32: ("UINTEGER",), U64: ("UBIGINT",), F64: ("DOUBLE",), BOOL: ("BOOLEAN",)}
+# Plain or large strings (never string_view, which pyarrow < 16 cannot read) and signed 64-bit integers.
+ARROW = {STR: (pa.string(), pa.large_string()), I64: (pa.int64(),), F64: (pa.float64(),), BOOL: (pa.bool_(),)}
+DUCK = {STR: ("VARCHAR",), I64: ("BIGINT",), F64: ("DOUBLE",), BOOL: ("BOOLEAN",)}
 
 
 def main(folder: Path) -> int:

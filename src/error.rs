@@ -1,6 +1,8 @@
 //! The crate's error type. Every variant says what went wrong in terms the user can act on:
-//! the file, key, value or row at fault and what would be accepted. `exit_code` maps input
-//! errors (bad config, bad data, bad arguments) to 2 and everything else to 1.
+//! the file, key, value or row at fault and what would be accepted. `exit_code` maps bad input
+//! (config, data, arguments, a results folder that is not a finished sweep) to 2 and failures of
+//! the tool itself (I/O after validation, a thread pool, a panicked writer) to 1. The README's
+//! exit-code table lists them.
 
 use std::path::PathBuf;
 
@@ -16,6 +18,18 @@ pub enum Error {
     /// A numerical precondition failed (for example a singular covariance without `whiten_eps`).
     #[error("{0}")]
     Numerical(String),
+    /// A command-line argument names something that is not there (a table missing from a
+    /// results folder, an unknown `--run`, a `--cell` that matches no run, a bad `--poly`).
+    #[error("{0}")]
+    Usage(String),
+    /// A results folder holds something this version did not write (a corrupt or hand-edited
+    /// manifest, a part with an unknown status).
+    #[error("{0}")]
+    Results(String),
+    /// The tool itself failed after the input was accepted (thread pool, writer thread, a run
+    /// that was not saved).
+    #[error("{0}")]
+    Tool(String),
     /// The output location cannot be used.
     #[error("cannot write to {path}: {message}")]
     Output { path: PathBuf, message: String },
@@ -42,8 +56,13 @@ impl Error {
     /// Process exit code for this error: 2 for bad input, 1 for failures of the tool itself.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) | Error::Data(_) | Error::Numerical(_) | Error::Output { .. } => 2,
-            Error::Io { .. } | Error::Table { .. } | Error::Plot(_) => 1,
+            Error::Config(_)
+            | Error::Data(_)
+            | Error::Numerical(_)
+            | Error::Usage(_)
+            | Error::Results(_)
+            | Error::Output { .. } => 2,
+            Error::Tool(_) | Error::Io { .. } | Error::Table { .. } | Error::Plot(_) => 1,
         }
     }
 

@@ -1,29 +1,41 @@
 //! `sweep`: parallel, deterministic ablation sweeps of SGD-trained linear regression against an
-//! exact least-squares reference. The data flow runs one way, one module per stage:
-//! `config` (TOML to validated runs) -> `data` (generate or read) -> `linalg` / `preprocess`
-//! (OLS reference, whitening, target normalization; once per variant) -> `train` (one run) ->
-//! `sweep` (rayon over runs) -> `results` (Parquet tables). `cli` is the command line.
+//! exact least-squares reference. This is the one map of the code; modules are listed in the
+//! order the data flows through them, and no stage reaches back to an earlier one:
+//!
+//! - [`config`]: TOML text and `--set` flags in, a validated [`config::Sweep`] out (settings,
+//!   data section, grid and run ids, ablation and scenarios, resolved TOML and its hash).
+//! - [`data`]: the built-in `lagged-levels` generator or the user's CSV/Parquet file, as a dense
+//!   row-major matrix, standardized.
+//! - [`reference`]: the exact OLS reference (double-double refinement), the covariance spectrum
+//!   and whitening, the NIST StRD check, small vector helpers.
+//! - [`preprocess`]: once per variant, the data as runs train on it (whitened features,
+//!   normalized target) with the reference in training coordinates.
+//! - [`train`]: one run of SGD, momentum or Adam; its initialization, optimizers, statuses and
+//!   spectral diagnosis.
+//! - [`sweep`]: planning (resume, order), parallel execution with rayon, persistence in parts,
+//!   and the final tables.
+//! - [`results`]: one row struct per table, each table's schema to and from a DataFrame by
+//!   column name, Parquet I/O, aggregation, the verdict and the scenarios.
+//! - [`report`]: `sweep report` and `sweep plot`, the figures, and text and Markdown tables.
+//! - [`cli`]: the command line; `main.rs` only calls it.
+//!
+//! Shared by several stages: [`error`] (the error type and exit codes), [`rng`] (seeded streams)
+//! and `enums` (named enums).
+
+mod enums;
 
 pub mod cli;
 pub mod config;
 pub mod data;
-pub mod dd;
-pub mod error;
-pub mod linalg;
-pub mod nist;
-pub mod ols;
-pub mod persist;
-pub mod plot;
 pub mod preprocess;
+pub mod reference;
 pub mod report;
 pub mod results;
-pub mod rng;
-pub mod scenarios;
-pub mod spectral;
 pub mod sweep;
-pub mod table;
 pub mod train;
-pub mod verdict;
+
+pub mod error;
+pub mod rng;
 
 /// The tool's version, written into every table's metadata.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

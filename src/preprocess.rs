@@ -15,35 +15,7 @@ use rayon::prelude::*;
 use crate::config::{RunSpec, Whiten};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::linalg::{self, OlsFit, Spectrum};
-
-/// The exact least-squares reference of one data set.
-#[derive(Clone, Debug)]
-pub struct Reference {
-    pub fit: OlsFit,
-    /// Spectrum of the (standardized) feature covariance.
-    pub spectrum: Spectrum,
-    /// Euclidean norm of the OLS coefficients (intercept excluded).
-    pub weight_norm: f64,
-}
-
-impl Reference {
-    pub fn of(data: &Dataset) -> Result<Reference> {
-        let fit = linalg::ols(&data.x, &data.y, data.n, data.d, true)?;
-        let spectrum = Spectrum::of(&data.x, data.n, data.d)?;
-        let weight_norm = norm(&fit.coefficients);
-        Ok(Reference {
-            fit,
-            spectrum,
-            weight_norm,
-        })
-    }
-}
-
-/// Euclidean norm.
-pub fn norm(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
-}
+use crate::reference::{self, Reference};
 
 /// What distinguishes one preprocessing variant from another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -107,84 +79,28 @@ impl Prepared {
         eps: f64,
         normalize: bool,
     ) -> Result<Prepared> {
-        let (n, d) = (data.n, data.d);
-        let mean = data.y.iter().sum::<f64>() / n as f64;
-        let sst: f64 = data.y.iter().map(|v| (v - mean).powi(2)).sum();
-        if sst == 0.0 {
-            return Err(Error::Data(format!(
-                "the target \"{}\" has zero variance: every row holds the same value, so R² is undefined",
-                data.target_name
-            )));
-        }
-        let (y_mean, y_scale) = if normalize {
-            (mean, (sst / n as f64).sqrt())
-        } else {
-            (0.0, 1.0)
-        };
-        let y: Arc<[f64]> = if normalize {
-            data.y.iter().map(|v| (v - y_mean) / y_scale).collect()
-        } else {
-            data.y.clone()
-        };
-
-        let (x, whitening, whitening_inverse) = match whiten {
-            Whiten::None => (data.x.clone(), None, None),
-            Whiten::Zca | Whiten::Pca => {
-                let (w, w_inv) =
-                    linalg::whitening(&reference.spectrum, whiten == Whiten::Zca, eps)?;
-                let xm = linalg::to_mat(&data.x, n, d, &vec![0.0; d]);
-                let xw = &xm * w.transpose();
-                let mut flat = Vec::with_capacity(n * d);
-                for i in 0..n {
-                    flat.extend((0..d).map(|j| xw[(i, j)]));
-                }
-                (flat.into(), Some(w), Some(w_inv))
-            }
-        };
-
-        // OLS in training coordinates: w' = W^{-T} w_ols / sigma, b' = (b_ols - mu) / sigma.
-        let fit = &reference.fit;
-        let mut ols_params: Vec<f64> = match &whitening_inverse {
-            None => fit.coefficients.clone(),
-            Some(w_inv) => (0..d)
-                .map(|k| (0..d).map(|j| w_inv[(j, k)] * fit.coefficients[j]).sum())
-                .collect(),
-        };
-        ols_params.iter_mut().for_each(|v| *v /= y_scale);
-        ols_params.push((fit.intercept.unwrap_or(0.0) - y_mean) / y_scale);
-
-        // Covariance of x' = W x is W Sigma W^T: ZCA keeps U with eigenvalues lambda / (lambda + eps),
-        // PCA has the same eigenvalues on the coordinate axes.
-        let spectrum = &reference.spectrum;
-        let (train_eigenvalues, train_eigenvectors) = match whiten {
-            Whiten::None => (
-                spectrum.eigenvalues.clone(),
-                Some(spectrum.eigenvectors.clone()),
-            ),
-            Whiten::Zca | Whiten::Pca => {
-                let ev = spectrum
-                    .eigenvalues
-                    .iter()
-                    .map(|l| l.max(0.0) / (l.max(0.0) + eps))
-                    .collect();
-                (
-                    ev,
-                    (whiten == Whiten::Zca).then(|| spectrum.eigenvectors.clone()),
-                )
-            }
-        };
-        let train_x_mean = linalg::column_means(&x, n, d);
+        let target = TrainingTarget::of(&data, normalize)?;
+        let (x, whitening, whitening_inverse) = whitened_features(&data, &reference, whiten, eps)?;
+        let ols_params = ols_in_training_coordinates(
+            &reference.fit,
+            whitening_inverse.as_ref(),
+            &target,
+            data.d,
+        );
+        let (train_eigenvalues, train_eigenvectors) =
+            training_spectrum(&reference.spectrum, whiten, eps);
+        let train_x_mean = reference::column_means(&x, data.n, data.d);
         Ok(Prepared {
             data,
             reference,
             x,
-            y,
-            y_mean,
-            y_scale,
+            y: target.y,
+            y_mean: target.mean,
+            y_scale: target.scale,
             whitening,
             whitening_inverse,
             ols_params,
-            sst,
+            sst: target.sst,
             train_eigenvalues,
             train_eigenvectors,
             train_x_mean,
@@ -210,6 +126,112 @@ impl Prepared {
         };
         out.iter_mut().for_each(|v| *v *= self.y_scale);
         out
+    }
+}
+
+/// The target a run trains on: `y' = (y - mean) / scale` (mean 0 and scale 1 without
+/// normalization), and the total sum of squares of the original target.
+struct TrainingTarget {
+    y: Arc<[f64]>,
+    mean: f64,
+    scale: f64,
+    sst: f64,
+}
+
+impl TrainingTarget {
+    fn of(data: &Dataset, normalize: bool) -> Result<TrainingTarget> {
+        let n = data.n;
+        let mean = data.y.iter().sum::<f64>() / n as f64;
+        let sst: f64 = data.y.iter().map(|v| (v - mean).powi(2)).sum();
+        if sst == 0.0 {
+            return Err(Error::Data(format!(
+                "the target \"{}\" has zero variance: every row holds the same value, so R² is undefined",
+                data.target_name
+            )));
+        }
+        if !normalize {
+            return Ok(TrainingTarget {
+                y: data.y.clone(),
+                mean: 0.0,
+                scale: 1.0,
+                sst,
+            });
+        }
+        let scale = (sst / n as f64).sqrt();
+        Ok(TrainingTarget {
+            y: data.y.iter().map(|v| (v - mean) / scale).collect(),
+            mean,
+            scale,
+            sst,
+        })
+    }
+}
+
+type Whitened = (Arc<[f64]>, Option<Mat<f64>>, Option<Mat<f64>>);
+
+/// The training features `x' = W x` with `W` and `W^{-1}` (the data set's own features without whitening).
+fn whitened_features(
+    data: &Dataset,
+    reference: &Reference,
+    whiten: Whiten,
+    eps: f64,
+) -> Result<Whitened> {
+    if whiten == Whiten::None {
+        return Ok((data.x.clone(), None, None));
+    }
+    let (n, d) = (data.n, data.d);
+    let (w, w_inv) = reference::whitening(&reference.spectrum, whiten == Whiten::Zca, eps)?;
+    let xm = reference::to_mat(&data.x, n, d, &vec![0.0; d]);
+    let xw = &xm * w.transpose();
+    let mut flat = Vec::with_capacity(n * d);
+    for i in 0..n {
+        flat.extend((0..d).map(|j| xw[(i, j)]));
+    }
+    Ok((flat.into(), Some(w), Some(w_inv)))
+}
+
+/// OLS in training coordinates: `w' = W^{-T} w_ols / sigma`, `b' = (b_ols - mu) / sigma`.
+fn ols_in_training_coordinates(
+    fit: &reference::Fit,
+    whitening_inverse: Option<&Mat<f64>>,
+    target: &TrainingTarget,
+    d: usize,
+) -> Vec<f64> {
+    let mut params: Vec<f64> = match whitening_inverse {
+        None => fit.coefficients.clone(),
+        Some(w_inv) => (0..d)
+            .map(|k| (0..d).map(|j| w_inv[(j, k)] * fit.coefficients[j]).sum())
+            .collect(),
+    };
+    params.iter_mut().for_each(|v| *v /= target.scale);
+    params.push((fit.intercept.unwrap_or(0.0) - target.mean) / target.scale);
+    params
+}
+
+/// Eigenvalues and eigenvectors of the covariance of `x' = W x`, which is `W Sigma W^T`: ZCA keeps
+/// `U` with eigenvalues `lambda / (lambda + eps)`, PCA has the same eigenvalues on the coordinate
+/// axes (`None`: the identity).
+fn training_spectrum(
+    spectrum: &reference::Spectrum,
+    whiten: Whiten,
+    eps: f64,
+) -> (Vec<f64>, Option<Mat<f64>>) {
+    match whiten {
+        Whiten::None => (
+            spectrum.eigenvalues.clone(),
+            Some(spectrum.eigenvectors.clone()),
+        ),
+        Whiten::Zca | Whiten::Pca => {
+            let ev = spectrum
+                .eigenvalues
+                .iter()
+                .map(|l| l.max(0.0) / (l.max(0.0) + eps))
+                .collect();
+            (
+                ev,
+                (whiten == Whiten::Zca).then(|| spectrum.eigenvectors.clone()),
+            )
+        }
     }
 }
 
@@ -265,6 +287,16 @@ impl Prepare {
             datasets,
             variants: variants.into_iter().collect(),
         })
+    }
+
+    /// The fewest rows of any data set (0 when there is none).
+    pub fn min_rows(&self) -> usize {
+        self.datasets.values().map(|(d, _)| d.n).min().unwrap_or(0)
+    }
+
+    /// The most rows of any data set (1 when there is none).
+    pub fn max_rows(&self) -> usize {
+        self.datasets.values().map(|(d, _)| d.n).max().unwrap_or(1)
     }
 
     pub fn for_run(&self, run: &RunSpec) -> &Arc<Prepared> {

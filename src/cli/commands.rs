@@ -1,0 +1,149 @@
+//! One function per subcommand: turn the parsed arguments into library calls and print the
+//! result on stdout.
+
+use std::path::{Path, PathBuf};
+
+use super::{ConfigArgs, DataArgs, DirArgs, NistArgs, OlsArgs, PlotArgs, RunArgs};
+use crate::config::{self, display_value, Sweep};
+use crate::error::{Error, Result};
+use crate::reference::nist;
+use crate::train::Status;
+use crate::{data, report, results, sweep};
+
+/// `sweep run`.
+pub(super) fn run(args: RunArgs) -> Result<()> {
+    let sweep = config::load(&args.config, &args.set)?;
+    let out = args
+        .out
+        .unwrap_or_else(|| Path::new("results").join(&sweep.name));
+    let opts = sweep::RunOptions {
+        out: out.clone(),
+        jobs: args.jobs.map(usize::from),
+        quiet: args.quiet,
+        fresh: args.fresh,
+        hooks: sweep::TestHooks::from_env(),
+    };
+    let result = sweep::run(&sweep, &opts)?;
+    if !args.quiet {
+        print!("{}", report::summary_text(&sweep, &result, &out));
+    }
+    Ok(())
+}
+
+/// `sweep list`.
+pub(super) fn list(args: ConfigArgs) -> Result<()> {
+    let sweep = config::load(&args.config, &args.set)?;
+    print!("{}", list_text(&sweep));
+    Ok(())
+}
+
+/// `sweep status`.
+pub(super) fn status(args: DirArgs) -> Result<()> {
+    print!("{}", status_text(&args.dir)?);
+    Ok(())
+}
+
+/// `sweep report`.
+pub(super) fn report(args: DirArgs) -> Result<()> {
+    print!("{}", report::report(&args.dir)?);
+    Ok(())
+}
+
+/// `sweep plot`.
+pub(super) fn plot(args: PlotArgs) -> Result<()> {
+    for file in report::plot(&args.dir, args.run.as_deref(), &args.cell)? {
+        println!("wrote {}", file.display());
+    }
+    Ok(())
+}
+
+/// `sweep ols`.
+pub(super) fn ols(args: OlsArgs) -> Result<()> {
+    print!("{}", super::ols_output::ols_text(&args)?);
+    Ok(())
+}
+
+/// `sweep nist`.
+pub(super) fn nist(args: NistArgs) -> Result<()> {
+    let dir = args
+        .dir
+        .or_else(|| std::env::var_os("SWEEP_NIST_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("../shared/data/nist-strd"));
+    print!("{}", nist::table(&dir)?);
+    Ok(())
+}
+
+/// `sweep data`: writes the data set (features, then the target) as CSV or Parquet.
+pub(super) fn data(args: DataArgs) -> Result<()> {
+    let sweep = config::load(&args.config, &args.set)?;
+    let out = &args.out;
+    let ext = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ext != "csv" && ext != "parquet" {
+        return Err(Error::Config(format!(
+            "--out {}: the file must end in .csv or .parquet",
+            out.display()
+        )));
+    }
+    let seed = sweep.runs.first().and_then(|r| r.data_seed);
+    let dataset = data::load(&sweep.data, seed)?;
+    if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sweep::check_writable(dir)?;
+    }
+    let mut df = dataset.to_frame()?;
+    if ext == "csv" {
+        results::write_csv(out, &mut df)
+    } else {
+        results::write_parquet(out, &mut df, &sweep::table_metadata(&sweep))
+    }
+}
+
+/// The text of `sweep list`.
+pub fn list_text(sweep: &Sweep) -> String {
+    let keys = sweep.varying_keys();
+    let mut s = format!("{:>6}  {:<16}  settings that vary\n", "index", "run_id");
+    for run in &sweep.runs {
+        s += &format!("{:>6}  {:<16}", run.index, run.id);
+        if let Some(i) = run.scenario {
+            s += &format!("  scenario={}", sweep.scenarios[i].name);
+        }
+        for k in &keys {
+            let v = if *k == "data_seed" {
+                run.data_seed.map_or("-".into(), |v| v.to_string())
+            } else {
+                run.settings
+                    .value_of(k)
+                    .map(|v| display_value(&v))
+                    .unwrap_or_default()
+            };
+            s += &format!("  {k}={v}");
+        }
+        s += "\n";
+    }
+    s += &format!("{} runs\n", sweep.runs.len());
+    s
+}
+
+/// The text of `sweep status`.
+pub fn status_text(dir: &Path) -> Result<String> {
+    let (manifest, saved) = sweep::status_counts(dir)?;
+    let count = |s: Status| saved.values().filter(|v| **v == s).count();
+    let done = saved.len() as u64;
+    let tables = dir.join("runs.parquet").exists() && done >= manifest.runs;
+    Ok(format!(
+        "{}: {} runs, {done} done ({} converged, {} not converged, {} diverged, {} failed), {} missing\n\
+         config {}; tables {}\n",
+        dir.display(),
+        manifest.runs,
+        count(Status::Converged),
+        count(Status::NotConverged),
+        count(Status::Diverged),
+        count(Status::Failed),
+        manifest.runs.saturating_sub(done),
+        manifest.short_hash(),
+        if tables { "written" } else { "not written yet: rerun the same `sweep run` to finish" }
+    ))
+}

@@ -1,0 +1,177 @@
+//! The command line (clap): one argument struct per subcommand, dispatched to one function each
+//! in `commands`; the output formats of `sweep ols` live in `ols_output`. Errors are printed once,
+//! as `error: ...`, and mapped to the exit code: 0 success, 1 failure of the tool (a panic outside
+//! a run included), 2 bad input.
+
+mod commands;
+mod ols_output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use commands::{list_text, status_text};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sweep",
+    version,
+    about = "Parallel, deterministic ablation sweeps of SGD-trained linear regression against an exact OLS reference",
+    long_about = "Expands a TOML grid of training settings into runs, trains each run by seeded minibatch SGD on \
+                  the built-in data set or your CSV/Parquet file, compares it with the exact least-squares \
+                  solution, and writes runs.parquet, epochs.parquet, summary.parquet and reference.parquet."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run every run of the grid and write the tables.
+    Run(RunArgs),
+    /// Tell how many runs of a sweep folder are done, missing, diverged or failed.
+    Status(DirArgs),
+    /// Print the expanded grid (index, run_id, the settings that vary) and the run count; run nothing.
+    List(ConfigArgs),
+    /// Print the verdict, scenario and cell tables of a finished sweep; write report.md and figures.
+    Report(DirArgs),
+    /// Draw figures (SVG and PNG) into DIR/figures: R² by cell, or the diagnostics of a run or cell.
+    Plot(PlotArgs),
+    /// Fit OLS on a CSV or Parquet file with the exact reference solver and print the fit.
+    Ols(OlsArgs),
+    /// Print the LRE table of the OLS reference on the 11 NIST StRD linear-regression datasets.
+    Nist(NistArgs),
+    /// Write the data set exactly as the runs see it before whitening (features, then the target).
+    Data(DataArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The sweep's TOML config.
+    config: PathBuf,
+    /// Output folder [default: results/<name from the config>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Worker threads [default: all cores]. Results do not depend on it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+    /// Override a config key by its dotted path, e.g. train.epochs=50 or grid.batch_size=[1,32].
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// No progress bar and no summary on stdout.
+    #[arg(long)]
+    quiet: bool,
+    /// Delete the results an earlier sweep left in the output folder and start afresh
+    /// (without it, a rerun resumes: saved runs are skipped).
+    #[arg(long)]
+    fresh: bool,
+}
+
+#[derive(Args, Debug)]
+struct DirArgs {
+    /// The output folder of a `sweep run`.
+    dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct ConfigArgs {
+    /// The sweep's TOML config.
+    config: PathBuf,
+    /// Override a config key by its dotted path.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct PlotArgs {
+    /// The output folder of a `sweep run`.
+    dir: PathBuf,
+    /// The five diagnostics of one run.
+    #[arg(long, value_name = "RUN_ID", conflicts_with = "cell")]
+    run: Option<String>,
+    /// The five diagnostics of the runs matching every KEY=VALUE (one line per seed).
+    #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
+    cell: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct OlsArgs {
+    /// A .csv (with header) or .parquet file.
+    file: PathBuf,
+    /// The target column.
+    #[arg(long)]
+    target: String,
+    /// Feature columns, comma-separated [default: every numeric column but the target].
+    #[arg(long, value_delimiter = ',')]
+    features: Vec<String>,
+    /// Fit without an intercept (R² is then uncentred: 1 - SSE / sum y²).
+    #[arg(long)]
+    no_intercept: bool,
+    /// Standardize each feature to mean 0, variance 1 before fitting.
+    #[arg(long)]
+    standardize: bool,
+    /// Add COL^2..COL^DEG as features (formed in double-double precision), e.g. --poly x:10.
+    #[arg(long, value_name = "COL:DEG")]
+    poly: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Args, Debug)]
+struct NistArgs {
+    /// Folder holding Norris.dat ... Wampler5.dat [default: $SWEEP_NIST_DIR, else ../shared/data/nist-strd].
+    dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct DataArgs {
+    /// The sweep's TOML config.
+    config: PathBuf,
+    /// Output file, .parquet or .csv.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Override a config key by its dotted path.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+/// Output format of `sweep ols`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+/// Runs the command line; returns the process exit code. A panic outside a run (a bug) is a
+/// failure of the tool: exit code 1, after the panic message.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match std::panic::catch_unwind(|| dispatch(cli.command)) {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+        Err(_) => {
+            eprintln!(
+                "error: sweep failed on an internal error (the message above); please report it"
+            );
+            1
+        }
+    }
+}
+
+fn dispatch(command: Command) -> crate::error::Result<()> {
+    match command {
+        Command::Run(args) => commands::run(args),
+        Command::Status(args) => commands::status(args),
+        Command::List(args) => commands::list(args),
+        Command::Report(args) => commands::report(args),
+        Command::Plot(args) => commands::plot(args),
+        Command::Ols(args) => commands::ols(args),
+        Command::Nist(args) => commands::nist(args),
+        Command::Data(args) => commands::data(args),
+    }
+}

@@ -1,0 +1,95 @@
+//! Data sets as the runs see them before whitening: a dense row-major feature matrix, the
+//! target, and their names. Two sources: the built-in `lagged-levels` generator (a stand-in for
+//! the report's data) and the user's CSV or Parquet file, read with polars. Both end in the
+//! same checks (finite values, no constant feature, more rows than parameters) and the same
+//! optional standardization (here). This module does not whiten or normalize the target.
+
+mod file;
+mod generator;
+
+use std::sync::Arc;
+
+pub use file::read_file;
+pub use generator::lagged_levels;
+
+use crate::config::{DataSource, DataSpec};
+use crate::error::{Error, Result};
+use crate::reference::column_means;
+
+/// A data set: `n` rows, `d` features, stored once and shared by every run.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub n: usize,
+    pub d: usize,
+    /// Row-major `n x d` features (standardized when the spec asks for it).
+    pub x: Arc<[f64]>,
+    /// Target in original units.
+    pub y: Arc<[f64]>,
+    pub feature_names: Vec<String>,
+    pub target_name: String,
+}
+
+impl Dataset {
+    /// The data set as a table: one column per feature, then the target.
+    pub fn to_frame(&self) -> Result<polars::prelude::DataFrame> {
+        use polars::prelude::{Column, DataFrame};
+        let mut columns: Vec<Column> = self
+            .feature_names
+            .iter()
+            .enumerate()
+            .map(|(j, name)| {
+                let values: Vec<f64> = (0..self.n).map(|i| self.x[i * self.d + j]).collect();
+                Column::new(name.as_str().into(), values)
+            })
+            .collect();
+        columns.push(Column::new(
+            self.target_name.as_str().into(),
+            self.y.to_vec(),
+        ));
+        DataFrame::new_infer_height(columns).map_err(|e| Error::table("building the data table", e))
+    }
+}
+
+/// Loads or generates the data set of a spec (`data_seed` applies to the generator only).
+pub fn load(spec: &DataSpec, data_seed: Option<u64>) -> Result<Dataset> {
+    match &spec.source {
+        DataSource::LaggedLevels => {
+            lagged_levels(&spec.config, data_seed.unwrap_or(spec.config.seed))
+        }
+        DataSource::File {
+            path,
+            target,
+            features,
+        } => read_file(path, target, features.as_deref(), spec.config.standardize),
+    }
+}
+
+/// Standardizes each column of a row-major matrix to mean 0 and (population) variance 1.
+pub fn standardize(x: &mut [f64], n: usize, d: usize, names: &[String]) -> Result<()> {
+    let means = column_means(x, n, d);
+    let mut var = vec![0.0; d];
+    for row in x.chunks_exact(d) {
+        for j in 0..d {
+            var[j] += (row[j] - means[j]).powi(2);
+        }
+    }
+    for j in 0..d {
+        if var[j] == 0.0 {
+            return Err(constant_column(&names[j]));
+        }
+    }
+    let sd: Vec<f64> = var.iter().map(|v| (v / n as f64).sqrt()).collect();
+    for row in x.chunks_exact_mut(d) {
+        for j in 0..d {
+            row[j] = (row[j] - means[j]) / sd[j];
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn constant_column(name: &str) -> Error {
+    Error::Data(format!(
+        "feature column \"{name}\" has zero variance (every row holds the same value): it carries no information \
+         and makes the design singular; drop it from data.features"
+    ))
+}

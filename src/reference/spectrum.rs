@@ -1,0 +1,89 @@
+//! The spectrum of the feature covariance and the whitening matrices built from it, on top of
+//! faer. The spectrum comes from the thin SVD of the centred design (never a formed covariance),
+//! so small eigenvalues keep their accuracy. This module knows nothing of configs or training.
+
+use faer::{Mat, MatRef};
+
+use super::ols::rank_tolerance;
+use super::vector::column_means;
+use crate::error::{Error, Result};
+
+/// Builds a column-major faer matrix from a row-major `n x d` slice, subtracting `shift[j]`
+/// from column `j`.
+pub fn to_mat(x: &[f64], n: usize, d: usize, shift: &[f64]) -> Mat<f64> {
+    Mat::from_fn(n, d, |i, j| x[i * d + j] - shift[j])
+}
+
+/// Eigen-decomposition of the feature covariance `Xc^T Xc / n`, from the thin SVD of the
+/// centred design (more accurate for small eigenvalues than decomposing the covariance).
+#[derive(Clone, Debug)]
+pub struct Spectrum {
+    /// Eigenvalues, descending.
+    pub eigenvalues: Vec<f64>,
+    /// Eigenvectors as columns, in the order of `eigenvalues` (`d x d`).
+    pub eigenvectors: Mat<f64>,
+    /// Numerical rank of the centred design (singular values above [`rank_tolerance`]).
+    pub rank: usize,
+}
+
+impl Spectrum {
+    /// The spectrum of a row-major `n x d` matrix's covariance.
+    pub fn of(x: &[f64], n: usize, d: usize) -> Result<Spectrum> {
+        let means = column_means(x, n, d);
+        let xc = to_mat(x, n, d, &means);
+        let (s, _, v) = thin_svd(xc.as_ref())?;
+        let scale = 1.0 / (n as f64);
+        let eigenvalues: Vec<f64> = s.iter().map(|s| s * s * scale).collect();
+        let rank = numerical_rank(&s, n, d);
+        Ok(Spectrum {
+            eigenvalues,
+            eigenvectors: v,
+            rank,
+        })
+    }
+}
+
+fn numerical_rank(s: &[f64], n: usize, d: usize) -> usize {
+    let cutoff = s.first().copied().unwrap_or(0.0) * rank_tolerance(n, d);
+    s.iter().filter(|&&v| v > cutoff).count()
+}
+
+/// Thin SVD: singular values (descending), U (`n x d`), V (`d x d`).
+fn thin_svd(a: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>, Mat<f64>)> {
+    let svd = a
+        .thin_svd()
+        .map_err(|e| Error::Numerical(format!("singular value decomposition failed: {e:?}")))?;
+    let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
+    // faer returns singular values in non-increasing order; keep that as a checked assumption.
+    debug_assert!(s.windows(2).all(|w| w[0] >= w[1]));
+    Ok((s, svd.U().to_owned(), svd.V().to_owned()))
+}
+
+/// The whitening matrix `W` (`d x d`) for the covariance spectrum: ZCA `U D U^T` or PCA `D U^T`
+/// with `D = diag(1 / sqrt(lambda + eps))`, together with `W^{-1}`.
+pub fn whitening(spectrum: &Spectrum, zca: bool, eps: f64) -> Result<(Mat<f64>, Mat<f64>)> {
+    let d = spectrum.eigenvalues.len();
+    if eps == 0.0 && spectrum.rank < d {
+        let smallest = spectrum.eigenvalues.last().copied().unwrap_or(0.0);
+        return Err(Error::Numerical(format!(
+            "the feature covariance is singular (rank {} of {d}, smallest eigenvalue {smallest:.3e}), so whitening \
+             with whiten_eps = 0 would divide by zero: set train.whiten_eps > 0 (for example 1e-8), or drop the \
+             redundant features",
+            spectrum.rank
+        )));
+    }
+    let u = &spectrum.eigenvectors;
+    let scale: Vec<f64> = spectrum
+        .eigenvalues
+        .iter()
+        .map(|l| 1.0 / (l.max(0.0) + eps).sqrt())
+        .collect();
+    // D U^T and its inverse U D^{-1}.
+    let pca = Mat::from_fn(d, d, |k, j| scale[k] * u[(j, k)]);
+    let pca_inv = Mat::from_fn(d, d, |j, k| u[(j, k)] / scale[k]);
+    if zca {
+        Ok((u * &pca, &pca_inv * u.transpose()))
+    } else {
+        Ok((pca, pca_inv))
+    }
+}

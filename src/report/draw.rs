@@ -1,0 +1,410 @@
+//! Figures with plotters, as SVG and PNG: the five per-epoch diagnostics the report plotted
+//! (weight_norm, prediction, loss, gradient_norm, update_ratio) plus train R², one line per run;
+//! and train R² against epoch for every cell of a sweep, with the OLS R² drawn as a line.
+//!
+//! A panel whose values are all positive and span more than two decades is drawn as log10 of
+//! the value, and its axis says so. Figures are written to a temporary name and renamed.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::error::{Error, Result};
+use crate::train::EpochStats;
+
+/// The points plotted in one panel, per series.
+pub type Plotted = Vec<Vec<(f64, f64)>>;
+
+/// One line of a panel: its legend label and its points `(epoch, value)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// The per-epoch diagnostics of one run, as read from `epochs.parquet`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunCurves {
+    pub label: String,
+    pub epoch: Vec<f64>,
+    pub weight_norm: Vec<f64>,
+    pub prediction: Vec<f64>,
+    pub loss: Vec<f64>,
+    pub gradient_norm: Vec<f64>,
+    pub update_ratio: Vec<f64>,
+    pub train_r2: Vec<f64>,
+}
+
+/// The diagnostics panels, in drawing order: (column name, values of a run).
+pub const DIAGNOSTICS: [&str; 6] = [
+    "weight_norm",
+    "prediction",
+    "loss",
+    "gradient_norm",
+    "update_ratio",
+    "train_r2",
+];
+
+impl RunCurves {
+    /// The curves of one run's epochs, labelled `label`.
+    pub fn from_epochs(label: &str, epochs: &[EpochStats]) -> RunCurves {
+        let values = |f: fn(&EpochStats) -> f64| epochs.iter().map(f).collect();
+        RunCurves {
+            label: label.to_string(),
+            epoch: values(|e| f64::from(e.epoch)),
+            weight_norm: values(|e| e.weight_norm),
+            prediction: values(|e| e.prediction),
+            loss: values(|e| e.loss),
+            gradient_norm: values(|e| e.gradient_norm),
+            update_ratio: values(|e| e.update_ratio),
+            train_r2: values(|e| e.train_r2),
+        }
+    }
+
+    /// One diagnostic as a plot line `(epoch, value)`, labelled with the run's label.
+    pub fn series(&self, name: &str) -> Series {
+        Series {
+            label: self.label.clone(),
+            points: self
+                .epoch
+                .iter()
+                .copied()
+                .zip(self.column(name).iter().copied())
+                .collect(),
+        }
+    }
+
+    pub fn column(&self, name: &str) -> &[f64] {
+        match name {
+            "weight_norm" => &self.weight_norm,
+            "prediction" => &self.prediction,
+            "loss" => &self.loss,
+            "gradient_norm" => &self.gradient_norm,
+            "update_ratio" => &self.update_ratio,
+            "train_r2" => &self.train_r2,
+            other => panic!("unknown diagnostic {other}"),
+        }
+    }
+}
+
+fn plot_error(e: impl std::fmt::Display) -> Error {
+    Error::Plot(e.to_string())
+}
+
+/// Registers a TrueType font for text (plotters needs one for PNG and for text layout).
+fn ensure_font() -> Result<()> {
+    static FONT: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    FONT.get_or_init(|| {
+        let candidates = [
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/TTF/DejaVuSans.ttf",
+            "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+        ];
+        let path = std::env::var("SWEEP_FONT").ok().map(PathBuf::from).into_iter().chain(candidates.iter().map(PathBuf::from));
+        for p in path {
+            if let Ok(bytes) = std::fs::read(&p) {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                return plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+                    .map_err(|_| format!("{} is not a usable TrueType font", p.display()));
+            }
+        }
+        Err("plotting needs a TrueType font: install DejaVu Sans (Debian: fonts-dejavu-core) or set SWEEP_FONT=/path/to/font.ttf".into())
+    })
+    .clone()
+    .map_err(Error::Plot)
+}
+
+/// How a panel's values are drawn: as they are, or as log10 when positive and spanning decades.
+pub fn use_log(values: impl Iterator<Item = f64> + Clone) -> bool {
+    let finite = values.filter(|v| v.is_finite());
+    let (min, max) = finite
+        .clone()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    finite.clone().all(|v| v > 0.0) && min.is_finite() && max / min > 100.0
+}
+
+/// The plotted range of a panel: `x0..x1` and `y0..y1`, padded, never empty.
+struct Bounds {
+    x: (f64, f64),
+    y: (f64, f64),
+    /// `y` before padding: its width decides which tick labels are rounded to zero.
+    span: f64,
+}
+
+impl Bounds {
+    /// The range of the plotted points and the reference line; `None` when nothing is finite.
+    fn of(plotted: &Plotted, reference: Option<f64>) -> Option<Bounds> {
+        let min_max = |acc: (f64, f64), v: f64| (acc.0.min(v), acc.1.max(v));
+        let empty = (f64::INFINITY, f64::NEG_INFINITY);
+        let (x0, x1) = plotted.iter().flatten().map(|p| p.0).fold(empty, min_max);
+        let ys = plotted.iter().flatten().map(|p| p.1).chain(reference);
+        let (mut y0, mut y1) = ys.fold(empty, min_max);
+        if !x0.is_finite() {
+            return None;
+        }
+        if y1 - y0 < 1e-12 * y1.abs().max(1e-300) {
+            (y0, y1) = (
+                y0 - 0.5 * y0.abs().max(1e-12),
+                y1 + 0.5 * y1.abs().max(1e-12),
+            );
+        }
+        let pad = 0.05 * (y1 - y0);
+        let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+        Some(Bounds {
+            x: (x0, x1),
+            y: (y0 - pad, y1 + pad),
+            span: y1 - y0,
+        })
+    }
+}
+
+/// Draws one panel; returns the points actually plotted per series (after the log transform).
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    y_name: &str,
+    series: &[Series],
+    reference: Option<(f64, &str)>,
+    y_clip: Option<(f64, f64)>,
+    legend: bool,
+) -> Result<Plotted> {
+    let log = use_log(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
+    let transform = |v: f64| {
+        let v = if log { v.log10() } else { v };
+        match y_clip {
+            Some((lo, hi)) => v.clamp(lo, hi),
+            None => v,
+        }
+    };
+    let plotted: Plotted = series
+        .iter()
+        .map(|s| {
+            s.points
+                .iter()
+                .filter(|p| p.1.is_finite())
+                .map(|&(x, y)| (x, transform(y)))
+                .collect()
+        })
+        .collect();
+    let Some(bounds) = Bounds::of(&plotted, reference.map(|r| transform(r.0))) else {
+        return Ok(plotted);
+    };
+    let ((x0, x1), (y_lo, y_hi), span) = (bounds.x, bounds.y, bounds.span);
+    let y_desc = if log {
+        format!("log10 {y_name}")
+    } else {
+        y_name.to_string()
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 15))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x0..x1, y_lo..y_hi)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_desc)
+        .x_labels(6)
+        .y_labels(6)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| super::table::number(if v.abs() < 1e-9 * span { 0.0 } else { *v }))
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .draw()
+        .map_err(plot_error)?;
+    let reference = reference.map(|(value, label)| (transform(value), label));
+    draw_lines(&mut chart, series, &plotted, reference, (x0, x1))?;
+    if legend && (series.len() > 1 || reference.is_some()) {
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 13))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(plot_error)?;
+    }
+    Ok(plotted)
+}
+
+type Chart<'a, 'b, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One line per series, and the reference value (already transformed) as a black line across
+/// `x`, each with its legend entry.
+fn draw_lines<DB: DrawingBackend>(
+    chart: &mut Chart<'_, '_, DB>,
+    series: &[Series],
+    plotted: &Plotted,
+    reference: Option<(f64, &str)>,
+    (x0, x1): (f64, f64),
+) -> Result<()> {
+    for (i, (s, points)) in series.iter().zip(plotted).enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        // Thick strokes on dense zig-zags draw miter spikes in bitmaps: thin lines for long series.
+        let width = if points.len() > 100 { 1 } else { 2 };
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(width),
+            ))
+            .map_err(plot_error)?
+            .label(s.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+    }
+    if let Some((y, label)) = reference {
+        chart
+            .draw_series(LineSeries::new([(x0, y), (x1, y)], BLACK.stroke_width(1)))
+            .map_err(plot_error)?
+            .label(label.to_string())
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
+    }
+    Ok(())
+}
+
+/// Writes an SVG and a PNG of the same figure (`stem.svg`, `stem.png`); returns both paths and
+/// what `draw` returned for the SVG.
+fn both_formats<T>(
+    stem: &Path,
+    size: (u32, u32),
+    draw: impl Fn(&DrawingArea<SVGBackend, plotters::coord::Shift>) -> Result<T>,
+    draw_png: impl Fn(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<T>,
+) -> Result<(Vec<PathBuf>, T)> {
+    ensure_font()?;
+    let svg = stem.with_extension("svg");
+    let png = stem.with_extension("png");
+    let tmp = |p: &Path| {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        p.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
+    };
+    let (svg_tmp, png_tmp) = (tmp(&svg), tmp(&png));
+    let result = {
+        let root = SVGBackend::new(&svg_tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let r = draw(&root)?;
+        root.present().map_err(plot_error)?;
+        r
+    };
+    {
+        let root = BitMapBackend::new(&png_tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        draw_png(&root)?;
+        root.present().map_err(plot_error)?;
+    }
+    for (from, to) in [(&svg_tmp, &svg), (&png_tmp, &png)] {
+        std::fs::rename(from, to)
+            .map_err(|e| Error::io(format!("renaming to {}", to.display()), e))?;
+    }
+    Ok((vec![svg, png], result))
+}
+
+fn diagnostics_draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    runs: &[RunCurves],
+) -> Result<Vec<Plotted>> {
+    let (head, body) = root.split_vertically(44);
+    head.draw_text(title, &("sans-serif", 22).into_text_style(&head), (16, 12))
+        .map_err(plot_error)?;
+    let mut plotted = Vec::new();
+    for (i, (area, name)) in body
+        .split_evenly((2, 3))
+        .iter()
+        .zip(DIAGNOSTICS)
+        .enumerate()
+    {
+        let series: Vec<Series> = runs.iter().map(|r| r.series(name)).collect();
+        let clip = (name == "train_r2").then_some((-1.0, 1.0));
+        let y_name = if name == "train_r2" {
+            "train R² (clipped to [-1, 1])"
+        } else {
+            name
+        };
+        plotted.push(panel(area, name, y_name, &series, None, clip, i == 0)?);
+    }
+    Ok(plotted)
+}
+
+/// The five diagnostics (and train R²) for one or more runs of a cell: one line per run.
+/// Returns the files written and, per panel and run, the points plotted.
+pub fn diagnostics(
+    stem: &Path,
+    title: &str,
+    runs: &[RunCurves],
+) -> Result<(Vec<PathBuf>, Vec<Plotted>)> {
+    both_formats(
+        stem,
+        (1500, 900),
+        |r| diagnostics_draw(r, title, runs),
+        |r| diagnostics_draw(r, title, runs),
+    )
+}
+
+/// One panel of the R² grid: a cell's label and its runs.
+pub struct CellCurves {
+    pub label: String,
+    pub runs: Vec<RunCurves>,
+    pub ols_r2: f64,
+}
+
+fn r2_grid_draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    cells: &[CellCurves],
+    columns: usize,
+) -> Result<()> {
+    let (head, body) = root.split_vertically(44);
+    head.draw_text(title, &("sans-serif", 22).into_text_style(&head), (16, 12))
+        .map_err(plot_error)?;
+    let rows = cells.len().div_ceil(columns);
+    for (i, (area, cell)) in body
+        .split_evenly((rows, columns))
+        .iter()
+        .zip(cells)
+        .enumerate()
+    {
+        let series: Vec<Series> = cell.runs.iter().map(|r| r.series("train_r2")).collect();
+        let reference = Some((cell.ols_r2, "OLS R²"));
+        panel(
+            area,
+            &cell.label,
+            "train R² (clipped to [-1, 1])",
+            &series,
+            reference,
+            Some((-1.0, 1.0)),
+            i == 0,
+        )?;
+    }
+    Ok(())
+}
+
+/// Train R² against epoch for every cell, one panel per cell, the OLS R² as a black line.
+pub fn r2_grid(stem: &Path, title: &str, cells: &[CellCurves]) -> Result<Vec<PathBuf>> {
+    let columns = if cells.len() <= 4 {
+        cells.len().max(1)
+    } else if cells.len() <= 9 {
+        3
+    } else {
+        4
+    };
+    let rows = cells.len().div_ceil(columns).max(1) as u32;
+    let size = (600 * columns as u32, 44 + 360 * rows);
+    let (files, ()) = both_formats(
+        stem,
+        size,
+        |r| r2_grid_draw(r, title, cells, columns),
+        |r| r2_grid_draw(r, title, cells, columns),
+    )?;
+    Ok(files)
+}

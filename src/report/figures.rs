@@ -1,0 +1,243 @@
+//! Which figures a results folder gets and where their data comes from: every run's curves
+//! from `epochs.parquet`, cells from `runs.parquet`, the ablation's factors from the config in
+//! the tables' metadata; `sweep plot` draws one run, one cell or the R² grid on request.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use super::draw::{self, CellCurves, RunCurves};
+use super::{require, row_key, value_text, varying_columns};
+use crate::config::display_value;
+use crate::error::{Error, Result};
+use crate::results::{epochs_from_frame, read_metadata_value};
+
+/// Reads every run's curves from `epochs.parquet`, keyed by run id.
+pub fn read_curves(dir: &Path) -> Result<BTreeMap<String, RunCurves>> {
+    let epochs = epochs_from_frame(&require(dir, "epochs.parquet")?)?;
+    Ok(epochs
+        .into_iter()
+        .map(|(id, stats)| {
+            let curves = RunCurves::from_epochs(&id, &stats);
+            (id, curves)
+        })
+        .collect())
+}
+
+/// A cell of the sweep as the report sees it: its label, its runs (with seed labels), its OLS R².
+struct Cell {
+    label: String,
+    run_ids: Vec<(String, String)>,
+    ols_r2: f64,
+}
+
+fn cells(runs: &DataFrame, keys: &[String]) -> Vec<Cell> {
+    let mut cells: Vec<Cell> = Vec::new();
+    for i in 0..runs.height() {
+        // A scenario's name says what its cell is; its settings are in the cell table.
+        let label = match keys.first() {
+            None => "all runs".to_string(),
+            Some(k) if k == "scenario" => value_text(runs, k, i),
+            Some(_) => row_key(runs, keys, i),
+        };
+        let run = (
+            value_text(runs, "run_id", i),
+            format!("seed {}", value_text(runs, "seed", i)),
+        );
+        let ols_r2 = value_text(runs, "ols_r2", i).parse().unwrap_or(f64::NAN);
+        match cells.iter_mut().find(|c| c.label == label) {
+            Some(c) => c.run_ids.push(run),
+            None => cells.push(Cell {
+                label,
+                run_ids: vec![run],
+                ols_r2,
+            }),
+        }
+    }
+    cells
+}
+
+fn curves_of(all: &BTreeMap<String, RunCurves>, runs: &[(String, String)]) -> Vec<RunCurves> {
+    runs.iter()
+        .filter_map(|(id, label)| {
+            all.get(id).map(|c| RunCurves {
+                label: label.clone(),
+                ..c.clone()
+            })
+        })
+        .collect()
+}
+
+/// The panels of the R² grid, one per cell.
+fn grid_cells(cells: &[Cell], curves: &BTreeMap<String, RunCurves>) -> Vec<CellCurves> {
+    cells
+        .iter()
+        .map(|c| CellCurves {
+            label: c.label.clone(),
+            runs: curves_of(curves, &c.run_ids),
+            ols_r2: c.ols_r2,
+        })
+        .collect()
+}
+
+fn file_stem(label: &str) -> String {
+    // No dots: `Path::with_extension` would cut the name at the last one.
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The "on" values of the ablation factors, from the config stored in the tables' metadata.
+fn factor_values(dir: &Path) -> Result<Vec<(String, String)>> {
+    let text = read_metadata_value(&dir.join("runs.parquet"), "sweep.config")?.unwrap_or_default();
+    let config: toml::Table = toml::from_str(&text).unwrap_or_default();
+    let factors = config
+        .get("ablation")
+        .and_then(|a| a.get("factors"))
+        .and_then(|f| f.as_table())
+        .cloned()
+        .unwrap_or_default();
+    Ok(factors
+        .iter()
+        .map(|(k, on)| (k.clone(), display_value(on)))
+        .collect())
+}
+
+/// Draws the figures the report links: R² by cell, and the diagnostics of the key cells (per
+/// context, all fixes on and all fixes off; else every scenario; else the first and last cell).
+pub(super) fn report_figures(
+    dir: &Path,
+    runs: &DataFrame,
+    keys: &[String],
+) -> Result<Vec<(String, PathBuf)>> {
+    let fig_dir = dir.join("figures");
+    std::fs::create_dir_all(&fig_dir)
+        .map_err(|e| Error::io(format!("creating {}", fig_dir.display()), e))?;
+    let curves = read_curves(dir)?;
+    let cells = cells(runs, keys);
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut written = Vec::new();
+    let grid: Vec<CellCurves> = grid_cells(&cells, &curves);
+    let files = draw::r2_grid(
+        &fig_dir.join("r2_by_cell"),
+        &format!("{name}: train R² by cell"),
+        &grid,
+    )?;
+    written.push((
+        "train R² against epoch, every cell".to_string(),
+        files[1].clone(),
+    ));
+
+    let factors = factor_values(dir)?;
+    let key_cells: Vec<&Cell> = if !factors.is_empty() {
+        let all_state = |c: &Cell, on: bool| {
+            factors
+                .iter()
+                .all(|(k, v)| c.label.split(' ').any(|part| part == format!("{k}={v}")) == on)
+        };
+        cells
+            .iter()
+            .filter(|c| all_state(c, true) || all_state(c, false))
+            .take(12)
+            .collect()
+    } else if keys.first().is_some_and(|k| k == "scenario") {
+        cells.iter().take(12).collect()
+    } else {
+        let mut v: Vec<&Cell> = cells.iter().take(1).collect();
+        v.extend(cells.iter().skip(1).last());
+        v
+    };
+    for cell in key_cells {
+        let stem = fig_dir.join(format!("diagnostics_{}", file_stem(&cell.label)));
+        let (files, _) = draw::diagnostics(
+            &stem,
+            &format!("{name}: {}", cell.label),
+            &curves_of(&curves, &cell.run_ids),
+        )?;
+        written.push((format!("diagnostics, {}", cell.label), files[1].clone()));
+    }
+    Ok(written)
+}
+
+/// `sweep plot DIR [--run ID | --cell KEY=VALUE...]`: returns the files written.
+pub fn plot(dir: &Path, run: Option<&str>, cell: &[String]) -> Result<Vec<PathBuf>> {
+    let runs = require(dir, "runs.parquet")?;
+    let fig_dir = dir.join("figures");
+    std::fs::create_dir_all(&fig_dir)
+        .map_err(|e| Error::io(format!("creating {}", fig_dir.display()), e))?;
+    let curves = read_curves(dir)?;
+    if let Some(id) = run {
+        let Some(c) = curves.get(id) else {
+            return Err(Error::Usage(format!(
+                "--run {id}: no such run_id in {}/epochs.parquet",
+                dir.display()
+            )));
+        };
+        let (files, _) = draw::diagnostics(
+            &fig_dir.join(format!("run_{}", file_stem(id))),
+            &format!("run {id}"),
+            std::slice::from_ref(c),
+        )?;
+        return Ok(files);
+    }
+    if !cell.is_empty() {
+        let mut filters = Vec::new();
+        for f in cell {
+            let Some((k, v)) = f.split_once('=') else {
+                return Err(Error::Usage(format!(
+                    "--cell {f}: expected KEY=VALUE, for example --cell whiten=zca"
+                )));
+            };
+            if runs.column(k).is_err() {
+                return Err(Error::Usage(format!(
+                    "--cell {f}: runs.parquet has no column `{k}`"
+                )));
+            }
+            filters.push((k.to_string(), v.to_string()));
+        }
+        let same = |a: &str, b: &str| {
+            a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
+        };
+        let matched: Vec<(String, String)> = (0..runs.height())
+            .filter(|&i| {
+                filters
+                    .iter()
+                    .all(|(k, v)| same(&value_text(&runs, k, i), v))
+            })
+            .map(|i| {
+                (
+                    value_text(&runs, "run_id", i),
+                    format!("seed {}", value_text(&runs, "seed", i)),
+                )
+            })
+            .collect();
+        if matched.is_empty() {
+            return Err(Error::Usage(format!(
+                "--cell {}: no run matches",
+                cell.join(" ")
+            )));
+        }
+        let label = cell.join(" ");
+        let (files, _) = draw::diagnostics(
+            &fig_dir.join(format!("cell_{}", file_stem(&label))),
+            &label,
+            &curves_of(&curves, &matched),
+        )?;
+        return Ok(files);
+    }
+    let summary = require(dir, "summary.parquet")?;
+    let keys = varying_columns(&summary);
+    let grid: Vec<CellCurves> = grid_cells(&cells(&runs, &keys), &curves);
+    draw::r2_grid(&fig_dir.join("r2_by_cell"), "train R² by cell", &grid)
+}

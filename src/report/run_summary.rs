@@ -1,0 +1,130 @@
+//! The text `sweep run` prints when it finishes: the OLS reference of each data set, the cell
+//! table, the verdict and the scenarios, and the run counts with the wall time.
+
+use std::path::Path;
+
+use super::table::text;
+use crate::config::{display_value, Sweep, TrainSettings};
+use crate::results::{scenarios_frame, verdict_frame, SummaryRow};
+use crate::sweep::{context_keys, SweepResult};
+use crate::train::Status;
+
+/// The label of a cell: the values of the axes that vary, other than the seeds.
+pub fn cell_label(sweep: &Sweep, settings: &TrainSettings) -> String {
+    let parts: Vec<String> = sweep
+        .grid
+        .axes
+        .iter()
+        .filter(|a| a.key != "seed" && a.key != "data_seed")
+        .map(|a| {
+            format!(
+                "{}={}",
+                a.key,
+                settings
+                    .value_of(&a.key)
+                    .map(|v| display_value(&v))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        "(single cell)".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// The short summary printed at the end of `sweep run`.
+pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
+    let tables = &result.tables;
+    let mut s = reference_lines(result);
+    s += &cell_table(sweep, &tables.summary);
+    if let Some(ablation) = &sweep.ablation {
+        if let Ok(df) = verdict_frame(&tables.verdict, &context_keys(sweep)) {
+            s += &format!(
+                "\nverdict (necessary: all-on converges in >= {} of seeds and one-off in <= {}):\n{}",
+                ablation.converge_high,
+                ablation.converge_low,
+                text(&df)
+            );
+        }
+    }
+    if !tables.scenarios.is_empty() {
+        if let Ok(df) = scenarios_frame(&tables.scenarios) {
+            s += &format!(
+                "\nscenarios:\n{}",
+                text(&df.drop("description").unwrap_or(df.clone()))
+            );
+        }
+    }
+    let count = |st: Status| tables.rows.iter().filter(|r| r.status == st).count();
+    s += &format!(
+        "\n{} runs{}: {} converged, {} not converged, {} diverged, {} failed; wall time {:.1} s\nwrote {}/{{runs,epochs,summary,reference}}.parquet\n",
+        tables.rows.len(),
+        if result.resumed > 0 { format!(" ({} resumed from an earlier run)", result.resumed) } else { String::new() },
+        count(Status::Converged),
+        count(Status::NotConverged),
+        count(Status::Diverged),
+        count(Status::Failed),
+        result.wall.as_secs_f64(),
+        out.display()
+    );
+    s
+}
+
+/// One line per data set: its OLS reference.
+fn reference_lines(result: &SweepResult) -> String {
+    let mut s = String::new();
+    for (seed, (data, r)) in &result.prepared.datasets {
+        let tag = seed.map_or(String::new(), |s| format!(" (data_seed {s})"));
+        s += &format!(
+            "OLS reference{tag}: {} rows x {} features, MSE {:.4e}, R² {:.4}, rank {} of {} (intercept included), condition number {:.3e}, |w| {:.4}\n",
+            data.n,
+            data.d,
+            r.fit.mse,
+            r.fit.r2,
+            r.fit.rank,
+            data.d + 1,
+            r.fit.condition_number,
+            r.weight_norm
+        );
+    }
+    s
+}
+
+/// The cell table: label, runs, converged and diverged fractions, median R².
+fn cell_table(sweep: &Sweep, summary: &[SummaryRow]) -> String {
+    let only_seeds = sweep
+        .grid
+        .axes
+        .iter()
+        .all(|a| a.key == "seed" || a.key == "data_seed");
+    let labels: Vec<String> = summary
+        .iter()
+        .map(|c| match (&c.scenario, only_seeds) {
+            (Some(name), true) => name.clone(),
+            (Some(name), false) => format!("{name}: {}", cell_label(sweep, &c.settings)),
+            (None, _) => cell_label(sweep, &c.settings),
+        })
+        .collect();
+    let width = labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut s = format!(
+        "\n{:<width$}  {:>5}  {:>9}  {:>8}  {:>10}\n",
+        "cell", "runs", "converged", "diverged", "median R²"
+    );
+    for (label, cell) in labels.iter().zip(summary) {
+        let r2 = cell
+            .r2_median
+            .map_or("-".to_string(), |v| format!("{v:.4}"));
+        s += &format!(
+            "{label:<width$}  {:>5}  {:>9.2}  {:>8.2}  {:>10}\n",
+            cell.n_runs, cell.converged_fraction, cell.diverged_fraction, r2
+        );
+    }
+    s
+}

@@ -1,0 +1,23 @@
+//! Results: one row struct per table (`rows`), each table's schema to and from a DataFrame by
+//! column name (`schema`), Parquet and atomic file I/O with metadata (`parquet`), and the two
+//! findings computed from the rows: the ablation verdict (`verdict`) and the report's scenarios
+//! (`scenarios`).
+
+mod parquet;
+mod rows;
+mod scenarios;
+mod schema;
+mod verdict;
+
+pub use parquet::{
+    read_metadata_value, read_parquet, write_atomic, write_csv, write_parquet, write_text,
+};
+pub use rows::{cell_settings, median, summarize, RunRow, SummaryRow};
+pub use scenarios::{
+    evaluate, evaluate_all, same_sign_and_magnitude, scenarios_frame, ScenarioRow,
+};
+pub use schema::{
+    epochs_frame, epochs_from_frame, frame, reference_frame, run_statuses, runs_frame,
+    runs_from_frame, settings_columns, summary_frame,
+};
+pub use verdict::{label, verdict, verdict_frame, CellFigures, Label, VerdictRow};

@@ -1,0 +1,138 @@
+//! Files on disk: atomic writes (temporary file, fsync, rename) and Parquet with key-value
+//! metadata, written so that every Parquet reader opens it.
+//!
+//! polars' own `ParquetWriter` stores strings with Arrow's `string_view` type in the file's Arrow
+//! schema, which pyarrow before 16 (and pandas on it) cannot read. So the row groups are written
+//! here with polars-parquet's `FileWriter` from an Arrow schema at `CompatLevel::oldest()`:
+//! strings become `large_string`, everything else keeps its type. Row groups, encodings,
+//! compression (Zstd) and statistics are those polars would choose.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use polars_parquet::write::{
+    get_dtype_encoding, schema_to_metadata_key, CompressionOptions, FileWriter, KeyValue,
+    RowGroupIterator, StatisticsOptions, Version, WriteOptions,
+};
+
+use crate::error::{Error, Result};
+
+/// Rows per row group (polars' default).
+const ROW_GROUP_ROWS: usize = 512 * 512;
+
+/// Writes `fill`'s bytes to `path` atomically: temporary file, fsync, rename. A reader sees the
+/// old file or the new one, never a part; a failed write removes its temporary file.
+pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file =
+            File::create(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        fill(&mut file)?;
+        file.flush()
+            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        file.sync_all()
+            .map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, path)
+            .map_err(|e| Error::io(format!("renaming to {}", path.display()), e))?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes text to `path` atomically.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    write_atomic(path, |f| {
+        f.write_all(text.as_bytes())
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    })
+}
+
+/// Writes a frame as Zstd-compressed Parquet with key-value metadata, atomically.
+pub fn write_parquet(path: &Path, df: &mut DataFrame, metadata: &[(String, String)]) -> Result<()> {
+    write_atomic(path, |file| {
+        write_compatible(file, df, metadata)
+            .map_err(|e| Error::table(format!("writing {}", path.display()), e))
+    })
+}
+
+/// The Parquet encoding of `df` with plain (large) strings; see the module documentation.
+fn write_compatible(
+    file: &mut File,
+    df: &mut DataFrame,
+    metadata: &[(String, String)],
+) -> PolarsResult<()> {
+    let chunked = polars::frame::chunk_df_for_writing(df, ROW_GROUP_ROWS)?;
+    let schema = chunked.schema().to_arrow(CompatLevel::oldest());
+    let options = WriteOptions {
+        statistics: StatisticsOptions::default(),
+        compression: CompressionOptions::Zstd(None),
+        version: Version::V1,
+        data_page_size: None,
+    };
+    let encodings = schema
+        .iter_values()
+        .map(|f| get_dtype_encoding(&f.dtype))
+        .collect();
+    let batches = chunked.iter_chunks(CompatLevel::oldest(), false).map(Ok);
+    let row_groups = RowGroupIterator::try_new(batches, &schema, options, encodings)?;
+    let mut writer = FileWriter::try_new(file, schema, options)?;
+    for group in row_groups {
+        writer.write(u64::MAX, group?)?;
+    }
+    let mut key_values = vec![schema_to_metadata_key(writer.schema())];
+    key_values.extend(metadata.iter().map(|(k, v)| KeyValue {
+        key: k.clone(),
+        value: Some(v.clone()),
+    }));
+    writer.end(Some(key_values))?;
+    Ok(())
+}
+
+/// Writes a frame as CSV, atomically.
+pub fn write_csv(path: &Path, df: &mut DataFrame) -> Result<()> {
+    write_atomic(path, |file| {
+        CsvWriter::new(file)
+            .include_header(true)
+            .finish(df)
+            .map_err(|e| Error::table(format!("writing {}", path.display()), e))
+    })
+}
+
+/// Reads a Parquet file into a frame.
+pub fn read_parquet(path: &Path) -> Result<DataFrame> {
+    let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|e| Error::table(format!("reading {}", path.display()), e))
+}
+
+/// The value of one key-value metadata entry of a Parquet file, if present.
+pub fn read_metadata_value(path: &Path, key: &str) -> Result<Option<String>> {
+    let mut file =
+        File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut reader = ParquetReader::new(&mut file);
+    let meta = reader
+        .get_metadata()
+        .map_err(|e| Error::table(format!("reading the metadata of {}", path.display()), e))?;
+    Ok(meta.key_value_metadata().as_ref().and_then(|kv| {
+        kv.iter()
+            .find(|k| k.key == key)
+            .and_then(|k| k.value.clone())
+    }))
+}

@@ -1,0 +1,459 @@
+//! Each table's schema: its row struct to a polars `DataFrame` and, for the tables that are read
+//! back (`runs` and `epochs`, from parts and by the report), the frame back to rows. Every column
+//! is named once, next to its field; decoders look columns up by name, never by position.
+//!
+//! Column types are the most widely readable: strings (written as plain Arrow strings, see
+//! `parquet`), f64, booleans, and signed 64-bit integers for every count, index and seed.
+
+use std::collections::BTreeMap;
+
+use polars::prelude::*;
+
+use super::rows::{RunRow, SummaryRow};
+use crate::config::{RunSpec, TrainSettings, TRAIN_KEYS};
+use crate::error::{Error, Result};
+use crate::reference::Reference;
+use crate::train::{EpochStats, Status};
+
+/// Builds a frame from columns of equal length.
+pub fn frame(columns: Vec<Column>) -> Result<DataFrame> {
+    DataFrame::new_infer_height(columns).map_err(|e| Error::table("building a table", e))
+}
+
+/// A column named `name` with one value per item.
+pub(crate) fn col<T, V>(name: &str, items: &[T], value: impl Fn(&T) -> V) -> Column
+where
+    Vec<V>: IntoColumn,
+{
+    items
+        .iter()
+        .map(value)
+        .collect::<Vec<V>>()
+        .into_column(name)
+}
+
+/// What a column can be built from (polars' `Column::new` is generic over many element types).
+pub trait IntoColumn {
+    fn into_column(self, name: &str) -> Column;
+}
+
+macro_rules! into_column {
+    ($($t:ty),*) => {
+        $(impl IntoColumn for Vec<$t> {
+            fn into_column(self, name: &str) -> Column {
+                Column::new(name.into(), self)
+            }
+        })*
+    };
+}
+into_column!(
+    f64,
+    Option<f64>,
+    i64,
+    Option<i64>,
+    bool,
+    String,
+    Option<String>
+);
+
+impl IntoColumn for Vec<&str> {
+    fn into_column(self, name: &str) -> Column {
+        Column::new(name.into(), self)
+    }
+}
+
+/// A count, index or seed as the tables store it.
+fn int(v: impl Into<i128>) -> i64 {
+    i64::try_from(v.into()).expect("counts and seeds fit in i64")
+}
+
+/// The column of one `[train]` key.
+fn settings_column(key: &str, settings: &[&TrainSettings]) -> Column {
+    match key {
+        "epochs" => col(key, settings, |s| int(s.epochs)),
+        "batch_size" => col(key, settings, |s| int(s.batch_size)),
+        "learning_rate" => col(key, settings, |s| s.learning_rate),
+        "whiten" => col(key, settings, |s| s.whiten.as_str()),
+        "whiten_eps" => col(key, settings, |s| s.whiten_eps),
+        "normalize_target" => col(key, settings, |s| s.normalize_target),
+        "clip" => col(key, settings, |s| s.clip),
+        "clip_norm" => col(key, settings, |s| s.clip_norm),
+        "init" => col(key, settings, |s| s.init.as_str()),
+        "init_scale" => col(key, settings, |s| s.init_scale),
+        "init_zero_fraction" => col(key, settings, |s| s.init_zero_fraction),
+        "weight_decay" => col(key, settings, |s| s.weight_decay),
+        "optimizer" => col(key, settings, |s| s.optimizer.as_str()),
+        "momentum" => col(key, settings, |s| s.momentum),
+        "seed" => col(key, settings, |s| int(s.seed)),
+        "converge_tol" => col(key, settings, |s| s.converge_tol),
+        other => unreachable!("`{other}` is not a train key"),
+    }
+}
+
+/// Typed columns for a list of settings, one per `[train]` key in canonical order, for the keys
+/// `keep` accepts.
+pub fn settings_columns(settings: &[&TrainSettings], keep: impl Fn(&str) -> bool) -> Vec<Column> {
+    TRAIN_KEYS
+        .iter()
+        .filter(|k| keep(k))
+        .map(|k| settings_column(k, settings))
+        .collect()
+}
+
+type F64Field<R> = (&'static str, fn(&R) -> f64, fn(&mut R, f64));
+type OptionF64Field<R> = (&'static str, fn(&R) -> Option<f64>, fn(&mut R, Option<f64>));
+
+/// `(column name, read the field, write the field)` for f64 fields named like their columns.
+macro_rules! fields {
+    ($row:ty, $t:ty: $($field:ident),+ $(,)?) => {
+        [$((
+            stringify!($field),
+            (|r: &$row| r.$field) as fn(&$row) -> $t,
+            (|r: &mut $row, v: $t| r.$field = v) as fn(&mut $row, $t),
+        )),+]
+    };
+}
+
+/// The measured f64 columns of `runs.parquet`, in column order (the optional ones follow).
+const RUN_F64: [F64Field<RunRow>; 9] = fields!(RunRow, f64:
+    initial_train_mse, final_train_mse, final_train_r2, best_train_r2, excess_mse, weight_norm,
+    distance_to_ols, ols_mse, ols_r2,
+);
+const RUN_OPTION_F64: [OptionF64Field<RunRow>; 2] =
+    fields!(RunRow, Option<f64>: slow_share, slowest_signal_epochs);
+
+/// The f64 columns of `epochs.parquet`, in column order.
+const EPOCH_F64: [F64Field<EpochStats>; 8] = fields!(EpochStats, f64:
+    weight_norm, prediction, loss, gradient_norm, update_ratio, clipped_fraction, train_mse,
+    train_r2,
+);
+
+/// `runs.parquet` as a frame.
+pub fn runs_frame(rows: &[RunRow]) -> Result<DataFrame> {
+    let mut columns = vec![
+        col("run_id", rows, |r| r.run_id.clone()),
+        col("run_index", rows, |r| int(r.run_index)),
+        col("scenario", rows, |r| r.scenario.clone()),
+    ];
+    let settings: Vec<&TrainSettings> = rows.iter().map(|r| &r.settings).collect();
+    columns.extend(settings_columns(&settings, |_| true));
+    columns.extend([
+        col("data_seed", rows, |r| r.data_seed.map(int)),
+        col("status", rows, |r| r.status.as_str()),
+        col("message", rows, |r| r.message.clone()),
+        col("epochs_run", rows, |r| int(r.epochs_run)),
+        col("epochs_to_converge", rows, |r| {
+            r.epochs_to_converge.map(int)
+        }),
+    ]);
+    columns.extend(RUN_F64.iter().map(|(name, get, _)| col(name, rows, get)));
+    columns.extend(
+        RUN_OPTION_F64
+            .iter()
+            .map(|(name, get, _)| col(name, rows, get)),
+    );
+    frame(columns)
+}
+
+/// Rebuilds run rows from a runs frame (a part file). The settings come from the sweep's own
+/// run specs, found by run id; rows of runs the sweep does not have are skipped. An unknown
+/// status is an error: it means the file was not written by this version.
+pub fn runs_from_frame(
+    df: &DataFrame,
+    specs: &BTreeMap<&str, &RunSpec>,
+    scenario_name: impl Fn(usize) -> String,
+) -> Result<Vec<RunRow>> {
+    let reader = Reader { df };
+    let ids = reader.strings("run_id")?;
+    let status = reader.strings("status")?;
+    let message = reader.strings("message")?;
+    let epochs_run = reader.ints("epochs_run")?;
+    let to_converge = reader.ints("epochs_to_converge")?;
+    let f64s: Vec<Vec<Option<f64>>> = RUN_F64
+        .iter()
+        .map(|(name, _, _)| reader.f64s(name))
+        .chain(RUN_OPTION_F64.iter().map(|(name, _, _)| reader.f64s(name)))
+        .collect::<Result<_>>()?;
+    let mut rows = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let Some(spec) = id.as_deref().and_then(|id| specs.get(id)) else {
+            continue;
+        };
+        let status_text = status[i].as_deref().unwrap_or("");
+        let status: Status = status_text
+            .parse()
+            .map_err(|e: String| Error::Results(format!("run {}: {e}", spec.id)))?;
+        let mut row = RunRow::saved(spec, spec.scenario.map(&scenario_name), status);
+        row.message = message[i].clone();
+        row.epochs_run = epochs_run[i].map_or(0, |v| v as u32);
+        row.epochs_to_converge = to_converge[i].map(|v| v as u32);
+        for ((_, _, set), values) in RUN_F64.iter().zip(&f64s) {
+            set(&mut row, values[i].unwrap_or(f64::NAN));
+        }
+        for ((_, _, set), values) in RUN_OPTION_F64.iter().zip(&f64s[RUN_F64.len()..]) {
+            set(&mut row, values[i]);
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// The run ids and statuses of a runs frame; an unknown status is an error.
+pub fn run_statuses(df: &DataFrame) -> Result<Vec<(String, Status)>> {
+    let reader = Reader { df };
+    let ids = reader.strings("run_id")?;
+    let statuses = reader.strings("status")?;
+    ids.into_iter()
+        .zip(statuses)
+        .map(|(id, status)| {
+            let id = id.unwrap_or_default();
+            let status = status
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e: String| Error::Results(format!("run {id}: {e}")))?;
+            Ok((id, status))
+        })
+        .collect()
+}
+
+/// `epochs.parquet` as a frame: one row per (run, epoch), runs in the order given.
+pub fn epochs_frame(runs: &[(&str, &[EpochStats])]) -> Result<DataFrame> {
+    let rows: Vec<(&str, &EpochStats)> = runs
+        .iter()
+        .flat_map(|(id, epochs)| epochs.iter().map(move |e| (*id, e)))
+        .collect();
+    let mut columns = vec![
+        col("run_id", &rows, |(id, _)| id.to_string()),
+        col("epoch", &rows, |(_, e)| int(e.epoch)),
+    ];
+    columns.extend(
+        EPOCH_F64
+            .iter()
+            .map(|(name, get, _)| col(name, &rows, |(_, e)| get(e))),
+    );
+    frame(columns)
+}
+
+/// Every run's epochs from an epochs frame, by run id, in the frame's order.
+pub fn epochs_from_frame(df: &DataFrame) -> Result<BTreeMap<String, Vec<EpochStats>>> {
+    let reader = Reader { df };
+    let ids = reader.strings("run_id")?;
+    let epoch = reader.ints("epoch")?;
+    let f64s: Vec<Vec<Option<f64>>> = EPOCH_F64
+        .iter()
+        .map(|(name, _, _)| reader.f64s(name))
+        .collect::<Result<_>>()?;
+    let mut out: BTreeMap<String, Vec<EpochStats>> = BTreeMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let mut stats = EpochStats {
+            epoch: epoch[i].map_or(0, |v| v as u32),
+            ..EpochStats::default()
+        };
+        for ((_, _, set), values) in EPOCH_F64.iter().zip(&f64s) {
+            set(&mut stats, values[i].unwrap_or(f64::NAN));
+        }
+        out.entry(id.clone().unwrap_or_default())
+            .or_default()
+            .push(stats);
+    }
+    Ok(out)
+}
+
+/// `summary.parquet` as a frame.
+pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
+    let mut columns = vec![col("scenario", rows, |r| r.scenario.clone())];
+    let settings: Vec<&TrainSettings> = rows.iter().map(|r| &r.settings).collect();
+    columns.extend(settings_columns(&settings, |k| k != "seed"));
+    columns.extend([
+        col("n_runs", rows, |r| int(r.n_runs)),
+        col("converged_fraction", rows, |r| r.converged_fraction),
+        col("diverged_fraction", rows, |r| r.diverged_fraction),
+        col("r2_median", rows, |r| r.r2_median),
+        col("r2_mean", rows, |r| r.r2_mean),
+        col("r2_std", rows, |r| r.r2_std),
+        col("r2_min", rows, |r| r.r2_min),
+        col("r2_max", rows, |r| r.r2_max),
+        col("epochs_to_converge_median", rows, |r| {
+            r.epochs_to_converge_median
+        }),
+        col("excess_mse_median", rows, |r| r.excess_mse_median),
+        col("slow_share_median", rows, |r| r.slow_share_median),
+        col("slowest_signal_epochs_median", rows, |r| {
+            r.slowest_signal_epochs_median
+        }),
+    ]);
+    frame(columns)
+}
+
+/// One row of `reference.parquet`: a feature of one data set, with the data set's scalars.
+struct ReferenceRow<'a> {
+    data_seed: Option<u64>,
+    feature_index: usize,
+    feature: &'a str,
+    reference: &'a Reference,
+}
+
+/// `reference.parquet` as a frame: per data set, one row per feature with its OLS coefficient
+/// and the k-th largest eigenvalue of the feature covariance, plus the scalar figures.
+pub fn reference_frame(refs: &[(Option<u64>, &[String], &Reference)]) -> Result<DataFrame> {
+    let rows: Vec<ReferenceRow> = refs
+        .iter()
+        .flat_map(|(seed, names, reference)| {
+            names.iter().enumerate().map(move |(j, name)| ReferenceRow {
+                data_seed: *seed,
+                feature_index: j,
+                feature: name,
+                reference,
+            })
+        })
+        .collect();
+    frame(vec![
+        col("data_seed", &rows, |r| r.data_seed.map(int)),
+        col("feature_index", &rows, |r| int(r.feature_index as u64)),
+        col("feature", &rows, |r| r.feature.to_string()),
+        col("coefficient", &rows, |r| {
+            r.reference.fit.coefficients[r.feature_index]
+        }),
+        col("eigenvalue", &rows, |r| {
+            r.reference.spectrum.eigenvalues[r.feature_index]
+        }),
+        col("intercept", &rows, |r| {
+            r.reference.fit.intercept.unwrap_or(0.0)
+        }),
+        col("mse", &rows, |r| r.reference.fit.mse),
+        col("r2", &rows, |r| r.reference.fit.r2),
+        col("rank", &rows, |r| int(r.reference.fit.rank as u64)),
+        col("condition_number", &rows, |r| {
+            r.reference.fit.condition_number
+        }),
+        col("weight_norm", &rows, |r| r.reference.weight_norm),
+        col("residual_sd", &rows, |r| r.reference.fit.residual_sd),
+    ])
+}
+
+/// Reads typed columns of a frame by name; a missing column or a wrong type names the column.
+struct Reader<'a> {
+    df: &'a DataFrame,
+}
+
+impl Reader<'_> {
+    fn column(&self, name: &str) -> Result<&Column> {
+        self.df
+            .column(name)
+            .map_err(|e| Error::table(format!("column {name}"), e))
+    }
+
+    fn f64s(&self, name: &str) -> Result<Vec<Option<f64>>> {
+        let c = self.column(name)?;
+        Ok(c.f64()
+            .map_err(|e| Error::table(format!("column {name}"), e))?
+            .iter()
+            .collect())
+    }
+
+    /// An integer column (of any integer type) as i64 values.
+    fn ints(&self, name: &str) -> Result<Vec<Option<i64>>> {
+        let c = self
+            .column(name)?
+            .cast(&DataType::Int64)
+            .map_err(|e| Error::table(format!("column {name}"), e))?;
+        Ok(c.i64()
+            .map_err(|e| Error::table(format!("column {name}"), e))?
+            .iter()
+            .collect())
+    }
+
+    fn strings(&self, name: &str) -> Result<Vec<Option<String>>> {
+        let c = self.column(name)?;
+        Ok(c.str()
+            .map_err(|e| Error::table(format!("column {name}"), e))?
+            .iter()
+            .map(|s| s.map(str::to_string))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::display_value;
+
+    /// The train keys, the defaults and the settings columns of the tables are written in three
+    /// places (the struct, `TRAIN_KEYS`, `settings_column`): they must agree key by key.
+    #[test]
+    fn settings_columns_follow_the_train_keys_and_carry_the_defaults() {
+        let defaults = TrainSettings::default();
+        let columns = settings_columns(&[&defaults], |_| true);
+        let names: Vec<&str> = columns.iter().map(|c| c.name().as_str()).collect();
+        assert_eq!(names, TRAIN_KEYS);
+        for column in &columns {
+            let key = column.name().as_str();
+            let cell = column.get(0).unwrap();
+            let expected = display_value(&defaults.value_of(key).unwrap());
+            let shown = match cell {
+                AnyValue::String(s) => s.to_string(),
+                AnyValue::Float64(v) => toml::Value::Float(v).to_string(),
+                other => other.to_string(),
+            };
+            assert_eq!(shown, expected, "column {key}");
+        }
+    }
+
+    #[test]
+    fn runs_round_trip_through_their_frame() {
+        let spec = RunSpec {
+            index: 3,
+            id: "abc".into(),
+            settings: TrainSettings::default(),
+            data_seed: Some(7),
+            scenario: None,
+        };
+        let mut row = RunRow::saved(&spec, None, Status::Diverged);
+        row.epochs_run = 12;
+        row.final_train_r2 = -0.25;
+        row.slow_share = Some(0.5);
+        let df = runs_frame(std::slice::from_ref(&row)).unwrap();
+        let specs = BTreeMap::from([("abc", &spec)]);
+        let back = runs_from_frame(&df, &specs, |_| String::new()).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].status, Status::Diverged);
+        assert_eq!(back[0].epochs_run, 12);
+        assert_eq!(back[0].final_train_r2, -0.25);
+        assert_eq!(back[0].slow_share, Some(0.5));
+        assert!(back[0].initial_train_mse.is_nan());
+        for name in ["run_index", "epochs", "seed", "data_seed", "epochs_run"] {
+            assert_eq!(df.column(name).unwrap().dtype(), &DataType::Int64, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_status_is_an_error_not_a_failed_run() {
+        let spec = RunSpec {
+            index: 0,
+            id: "abc".into(),
+            settings: TrainSettings::default(),
+            data_seed: None,
+            scenario: None,
+        };
+        let mut df = runs_frame(&[RunRow::saved(&spec, None, Status::Converged)]).unwrap();
+        df.replace("status", Column::new("status".into(), ["exploded"]))
+            .unwrap();
+        let specs = BTreeMap::from([("abc", &spec)]);
+        let err = runs_from_frame(&df, &specs, |_| String::new()).unwrap_err();
+        assert!(err.to_string().contains("exploded"), "{err}");
+        assert!(run_statuses(&df).is_err());
+    }
+
+    #[test]
+    fn epochs_round_trip_through_their_frame() {
+        let stats = EpochStats {
+            epoch: 2,
+            weight_norm: 1.5,
+            train_r2: 0.25,
+            ..EpochStats::default()
+        };
+        let df = epochs_frame(&[("r", std::slice::from_ref(&stats))]).unwrap();
+        let back = epochs_from_frame(&df).unwrap();
+        assert_eq!(back["r"], vec![stats]);
+    }
+}

@@ -1,0 +1,133 @@
+//! After the runs: every saved run read back from the parts (whether this process ran it or an
+//! earlier one), aggregated into cells, the verdict and the scenarios, and the tables written.
+
+use std::path::Path;
+
+use polars::prelude::DataFrame;
+
+use super::hooks::TestHooks;
+use super::persist;
+use super::{context_keys, table_metadata};
+use crate::config::Sweep;
+use crate::error::{Error, Result};
+use crate::preprocess::Prepare;
+use crate::results::{self, RunRow, ScenarioRow, SummaryRow, VerdictRow};
+use crate::train::EpochStats;
+
+/// The tables of a finished sweep, in run order.
+pub struct Tables {
+    pub rows: Vec<RunRow>,
+    pub epochs: Vec<(String, Vec<EpochStats>)>,
+    pub summary: Vec<SummaryRow>,
+    pub verdict: Vec<VerdictRow>,
+    pub scenarios: Vec<ScenarioRow>,
+}
+
+impl Tables {
+    /// Reads every run of the sweep back from `out` and computes the tables; a run that is not
+    /// saved there is a failure of the tool.
+    pub fn from_saved(sweep: &Sweep, out: &Path) -> Result<Tables> {
+        let mut saved = persist::load(out, sweep)?;
+        let mut rows = Vec::with_capacity(sweep.runs.len());
+        let mut epochs = Vec::with_capacity(sweep.runs.len());
+        for run in &sweep.runs {
+            let (row, e) = saved.remove(&run.id).ok_or_else(|| {
+                Error::Tool(format!(
+                    "run {} ({}) was not saved in {}",
+                    run.index,
+                    run.id,
+                    out.display()
+                ))
+            })?;
+            rows.push(row);
+            epochs.push((run.id.clone(), e));
+        }
+        let summary = results::summarize(&rows);
+        let verdict = sweep
+            .ablation
+            .as_ref()
+            .map(|a| results::verdict(a, &summary))
+            .unwrap_or_default();
+        let scenarios = results::evaluate_all(&sweep.scenarios, &rows);
+        Ok(Tables {
+            rows,
+            epochs,
+            summary,
+            verdict,
+            scenarios,
+        })
+    }
+
+    /// Writes every table into `out`, `runs.parquet` last (its presence means the sweep is done).
+    pub fn write(
+        &self,
+        sweep: &Sweep,
+        out: &Path,
+        prepared: &Prepare,
+        hooks: &TestHooks,
+    ) -> Result<()> {
+        let meta = table_metadata(sweep);
+        let ref_meta = reference_metadata(&meta, prepared);
+        let refs: Vec<_> = prepared
+            .datasets
+            .iter()
+            .map(|(seed, (d, r))| (*seed, d.feature_names.as_slice(), &**r))
+            .collect();
+        let epochs: Vec<(&str, &[EpochStats])> = self
+            .epochs
+            .iter()
+            .map(|(id, e)| (id.as_str(), e.as_slice()))
+            .collect();
+        type Metadata = [(String, String)];
+        let mut tables: Vec<(&str, DataFrame, &Metadata)> = vec![
+            (
+                "reference.parquet",
+                results::reference_frame(&refs)?,
+                &ref_meta,
+            ),
+            ("epochs.parquet", results::epochs_frame(&epochs)?, &meta),
+            (
+                "summary.parquet",
+                results::summary_frame(&self.summary)?,
+                &meta,
+            ),
+        ];
+        if sweep.ablation.is_some() {
+            let frame = results::verdict_frame(&self.verdict, &context_keys(sweep))?;
+            tables.push(("verdict.parquet", frame, &meta));
+        }
+        if !self.scenarios.is_empty() {
+            let frame = results::scenarios_frame(&self.scenarios)?;
+            tables.push(("scenarios.parquet", frame, &meta));
+        }
+        tables.push(("runs.parquet", results::runs_frame(&self.rows)?, &meta));
+        for (name, mut df, metadata) in tables {
+            results::write_parquet(&out.join(name), &mut df, metadata)?;
+            if let Some(delay) = hooks.final_write_delay {
+                std::thread::sleep(delay);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tables' metadata plus one `reference.<data set>` entry per data set.
+fn reference_metadata(meta: &[(String, String)], prepared: &Prepare) -> Vec<(String, String)> {
+    let mut out = meta.to_vec();
+    for (seed, (_, r)) in &prepared.datasets {
+        let tag = seed.map_or("file".to_string(), |s| format!("data_seed={s}"));
+        out.push((
+            format!("reference.{tag}"),
+            format!(
+                "intercept = {:e}\nmse = {:e}\nr2 = {}\nrank = {}\ncondition_number = {:e}\nweight_norm = {}\n",
+                r.fit.intercept.unwrap_or(0.0),
+                r.fit.mse,
+                r.fit.r2,
+                r.fit.rank,
+                r.fit.condition_number,
+                r.weight_norm
+            ),
+        ));
+    }
+    out
+}

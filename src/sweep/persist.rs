@@ -1,0 +1,241 @@
+//! Incremental, atomic persistence of a sweep's runs, so that a killed sweep resumes with
+//! nothing lost or repeated.
+//!
+//! The output folder holds `manifest.toml` (the config hash, the run count) and `parts/`.
+//! Finished runs are grouped into parts: `part-<pid>-<seq>.epochs.parquet` then
+//! `part-<pid>-<seq>.runs.parquet`, each written to a temporary name, synced and renamed; a part
+//! counts once its runs file exists (an epochs file without one is ignored). The final tables
+//! are always built from the parts read back from disk, so a resumed sweep and an uninterrupted
+//! one write the same bytes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::config::{RunSpec, Sweep};
+use crate::error::{Error, Result};
+use crate::results::{self, RunRow};
+use crate::train::{EpochStats, Status};
+
+/// File names the sweep owns in its output folder.
+pub const MANIFEST: &str = "manifest.toml";
+pub const PARTS: &str = "parts";
+pub const TABLES: &[&str] = &[
+    "runs.parquet",
+    "epochs.parquet",
+    "summary.parquet",
+    "reference.parquet",
+    "verdict.parquet",
+    "scenarios.parquet",
+    "timing.toml",
+    "report.md",
+];
+
+/// The persisted state of one output folder.
+pub struct Store {
+    parts: PathBuf,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// What `manifest.toml` records.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub config_hash: String,
+    pub runs: u64,
+    pub version: String,
+}
+
+impl Manifest {
+    /// A manifest this tool could have written: the hash is 64 hex digits.
+    fn check(&self, path: &Path) -> Result<()> {
+        let hex =
+            self.config_hash.len() == 64 && self.config_hash.bytes().all(|b| b.is_ascii_hexdigit());
+        if hex {
+            Ok(())
+        } else {
+            Err(Error::Results(format!(
+                "{}: config_hash = \"{}\" is not accepted: must be 64 hex digits (the SHA-256 sweep writes); \
+                 the manifest was edited or is damaged: rerun with --fresh to start afresh",
+                path.display(),
+                self.config_hash
+            )))
+        }
+    }
+
+    /// The first 16 hex digits of the config hash, for messages.
+    pub fn short_hash(&self) -> &str {
+        &self.config_hash[..16]
+    }
+}
+
+/// Reads `OUT/manifest.toml`, if any; a manifest that does not parse or check is an error.
+pub fn read_manifest(out: &Path) -> Result<Option<Manifest>> {
+    let path = out.join(MANIFEST);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let manifest: Manifest = toml::from_str(&text).map_err(|e| {
+                Error::Results(format!(
+                    "{} is not a sweep manifest: {}",
+                    path.display(),
+                    e.message()
+                ))
+            })?;
+            manifest.check(&path)?;
+            Ok(Some(manifest))
+        }
+        // No folder, or a file where the folder should be: no manifest (the writability check reports the latter).
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Checks, before anything is written, that `out` may hold this sweep: either it holds no
+/// sweep, or the same config (or `fresh` is set).
+pub fn check_compatible(out: &Path, sweep: &Sweep, fresh: bool) -> Result<()> {
+    if fresh {
+        return Ok(());
+    }
+    match read_manifest(out)? {
+        Some(m) if m.config_hash != sweep.config_hash => Err(Error::Config(format!(
+            "{} holds the results of another config (hash {}), not of this one (hash {}): rerun with --fresh to \
+             delete them and start afresh, or choose another folder with --out",
+            out.display(),
+            m.short_hash(),
+            &sweep.config_hash[..16]
+        ))),
+        _ => Ok(()),
+    }
+}
+
+impl Store {
+    /// Opens `out` for `sweep` (see [`check_compatible`]); with `fresh`, deletes what an earlier
+    /// sweep left there first. Writes the manifest when there is none.
+    pub fn open(out: &Path, sweep: &Sweep, fresh: bool) -> Result<Store> {
+        check_compatible(out, sweep, fresh)?;
+        let parts = out.join(PARTS);
+        if fresh {
+            let remove = |p: PathBuf| match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::io(format!("removing {}", p.display()), e))
+                }
+                _ => Ok(()),
+            };
+            for name in TABLES.iter().chain([&MANIFEST]) {
+                remove(out.join(name))?;
+            }
+            for dir in [parts.clone(), out.join("figures")] {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
+                }
+            }
+        }
+        std::fs::create_dir_all(&parts)
+            .map_err(|e| Error::io(format!("creating {}", parts.display()), e))?;
+        if read_manifest(out)?.is_none() {
+            let manifest = Manifest {
+                config_hash: sweep.config_hash.clone(),
+                runs: sweep.runs.len() as u64,
+                version: crate::VERSION.into(),
+            };
+            let text = toml::to_string(&manifest).expect("manifest serializes");
+            results::write_atomic(&out.join(MANIFEST), |f| {
+                use std::io::Write;
+                f.write_all(text.as_bytes())
+                    .map_err(|e| Error::io("writing the manifest", e))
+            })?;
+        }
+        Ok(Store {
+            parts,
+            next: 0.into(),
+        })
+    }
+
+    /// Writes one part: the epochs file, then the runs file that commits it.
+    pub fn write_part(&self, items: &[(RunRow, Vec<EpochStats>)]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let seq = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let stem = format!("part-{}-{seq:06}", std::process::id());
+        let epochs: Vec<(&str, &[EpochStats])> = items
+            .iter()
+            .map(|(r, e)| (r.run_id.as_str(), e.as_slice()))
+            .collect();
+        let rows: Vec<RunRow> = items.iter().map(|(r, _)| r.clone()).collect();
+        results::write_parquet(
+            &self.parts.join(format!("{stem}.epochs.parquet")),
+            &mut results::epochs_frame(&epochs)?,
+            &[],
+        )?;
+        results::write_parquet(
+            &self.parts.join(format!("{stem}.runs.parquet")),
+            &mut results::runs_frame(&rows)?,
+            &[],
+        )
+    }
+}
+
+/// The committed parts of a folder, in file-name order: (runs frame, epochs frame) pairs.
+fn committed_parts(out: &Path) -> Result<Vec<(DataFrame, DataFrame)>> {
+    let dir = out.join(PARTS);
+    let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("part-") && n.ends_with(".runs.parquet"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
+    };
+    names.sort();
+    names
+        .iter()
+        .map(|n| {
+            let runs = results::read_parquet(&dir.join(n))?;
+            let epochs =
+                results::read_parquet(&dir.join(n.replace(".runs.parquet", ".epochs.parquet")))?;
+            Ok((runs, epochs))
+        })
+        .collect()
+}
+
+/// Every saved run of this sweep, by run id (the first copy wins if a run was saved twice).
+pub fn load(out: &Path, sweep: &Sweep) -> Result<BTreeMap<String, (RunRow, Vec<EpochStats>)>> {
+    let specs: BTreeMap<&str, &RunSpec> = sweep.runs.iter().map(|r| (r.id.as_str(), r)).collect();
+    let scenario_name = |i: usize| sweep.scenarios[i].name.clone();
+    let mut saved = BTreeMap::new();
+    for (runs, epochs) in committed_parts(out)? {
+        let mut epochs = results::epochs_from_frame(&epochs)?;
+        for row in results::runs_from_frame(&runs, &specs, scenario_name)? {
+            let e = epochs.remove(&row.run_id).unwrap_or_default();
+            saved.entry(row.run_id.clone()).or_insert((row, e));
+        }
+    }
+    Ok(saved)
+}
+
+/// Counts for `sweep status`: the manifest, and every saved run id with its status.
+pub fn status_counts(out: &Path) -> Result<(Manifest, BTreeMap<String, Status>)> {
+    let manifest = read_manifest(out)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "{} holds no sweep (no {MANIFEST}): give the --out folder of a `sweep run`",
+            out.display()
+        ))
+    })?;
+    let mut saved = BTreeMap::new();
+    for (runs, _) in committed_parts(out)? {
+        for (id, status) in results::run_statuses(&runs)? {
+            saved.entry(id).or_insert(status);
+        }
+    }
+    Ok((manifest, saved))
+}

@@ -1,0 +1,12 @@
+//! The one integration-test binary: every end-to-end and library-level test, one module per
+//! concern, sharing the helpers of `common` (the real binary, Parquet reading, temp files).
+
+mod bad_input;
+mod cli;
+mod common;
+mod config;
+mod config_props;
+mod findings;
+mod numerics;
+mod reference;
+mod resume;

@@ -1,0 +1,270 @@
+//! Reliability end to end: a sweep killed with SIGKILL at several points (early, half-way,
+//! during the final write) and restarted each time writes the same bytes as an uninterrupted
+//! one, with no run lost or saved twice; a panicking run is a `failed` row; a folder holding
+//! another config is refused; `sweep status` counts what is saved.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{read, sweep};
+
+/// 300 short runs on a small data set.
+const MANY: &str = r#"
+name = "many"
+seed = 5
+[data]
+n_rows = 200
+n_features = 5
+signal_lags = 2
+[train]
+epochs = 15
+batch_size = 20
+learning_rate = 1e-2
+[grid]
+whiten = ["none", "zca"]
+clip = [false, true]
+seed = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+        25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49,
+        50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74]
+[ablation]
+factors = { whiten = "zca", clip = true }
+"#;
+
+const TABLES: [&str; 5] = [
+    "runs.parquet",
+    "epochs.parquet",
+    "summary.parquet",
+    "reference.parquet",
+    "verdict.parquet",
+];
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sweep")
+}
+
+fn spawn(config: &Path, out: &Path, env: &[(&str, &str)]) -> Child {
+    let mut cmd = Process::new(bin());
+    cmd.args(["run", "--quiet"])
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+fn committed_parts(out: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(out.join("parts"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with(".runs.parquet"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until `ready` holds (or the child exits), then kills the child with SIGKILL.
+fn kill_when(mut child: Child, what: &str, ready: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sweep finished before the kill point '{what}'"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for '{what}'"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn killed_and_resumed_sweeps_write_the_same_bytes_as_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("many.toml");
+    std::fs::write(&config, MANY).unwrap();
+    let (whole, resumed) = (dir.path().join("whole"), dir.path().join("resumed"));
+    assert!(spawn(&config, &whole, &[]).wait().unwrap().success());
+
+    // Early: as soon as the first part is saved.
+    let slow = [("SWEEP_TEST_RUN_DELAY_MS", "10")];
+    kill_when(spawn(&config, &resumed, &slow), "early", || {
+        !committed_parts(&resumed).is_empty()
+    });
+    let status = sweep().arg("status").arg(&resumed).output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("300 runs") && !text.contains(" 0 missing"),
+        "{text}"
+    );
+    // Half-way: once at least half of the runs are saved.
+    kill_when(spawn(&config, &resumed, &slow), "middle", || {
+        committed_parts(&resumed)
+            .iter()
+            .map(|p| read(p).height())
+            .sum::<usize>()
+            >= 150
+    });
+    // During the final write: after the first table appears, before the last.
+    let slow_write = [("SWEEP_TEST_FINAL_WRITE_DELAY_MS", "400")];
+    kill_when(spawn(&config, &resumed, &slow_write), "final write", || {
+        resumed.join("reference.parquet").exists()
+    });
+    assert!(
+        !resumed.join("runs.parquet").exists(),
+        "killed before the last table"
+    );
+    // Finish.
+    let out = sweep()
+        .arg("run")
+        .arg(&config)
+        .arg("--out")
+        .arg(&resumed)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(300 resumed from an earlier run)"));
+
+    for table in TABLES {
+        let a = std::fs::read(whole.join(table)).unwrap();
+        let b = std::fs::read(resumed.join(table)).unwrap();
+        assert!(
+            a == b,
+            "{table} differs between the uninterrupted and the killed-and-resumed sweep"
+        );
+    }
+    // Nothing lost, nothing saved twice.
+    let runs = read(&resumed.join("runs.parquet"));
+    assert_eq!(runs.height(), 300);
+    assert_eq!(runs.column("run_id").unwrap().n_unique().unwrap(), 300);
+    let saved: usize = committed_parts(&resumed)
+        .iter()
+        .map(|p| read(p).height())
+        .sum();
+    assert_eq!(saved, 300, "every run saved exactly once across the parts");
+    // Grouped: far fewer part files than runs.
+    assert!(committed_parts(&resumed).len() < 30);
+}
+
+#[test]
+fn repeated_sweeps_are_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("many.toml");
+    std::fs::write(&config, MANY.replace("seed = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "seed = [0, 1, 2, 10,").replace(
+        "11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,\n        25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49,\n        50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74]",
+        "11]",
+    ))
+    .unwrap();
+    for name in ["a", "b"] {
+        assert!(spawn(&config, &dir.path().join(name), &[])
+            .wait()
+            .unwrap()
+            .success());
+    }
+    for table in TABLES {
+        assert!(
+            std::fs::read(dir.path().join("a").join(table)).unwrap()
+                == std::fs::read(dir.path().join("b").join(table)).unwrap(),
+            "{table}"
+        );
+    }
+}
+
+#[test]
+fn a_panicking_run_is_a_failed_row_and_the_others_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("small.toml");
+    std::fs::write(&config, "[data]\nn_rows = 100\nn_features = 4\nsignal_lags = 2\n[train]\nepochs = 3\n[grid]\nseed = [0, 1, 2, 3]\n").unwrap();
+    let out = dir.path().join("out");
+    let output = sweep()
+        .arg("run")
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .env("SWEEP_TEST_PANIC_RUN", "2")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("1 failed"));
+    let runs = read(&out.join("runs.parquet"));
+    let status: Vec<Option<&str>> = runs
+        .column("status")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(status.iter().filter(|s| **s == Some("failed")).count(), 1);
+    assert_eq!(status[2], Some("failed"));
+    let message = runs
+        .column("message")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(2)
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("injected test panic in run 2"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_folder_holding_another_config_is_refused_until_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("small.toml");
+    std::fs::write(
+        &config,
+        "[data]\nn_rows = 100\nn_features = 4\nsignal_lags = 2\n[train]\nepochs = 3\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    sweep()
+        .args(["run", "--quiet"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let before = std::fs::read(out.join("runs.parquet")).unwrap();
+    let refused = sweep()
+        .args(["run", "--quiet", "--set", "train.epochs=4"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("hash") && stderr.contains("--fresh"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("runs.parquet")).unwrap(),
+        before,
+        "nothing written when refused"
+    );
+    sweep()
+        .args(["run", "--quiet", "--fresh", "--set", "train.epochs=4"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let epochs = read(&out.join("epochs.parquet"));
+    assert_eq!(epochs.height(), 4);
+}
