@@ -82,3 +82,35 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_exits_2_and_tool_failures_exit_1() {
+        let io = || std::io::Error::other("disk full");
+        let bad_input = [
+            Error::Config("c".into()),
+            Error::Data("d".into()),
+            Error::Numerical("n".into()),
+            Error::Usage("u".into()),
+            Error::Results("r".into()),
+            Error::Output {
+                path: "out".into(),
+                message: "m".into(),
+            },
+        ];
+        for e in &bad_input {
+            assert_eq!(e.exit_code(), 2, "{e:?}");
+        }
+        let tool = [
+            Error::Tool("t".into()),
+            Error::io("writing", io()),
+            Error::Plot("p".into()),
+        ];
+        for e in &tool {
+            assert_eq!(e.exit_code(), 1, "{e:?}");
+        }
+    }
+}

@@ -69,6 +69,8 @@ pub struct Prepared {
     pub train_eigenvectors: Option<Mat<f64>>,
     /// Column means of the training features.
     pub train_x_mean: Vec<f64>,
+    /// `|x'_i|^2` of every training row.
+    pub row_norm2: Vec<f64>,
 }
 
 impl Prepared {
@@ -90,6 +92,10 @@ impl Prepared {
         let (train_eigenvalues, train_eigenvectors) =
             training_spectrum(&reference.spectrum, whiten, eps);
         let train_x_mean = reference::column_means(&x, data.n, data.d);
+        let row_norm2 = x
+            .chunks_exact(data.d)
+            .map(|row| row.iter().map(|v| v * v).sum())
+            .collect();
         Ok(Prepared {
             data,
             reference,
@@ -104,7 +110,15 @@ impl Prepared {
             train_eigenvalues,
             train_eigenvectors,
             train_x_mean,
+            row_norm2,
         })
+    }
+
+    /// Training row `i`.
+    #[inline(always)]
+    pub fn row(&self, i: usize) -> &[f64] {
+        let d = self.d();
+        &self.x[i * d..(i + 1) * d]
     }
 
     pub fn n(&self) -> usize {

@@ -117,6 +117,9 @@ struct OlsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Print the seconds spent reading the file and fitting on stderr (for benchmarks).
+    #[arg(long)]
+    timing: bool,
 }
 
 #[derive(Args, Debug)]

@@ -15,7 +15,9 @@ pub const MAX_POLY_DEGREE: u32 = 100;
 /// The text `sweep ols` prints.
 pub(super) fn ols_text(args: &OlsArgs) -> Result<String> {
     let features = (!args.features.is_empty()).then_some(args.features.as_slice());
+    let start = std::time::Instant::now();
     let data = data::read_file(&args.file, &args.target, features, args.standardize)?;
+    let read = start.elapsed();
     let mut design = Design::from_rows(&data.x, data.n, data.d, !args.no_intercept);
     design.names = data.feature_names.clone();
     for spec in &args.poly {
@@ -24,6 +26,13 @@ pub(super) fn ols_text(args: &OlsArgs) -> Result<String> {
     }
     let y: Vec<DD> = data.y.iter().map(|v| DD::new(*v)).collect();
     let fit = fit(&design, &y)?;
+    if args.timing {
+        eprintln!(
+            "read_seconds={:.6} fit_seconds={:.6}",
+            read.as_secs_f64(),
+            (start.elapsed() - read).as_secs_f64()
+        );
+    }
     Ok(match args.format {
         Format::Json => json(&design, &fit),
         Format::Table => table(&design, &fit),

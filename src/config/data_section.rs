@@ -76,23 +76,14 @@ pub const GENERATOR_KEYS: &[&str] = &[
 ];
 /// Keys of `[data]` that belong to a data file only.
 pub const FILE_KEYS: &[&str] = &["path", "target", "features"];
-/// Every key of `[data]`.
-pub(crate) const DATA_KEYS: &[&str] = &[
-    "source",
-    "path",
-    "target",
-    "features",
-    "standardize",
-    "seed",
-    "n_rows",
-    "n_features",
-    "phi",
-    "nu",
-    "burn_in",
-    "signal_lags",
-    "r2",
-    "ols_mse",
-];
+/// Every key of `[data]`, in the order error messages list them.
+pub(crate) fn data_keys() -> Vec<&'static str> {
+    let mut keys = vec!["source"];
+    keys.extend(FILE_KEYS);
+    keys.extend(["standardize", "seed"]);
+    keys.extend(GENERATOR_KEYS);
+    keys
+}
 
 /// Where the data comes from, resolved.
 #[derive(Clone, Debug, PartialEq)]

@@ -30,7 +30,7 @@ pub use resolved::TopLevel;
 pub use settings::{canonical_train_value, Init, Optimizer, TrainSettings, Whiten, TRAIN_KEYS};
 
 use ablation::ABLATION_KEYS;
-use data_section::{PathBase, DATA_KEYS};
+use data_section::{data_keys, PathBase};
 use grid::RunIdentity;
 use locate::Locator;
 use resolved::Resolved;
@@ -177,7 +177,7 @@ impl Sections {
             return Err(loc.unknown_key(key, key, TOP_KEYS));
         }
         let data = loc.section(table, "data")?.cloned().unwrap_or_default();
-        loc.check_keys(&data, "data.", DATA_KEYS)?;
+        loc.check_keys(&data, "data.", &data_keys())?;
         let train = loc.section(table, "train")?.cloned().unwrap_or_default();
         for (key, value) in &train {
             if !TRAIN_KEYS.contains(&key.as_str()) {

@@ -6,7 +6,7 @@ use std::path::Path;
 use toml::{Table, Value};
 
 use super::locate::{suggestion, type_name};
-use super::{ABLATION_KEYS, DATA_KEYS, SECTIONS, TOP_KEYS, TRAIN_KEYS};
+use super::{data_keys, ABLATION_KEYS, SECTIONS, TOP_KEYS, TRAIN_KEYS};
 use crate::error::{Error, Result};
 
 /// Parses the value of a `--set KEY=VALUE` flag: a TOML value, or else a bare string.
@@ -31,7 +31,7 @@ pub(crate) fn parse_value(raw: &str) -> std::result::Result<Value, String> {
 /// The keys accepted under a section that `--set` may reach.
 fn section_keys(section: &str) -> Vec<&'static str> {
     match section {
-        "data" => DATA_KEYS.to_vec(),
+        "data" => data_keys(),
         "train" => TRAIN_KEYS.to_vec(),
         "ablation" => ABLATION_KEYS.to_vec(),
         _ => TRAIN_KEYS.iter().copied().chain(["data_seed"]).collect(),

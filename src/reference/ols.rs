@@ -222,7 +222,7 @@ impl Scaled {
     }
 
     /// `M^T v = D T^T (A^T v)`, from `w = A^T v`.
-    fn from_at(&self, w: &[f64]) -> Vec<f64> {
+    fn transpose_times_from(&self, w: &[f64]) -> Vec<f64> {
         (0..self.scale.len())
             .map(|c| {
                 if self.intercept && c > 0 {
@@ -348,7 +348,7 @@ fn refine(design: &Design, scaled: &Scaled, y: &[DD]) -> Result<(Vec<f64>, usize
             .map(|(a, ri)| a.add_f64(-ri).to_f64())
             .collect();
         let g: Vec<f64> = scaled
-            .from_at(&design.transpose_times(&r))
+            .transpose_times_from(&design.transpose_times(&r))
             .iter()
             .map(|v| -v)
             .collect();

@@ -65,6 +65,8 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     let saved: BTreeSet<String> = persist::load(&opts.out, sweep)?.into_keys().collect();
     let todo = plan::runs_to_do(sweep, &saved, prepared.max_rows());
 
+    let prepared_at = Instant::now();
+
     let bar = execute::progress_bar(sweep.runs.len(), opts.quiet);
     bar.set_position(saved.len() as u64);
     let execution = execute::Execution {
@@ -75,6 +77,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     };
     execution.run_all(&pool, &todo, &bar)?;
     bar.finish_and_clear();
+    let ran_at = Instant::now();
 
     let tables = Tables::from_saved(sweep, &opts.out)?;
     tables.write(sweep, &opts.out, &prepared, &opts.hooks)?;
@@ -83,11 +86,18 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
         &opts.out.join("timing.toml"),
         &format!(
             "# Wall-clock figures of the last `sweep run` into this folder (kept out of the tables).\n\
-             wall_seconds = {:.3}\nruns = {}\nruns_resumed = {}\njobs = {}\nversion = \"{VERSION}\"\n",
+             wall_seconds = {:.3}\n\
+             # data, reference and preprocessing; the runs; reading the parts back and writing the tables\n\
+             prepare_seconds = {:.3}\nrun_seconds = {:.3}\nwrite_seconds = {:.3}\n\
+             runs = {}\nruns_resumed = {}\njobs = {}\nsimd = \"{}\"\nversion = \"{VERSION}\"\n",
             wall.as_secs_f64(),
+            (prepared_at - start).as_secs_f64(),
+            (ran_at - prepared_at).as_secs_f64(),
+            ran_at.elapsed().as_secs_f64(),
             tables.rows.len(),
             saved.len(),
             pool.current_num_threads(),
+            crate::train::SimdLevel::detect(),
         ),
     )?;
     Ok(SweepResult {

@@ -1,6 +1,7 @@
 //! The optimizers: plain SGD, heavy-ball momentum and Adam, each one in-place step on the
 //! parameter vector (weights, then bias) from a gradient that may have been clipped.
 
+use super::kernel::{axpy_norm2, norm2};
 use crate::config::Optimizer;
 
 /// Optimizer state; buffers sized once per run.
@@ -32,14 +33,22 @@ impl OptimizerState {
         }
     }
 
-    pub(super) fn step(&mut self, params: &mut [f64], grad: &[f64], lr: f64) {
+    /// One step on `params` (weights, then bias) from `grad`; returns the new `|w|^2` of the
+    /// first `d` entries (the weights).
+    #[inline(always)]
+    pub(super) fn step(&mut self, params: &mut [f64], grad: &[f64], lr: f64, d: usize) -> f64 {
         self.steps += 1;
         match self.kind {
-            Optimizer::Sgd => params.iter_mut().zip(grad).for_each(|(p, g)| *p -= lr * g),
+            Optimizer::Sgd => {
+                let (w, b) = params.split_at_mut(d);
+                let norm2 = axpy_norm2(w, -lr, &grad[..d]);
+                b[0] = (-lr).mul_add(grad[d], b[0]);
+                return norm2;
+            }
             Optimizer::Momentum => {
                 for ((p, g), v) in params.iter_mut().zip(grad).zip(&mut self.first) {
-                    *v = self.momentum * *v + g;
-                    *p -= lr * *v;
+                    *v = self.momentum.mul_add(*v, *g);
+                    *p = (-lr).mul_add(*v, *p);
                 }
             }
             Optimizer::Adam => {
@@ -51,11 +60,12 @@ impl OptimizerState {
                     .zip(&mut self.first)
                     .zip(&mut self.second)
                 {
-                    *m = ADAM_BETA1 * *m + (1.0 - ADAM_BETA1) * g;
-                    *v = ADAM_BETA2 * *v + (1.0 - ADAM_BETA2) * g * g;
+                    *m = ADAM_BETA1.mul_add(*m, (1.0 - ADAM_BETA1) * g);
+                    *v = ADAM_BETA2.mul_add(*v, (1.0 - ADAM_BETA2) * g * g);
                     *p -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPS);
                 }
             }
         }
+        norm2(&params[..d])
     }
 }

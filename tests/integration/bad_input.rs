@@ -88,6 +88,8 @@ fn corpus() -> Vec<Case> {
         case("negative seed", "seed = -1\n", &["seed", "-1", ">= 0"]),
         case("bad name", "name = \"a/b\"\n", &["name", "\"a/b\""]),
         case("grid above max_runs", "max_runs = 3\n[grid]\nseed = [0, 1, 2, 3]\n", &["4 runs", "max_runs = 3"]),
+        case("epochs beyond memory", "[train]\nepochs = 4294967295\n", &["train.epochs", "epochs.parquet", "fit in memory"]),
+        case("epochs beyond memory on the grid", &base("[grid]\nepochs = [2, 40000000]\nseed = [0, 1]\n"), &["grid.epochs", "80000004"]),
         case("unknown data source", "[data]\nsource = \"random\"\n", &["data.source", "\"random\"", "lagged-levels"]),
         case("generator phi out of range", "[data]\nphi = 1.5\n", &["data.phi", "1.5", "(-1, 1)"]),
         // Excludes.

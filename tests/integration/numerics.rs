@@ -5,8 +5,9 @@ use std::sync::Arc;
 use sweep::config::{DataConfig, Init, Optimizer, TrainSettings, Whiten};
 use sweep::data::{self, Dataset};
 use sweep::preprocess::Prepared;
+use sweep::reference::DD;
 use sweep::reference::{self, Reference, Spectrum};
-use sweep::train::{self, Status};
+use sweep::train::{self, SimdLevel, Status};
 
 fn dataset(x: Vec<f64>, y: Vec<f64>, d: usize) -> Dataset {
     let n = y.len();
@@ -378,4 +379,100 @@ fn built_in_data_matches_the_report_figures() {
     assert!(means.iter().all(|m| m.abs() < 1e-12));
     let var0: f64 = (0..data.n).map(|i| data.x[i * data.d].powi(2)).sum::<f64>() / data.n as f64;
     assert!((var0 - 1.0).abs() < 1e-12);
+}
+
+/// The train MSE of `params` by a pass in double-double (products and sums exact to about 1e-32).
+fn exact_mse(prep: &Prepared, params: &[f64]) -> f64 {
+    let d = prep.d();
+    let mut sse = DD::new(0.0);
+    for (row, y) in prep.x.chunks_exact(d).zip(prep.data.y.iter()) {
+        let mut pred = DD::new(params[d]);
+        for (w, x) in params[..d].iter().zip(row) {
+            pred = pred + DD::new(*w).mul_f64(*x);
+        }
+        let r = pred.mul_f64(prep.y_scale).add_f64(prep.y_mean).add_f64(-y);
+        sse = sse + r * r;
+    }
+    sse.to_f64() / prep.n() as f64
+}
+
+/// The per-epoch train MSE (a fused f64 pass) against a double-double pass, on the built-in data,
+/// at parameters far from OLS, mid-training, near OLS and at OLS: within 1e-13 relative.
+#[test]
+fn the_per_epoch_train_mse_is_accurate_against_double_double() {
+    let data = data::lagged_levels(&DataConfig::default(), 0).unwrap();
+    for (whiten, normalize) in [
+        (Whiten::None, false),
+        (Whiten::None, true),
+        (Whiten::Zca, true),
+    ] {
+        let prep = prepared(data.clone(), whiten, 0.0, normalize);
+        let mut s = settings(3, 32, 1e-3);
+        let he = train::initial_params(&s, &prep, 0);
+        let trained = train::train(&s, &prep, 0).params;
+        s.init = Init::Ols;
+        let ols = train::initial_params(&s, &prep, 0);
+        let near: Vec<f64> = ols
+            .iter()
+            .enumerate()
+            .map(|(j, v)| v + 1e-6 * ((j % 7) as f64 - 3.0) * v.abs().max(1e-3))
+            .collect();
+        let mut worst = 0.0f64;
+        for params in [&he, &trained, &near, &ols] {
+            let exact = exact_mse(&prep, params);
+            worst = worst.max(((train::full_pass(&prep, params).0 - exact) / exact).abs());
+        }
+        eprintln!(
+            "{whiten:?} normalize={normalize}: worst relative error of the train MSE {worst:.1e}"
+        );
+        assert!(worst < 1e-13, "{whiten:?} normalize={normalize}: {worst:e}");
+    }
+}
+
+/// Every SIMD level the CPU runs gives the same bits (the kernels keep one order of operations),
+/// for every optimizer, batch size, clipping and weight decay.
+#[test]
+fn every_simd_level_gives_the_same_bits() {
+    let data = data::lagged_levels(
+        &DataConfig {
+            n_rows: 300,
+            n_features: 20,
+            signal_lags: 3,
+            ..DataConfig::default()
+        },
+        1,
+    )
+    .unwrap();
+    let prep = prepared(data, Whiten::Zca, 0.0, true);
+    let levels: Vec<SimdLevel> = SimdLevel::ALL
+        .iter()
+        .copied()
+        .filter(|l| l.is_available())
+        .collect();
+    eprintln!("SIMD levels compared: {levels:?}");
+    for optimizer in [Optimizer::Sgd, Optimizer::Momentum, Optimizer::Adam] {
+        for (batch, clip, weight_decay) in [
+            (1, true, 0.0),
+            (1, false, 1e-3),
+            (7, true, 0.0),
+            (32, false, 1e-4),
+        ] {
+            let mut s = settings(4, batch, 1e-2);
+            s.optimizer = optimizer;
+            s.clip = clip;
+            s.weight_decay = weight_decay;
+            let runs: Vec<_> = levels
+                .iter()
+                .map(|l| train::train_at(*l, &s, &prep, 5))
+                .collect();
+            for (level, run) in levels.iter().zip(&runs).skip(1) {
+                assert_eq!(
+                    run.epochs, runs[0].epochs,
+                    "{level:?} vs portable: {optimizer:?} batch {batch} clip {clip} wd {weight_decay}"
+                );
+                let bits = |p: &[f64]| p.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&run.params), bits(&runs[0].params));
+            }
+        }
+    }
 }

@@ -268,3 +268,112 @@ fn a_folder_holding_another_config_is_refused_until_fresh() {
     let epochs = read(&out.join("epochs.parquet"));
     assert_eq!(epochs.height(), 4);
 }
+
+/// Runs `sweep ARGS...` and returns its exit code and stderr.
+fn exit_and_stderr(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let output = sweep().args(args).output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_damaged_manifest_or_results_folder_is_bad_input_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("small.toml");
+    std::fs::write(
+        &config,
+        "[data]\nn_rows = 100\nn_features = 4\nsignal_lags = 2\n[train]\nepochs = 2\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    sweep()
+        .args(["run", "--quiet"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let os = |s: &str| std::ffi::OsString::from(s);
+    // A hand-edited hash: refused with exit 2 by `run` and `status`, naming the file (it used to panic).
+    let manifest = out.join("manifest.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let edited: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("config_hash") {
+                "config_hash = \"abc\""
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&manifest, edited).unwrap();
+    for args in [
+        vec![os("status"), out.clone().into_os_string()],
+        vec![
+            os("run"),
+            os("--quiet"),
+            config.clone().into_os_string(),
+            os("--out"),
+            out.clone().into_os_string(),
+        ],
+    ] {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let (code, stderr) = exit_and_stderr(&args);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(
+            stderr.contains("manifest.toml") && stderr.contains("\"abc\""),
+            "{stderr}"
+        );
+    }
+    std::fs::write(&manifest, "not = [toml").unwrap();
+    let (code, stderr) = exit_and_stderr(&[os("status").as_os_str(), out.as_os_str()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("is not a sweep manifest"), "{stderr}");
+
+    // A folder without tables, an unknown run, a cell matching nothing: usage errors, exit 2.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
+        (
+            vec![os("report"), empty.clone().into_os_string()],
+            "has no summary.parquet",
+        ),
+        (
+            vec![
+                os("plot"),
+                out.clone().into_os_string(),
+                os("--run"),
+                os("nosuchrun"),
+            ],
+            "no such run_id",
+        ),
+        (
+            vec![
+                os("plot"),
+                out.clone().into_os_string(),
+                os("--cell"),
+                os("seed=99"),
+            ],
+            "no run matches",
+        ),
+        (
+            vec![
+                os("plot"),
+                out.clone().into_os_string(),
+                os("--cell"),
+                os("nosuchkey=1"),
+            ],
+            "no column",
+        ),
+    ];
+    for (args, expected) in cases {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let (code, stderr) = exit_and_stderr(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of `sweep` against scikit-learn's SGDRegressor, a NumPy minibatch loop
+and NumPy/scikit-learn least squares, on the built-in data set exported by `sweep data`.
+Run through bench/compare.sh (which makes the pinned virtual environment and pins BLAS to one
+thread). Medians over repetitions; prints one table of figures and ratios.
+
+Environment: SWEEP (the binary), BASELINE (an older sweep binary to compare the ablation with),
+REPEATS (default 3), QUICK=1 (fewer epochs, for a smoke test).
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import baselines  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SWEEP = os.environ.get("SWEEP", str(REPO / "target/release/sweep"))
+BASELINE = os.environ.get("BASELINE")
+REPEATS = int(os.environ.get("REPEATS", "3"))
+QUICK = os.environ.get("QUICK") == "1"
+ROWS = []
+
+
+def row(name, value, unit, note=""):
+    ROWS.append((name, value, unit, note))
+    print(f"  {name}: {value:.4g} {unit} {note}", file=sys.stderr, flush=True)
+
+
+def sweep_run(binary, config, out, sets=(), jobs=1):
+    """Runs a sweep into a fresh folder; returns its timing.toml."""
+    args = [binary, "run", str(config), "--out", str(out), "--quiet", "--fresh", "--jobs", str(jobs)]
+    for s in sets:
+        args += ["--set", s]
+    subprocess.run(args, check=True)
+    return tomllib.loads((Path(out) / "timing.toml").read_text())
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def throughput(tmp, n):
+    """Sample-updates per second of one run on one thread, from the run phase of timing.toml."""
+    config = tmp / "one.toml"
+    config.write_text("[train]\ninit = \"he_normal\"\n")
+    epochs = {1: 40, 4: 100, 32: 300} if not QUICK else {1: 4, 4: 8, 32: 20}
+    cases = []
+    for batch in (1, 4, 32):
+        for whiten in ("none", "zca"):
+            for clip in ("false", "true"):
+                cases.append((batch, whiten, clip, "sgd"))
+        cases += [(batch, "zca", "true", "momentum"), (batch, "zca", "true", "adam")]
+    per_epoch = {}
+    for batch, whiten, clip, optimizer in cases:
+        sets = [f"train.batch_size={batch}", f"train.whiten=\"{whiten}\"", f"train.clip={clip}",
+                f"train.optimizer=\"{optimizer}\"", "train.normalize_target=true",
+                f"train.epochs={epochs[batch]}"]
+        seconds = median([sweep_run(SWEEP, config, tmp / "one", sets)["run_seconds"] for _ in range(REPEATS)])
+        per_epoch[(batch, whiten, clip, optimizer)] = seconds / epochs[batch]
+        row(f"sweep {optimizer}, batch {batch}, whiten {whiten}, clip {clip}", n * epochs[batch] / seconds / 1e6,
+            "M sample-updates/s", f"({seconds / epochs[batch] * 1e3:.3f} ms/epoch)")
+    return per_epoch
+
+
+def python_rows(data, per_epoch):
+    e1, e2 = (2, 6) if QUICK else (5, 25)
+    sk = json.loads(run_py("sklearn", data, e1, e2))
+    mine = per_epoch[(1, "none", "false", "sgd")]
+    row("sklearn SGDRegressor, batch 1", sk["seconds_per_epoch"] * 1e3, "ms/epoch",
+        f"sweep (no whitening, no clipping) is {sk['seconds_per_epoch'] / mine:.2f}x faster")
+    npy = json.loads(run_py("numpy", data, 32, 2, 6 if QUICK else 12))
+    mine = per_epoch[(32, "none", "true", "sgd")]
+    row("NumPy loop, batch 32, clipped, full-pass MSE", npy["seconds_per_epoch"] * 1e3, "ms/epoch",
+        f"sweep (no whitening, clipped) is {npy['seconds_per_epoch'] / mine:.2f}x faster")
+
+
+def run_py(*args):
+    return subprocess.run([sys.executable, str(Path(__file__).parent / "baselines.py"), *map(str, args)],
+                          check=True, capture_output=True, text=True).stdout
+
+
+def ablation(tmp):
+    config = REPO / "configs/ablation.toml"
+    sets = ["train.epochs=50"] if QUICK else []
+    two = [sweep_run(SWEEP, config, tmp / "ab2", sets, jobs=2) for _ in range(REPEATS)]
+    one = [sweep_run(SWEEP, config, tmp / "ab1", sets, jobs=1) for _ in range(max(1, REPEATS - 1))]
+    wall2 = median([t["wall_seconds"] for t in two])
+    row("sweep configs/ablation.toml, 2 threads", wall2, "s wall",
+        f"(prepare {median([t['prepare_seconds'] for t in two]):.2f} s, run {median([t['run_seconds'] for t in two]):.2f} s,"
+        f" write {median([t['write_seconds'] for t in two]):.2f} s)")
+    run1, run2 = median([t["run_seconds"] for t in one]), median([t["run_seconds"] for t in two])
+    row("run phase, 1 thread / 2 threads", run1 / run2, "x", f"({run1:.2f} s / {run2:.2f} s)")
+    if BASELINE:
+        ratios = []
+        for _ in range(REPEATS):
+            old = sweep_run(BASELINE, config, tmp / "old", sets, jobs=2)["wall_seconds"]
+            new = sweep_run(SWEEP, config, tmp / "new", sets, jobs=2)["wall_seconds"]
+            ratios.append(old / new)
+        row("ablation end to end, baseline / this build (2 threads, alternated)", median(ratios), "x",
+            f"(min {min(ratios):.2f}, max {max(ratios):.2f}, {len(ratios)} pairs)")
+    return wall2
+
+
+def numpy_ablation(data, wall2):
+    """The NumPy loop on a fixed subset of the ablation's runs (2 runs per batch size, on a pool of
+    2 processes), scaled to the ablation's 40 runs x 500 epochs per batch size."""
+    epochs = {1: 1, 4: 2, 32: 10} if QUICK else {1: 2, 4: 5, 32: 40}
+    full_epochs = 50 if QUICK else 500
+    estimate = 0.0
+    for batch, e in epochs.items():
+        result = json.loads(run_py("numpy-runs", data, batch, e, 2))
+        estimate += result["seconds"] * (40 / 2) * (full_epochs / e)
+    row("NumPy loop, ablation estimated from a subset, 2 processes", estimate, "s",
+        f"sweep is {estimate / wall2:.1f}x faster")
+
+
+def ols(tmp, data):
+    timings = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        out = subprocess.run([SWEEP, "ols", str(data), "--target", "y", "--timing"], check=True,
+                             capture_output=True, text=True)
+        total = time.perf_counter() - start
+        fit = float(out.stderr.split("fit_seconds=")[1].split()[0])
+        timings.append((total, fit))
+    total, fit = median([t[0] for t in timings]), median([t[1] for t in timings])
+    py = json.loads(run_py("ols", data))
+    row("sweep ols: exact reference solve", fit, "s",
+        f"numpy lstsq {py['lstsq_solve_seconds']:.3f} s ({py['lstsq_solve_seconds'] / fit:.2f}x),"
+        f" sklearn {py['sklearn_solve_seconds']:.3f} s ({py['sklearn_solve_seconds'] / fit:.2f}x)")
+    row("sweep ols: load + solve (whole command)", total, "s",
+        f"numpy load+lstsq {py['load_seconds'] + py['lstsq_solve_seconds']:.3f} s")
+
+
+def peak_memory(tmp):
+    out = subprocess.run(["/usr/bin/time", "-f", "%M", SWEEP, "run", str(REPO / "configs/ablation.toml"),
+                          "--out", str(tmp / "mem"), "--quiet", "--fresh"] + (["--set", "train.epochs=50"] if QUICK else []),
+                         check=True, capture_output=True, text=True)
+    row("peak memory, sweep run configs/ablation.toml", int(out.stderr.strip().splitlines()[-1]) / 1024, "MB")
+
+
+def main():
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        data = tmp / "data.parquet"
+        subprocess.run([SWEEP, "data", str(REPO / "configs/ablation.toml"), "--out", str(data)], check=True)
+        n = len(baselines.load(data)[1])
+        print(f"sweep {SWEEP}; data {n} rows; repeats {REPEATS}; BLAS threads pinned to 1 for per-thread rows",
+              file=sys.stderr)
+        per_epoch = throughput(tmp, n)
+        python_rows(data, per_epoch)
+        wall2 = ablation(tmp)
+        numpy_ablation(data, wall2)
+        ols(tmp, data)
+        peak_memory(tmp)
+    width = max(len(r[0]) for r in ROWS)
+    print(f"\n{'measurement':<{width}}  {'value':>10}  unit / comparison")
+    for name, value, unit, note in ROWS:
+        print(f"{name:<{width}}  {value:>10.4g}  {unit} {note}")
+
+
+if __name__ == "__main__":
+    main()
