@@ -70,7 +70,7 @@ pub struct Prepared {
     /// Column means of the training features.
     pub train_x_mean: Vec<f64>,
     /// `|x'_i|^2` of every training row.
-    pub row_norm2: Vec<f64>,
+    pub row_norm2: Arc<[f64]>,
 }
 
 impl Prepared {
@@ -81,36 +81,44 @@ impl Prepared {
         eps: f64,
         normalize: bool,
     ) -> Result<Prepared> {
+        let features = Features::of(&data, &reference, whiten, eps)?;
+        Prepared::with_features(data, reference, &features, whiten, eps, normalize)
+    }
+
+    /// A variant on training features already built (shared by the variants that differ only
+    /// in the target's normalization).
+    pub fn with_features(
+        data: Arc<Dataset>,
+        reference: Arc<Reference>,
+        features: &Features,
+        whiten: Whiten,
+        eps: f64,
+        normalize: bool,
+    ) -> Result<Prepared> {
         let target = TrainingTarget::of(&data, normalize)?;
-        let (x, whitening, whitening_inverse) = whitened_features(&data, &reference, whiten, eps)?;
         let ols_params = ols_in_training_coordinates(
             &reference.fit,
-            whitening_inverse.as_ref(),
+            features.whitening_inverse.as_ref(),
             &target,
             data.d,
         );
         let (train_eigenvalues, train_eigenvectors) =
             training_spectrum(&reference.spectrum, whiten, eps);
-        let train_x_mean = reference::column_means(&x, data.n, data.d);
-        let row_norm2 = x
-            .chunks_exact(data.d)
-            .map(|row| row.iter().map(|v| v * v).sum())
-            .collect();
         Ok(Prepared {
             data,
             reference,
-            x,
+            x: features.x.clone(),
             y: target.y,
             y_mean: target.mean,
             y_scale: target.scale,
-            whitening,
-            whitening_inverse,
+            whitening: features.whitening.clone(),
+            whitening_inverse: features.whitening_inverse.clone(),
             ols_params,
             sst: target.sst,
             train_eigenvalues,
             train_eigenvectors,
-            train_x_mean,
-            row_norm2,
+            train_x_mean: features.mean.clone(),
+            row_norm2: features.row_norm2.clone(),
         })
     }
 
@@ -181,27 +189,44 @@ impl TrainingTarget {
     }
 }
 
-type Whitened = (Arc<[f64]>, Option<Mat<f64>>, Option<Mat<f64>>);
+/// The training features of a data set under one whitening: `x' = W x` with `W` and `W^{-1}`
+/// (the data set's own features without whitening), their column means and row norms.
+pub struct Features {
+    pub x: Arc<[f64]>,
+    pub whitening: Option<Mat<f64>>,
+    pub whitening_inverse: Option<Mat<f64>>,
+    pub mean: Vec<f64>,
+    pub row_norm2: Arc<[f64]>,
+}
 
-/// The training features `x' = W x` with `W` and `W^{-1}` (the data set's own features without whitening).
-fn whitened_features(
-    data: &Dataset,
-    reference: &Reference,
-    whiten: Whiten,
-    eps: f64,
-) -> Result<Whitened> {
-    if whiten == Whiten::None {
-        return Ok((data.x.clone(), None, None));
+impl Features {
+    pub fn of(data: &Dataset, reference: &Reference, whiten: Whiten, eps: f64) -> Result<Features> {
+        let (n, d) = (data.n, data.d);
+        let (x, whitening, whitening_inverse) = if whiten == Whiten::None {
+            (data.x.clone(), None, None)
+        } else {
+            let (w, w_inv) = reference::whitening(&reference.spectrum, whiten == Whiten::Zca, eps)?;
+            let xm = reference::to_mat(&data.x, n, d, &vec![0.0; d]);
+            let xw = &xm * w.transpose();
+            let mut flat = Vec::with_capacity(n * d);
+            for i in 0..n {
+                flat.extend((0..d).map(|j| xw[(i, j)]));
+            }
+            (flat.into(), Some(w), Some(w_inv))
+        };
+        let mean = reference::column_means(&x, n, d);
+        let row_norm2 = x
+            .chunks_exact(d)
+            .map(|row| row.iter().map(|v| v * v).sum())
+            .collect();
+        Ok(Features {
+            x,
+            whitening,
+            whitening_inverse,
+            mean,
+            row_norm2,
+        })
     }
-    let (n, d) = (data.n, data.d);
-    let (w, w_inv) = reference::whitening(&reference.spectrum, whiten == Whiten::Zca, eps)?;
-    let xm = reference::to_mat(&data.x, n, d, &vec![0.0; d]);
-    let xw = &xm * w.transpose();
-    let mut flat = Vec::with_capacity(n * d);
-    for i in 0..n {
-        flat.extend((0..d).map(|j| xw[(i, j)]));
-    }
-    Ok((flat.into(), Some(w), Some(w_inv)))
 }
 
 /// OLS in training coordinates: `w' = W^{-T} w_ols / sigma`, `b' = (b_ols - mu) / sigma`.
@@ -283,13 +308,41 @@ impl Prepare {
             .collect();
         keys.sort_by_key(|k| k.0);
         keys.dedup_by(|a, b| a.0 == b.0);
+        // One set of training features per data set and whitening, shared by both targets.
+        let mut feature_keys: Vec<(PrepKey, f64)> = keys
+            .iter()
+            .map(|(k, eps)| {
+                (
+                    PrepKey {
+                        normalize_target: false,
+                        ..*k
+                    },
+                    *eps,
+                )
+            })
+            .collect();
+        feature_keys.dedup_by(|a, b| a.0 == b.0);
+        let features: BTreeMap<PrepKey, Features> = feature_keys
+            .par_iter()
+            .map(|(key, eps)| {
+                let (data, reference) = &datasets[&key.data_seed];
+                Ok((*key, Features::of(data, reference, key.whiten, *eps)?))
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .collect();
         let variants: Vec<(PrepKey, Arc<Prepared>)> = keys
             .par_iter()
             .map(|(key, eps)| {
                 let (data, reference) = &datasets[&key.data_seed];
-                let prepared = Prepared::new(
+                let shared = &features[&PrepKey {
+                    normalize_target: false,
+                    ..*key
+                }];
+                let prepared = Prepared::with_features(
                     data.clone(),
                     reference.clone(),
+                    shared,
                     key.whiten,
                     *eps,
                     key.normalize_target,

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::hooks::TestHooks;
 use super::persist::Store;
-use crate::config::{RunSpec, Sweep};
+use crate::config::{RunSpec, Sweep, TrainSettings};
 use crate::error::{Error, Result};
 use crate::preprocess::{Prepare, Prepared};
 use crate::results::RunRow;
@@ -43,23 +43,26 @@ pub struct Execution<'a> {
 }
 
 impl Execution<'_> {
-    /// Runs `todo` on `pool`, saving each finished run; `bar` counts them.
+    /// Runs `groups` on `pool`, saving each finished run; `bar` counts runs.
     pub fn run_all(
         &self,
         pool: &rayon::ThreadPool,
-        todo: &[&RunSpec],
+        groups: &[Vec<&RunSpec>],
         bar: &ProgressBar,
     ) -> Result<()> {
         std::thread::scope(|scope| -> Result<()> {
             let (tx, rx) = mpsc::channel::<(RunRow, Vec<EpochStats>)>();
             let writer = scope.spawn(|| save_as_they_finish(self.store, rx));
             pool.install(|| {
-                todo.par_iter()
+                groups
+                    .par_iter()
                     .with_max_len(1)
-                    .for_each_with(tx, |tx, run| {
-                        // A send fails only when the writer stopped on an error, which join reports.
-                        let _ = tx.send(self.run_one(run));
-                        bar.inc(1);
+                    .for_each_with(tx, |tx, group| {
+                        for item in self.run_group(group) {
+                            // A send fails only when the writer stopped on an error, which join reports.
+                            let _ = tx.send(item);
+                            bar.inc(1);
+                        }
                     })
             });
             writer.join().unwrap_or_else(|_| {
@@ -70,13 +73,19 @@ impl Execution<'_> {
         })
     }
 
-    /// Trains one run into its row and epochs.
-    fn run_one(&self, run: &RunSpec) -> (RunRow, Vec<EpochStats>) {
-        let prep = self.prepared.for_run(run);
-        let outcome = train_catching_panics(run, prep, self.sweep.seed, self.hooks);
-        let scenario = run.scenario.map(|i| self.sweep.scenarios[i].name.as_str());
-        let row = RunRow::new(run, scenario, prep, &outcome);
-        (row, outcome.epochs)
+    /// Trains one group of runs into their rows and epochs.
+    fn run_group(&self, group: &[&RunSpec]) -> Vec<(RunRow, Vec<EpochStats>)> {
+        let preps: Vec<&Prepared> = group.iter().map(|r| &**self.prepared.for_run(r)).collect();
+        let outcomes = train_catching_panics(group, &preps, self.sweep.seed, self.hooks);
+        group
+            .iter()
+            .zip(&preps)
+            .zip(outcomes)
+            .map(|((run, prep), outcome)| {
+                let scenario = run.scenario.map(|i| self.sweep.scenarios[i].name.as_str());
+                (RunRow::new(run, scenario, prep, &outcome), outcome.epochs)
+            })
+            .collect()
     }
 }
 
@@ -102,38 +111,47 @@ fn save_as_they_finish(store: &Store, rx: mpsc::Receiver<(RunRow, Vec<EpochStats
     }
 }
 
-/// Trains one run; a panic becomes a `failed` outcome carrying its message.
+/// Trains a group of runs; a panic (a bug) makes every run of the group a `failed` outcome
+/// carrying its message.
 fn train_catching_panics(
-    run: &RunSpec,
-    prep: &Prepared,
+    group: &[&RunSpec],
+    preps: &[&Prepared],
     seed: u64,
     hooks: &TestHooks,
-) -> RunOutcome {
+) -> Vec<RunOutcome> {
     let train = || {
         if let Some(delay) = hooks.run_delay {
-            std::thread::sleep(delay);
+            std::thread::sleep(delay * group.len() as u32);
         }
-        if hooks.panic_run == Some(run.index) {
+        if let Some(run) = group.iter().find(|r| hooks.panic_run == Some(r.index)) {
             panic!("injected test panic in run {}", run.index);
         }
-        train::train(&run.settings, prep, seed)
+        let runs: Vec<(&TrainSettings, &Prepared)> = group
+            .iter()
+            .zip(preps)
+            .map(|(r, p)| (&r.settings, *p))
+            .collect();
+        train::train_group(&runs, seed)
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(train)) {
-        Ok(outcome) => outcome,
+        Ok(outcomes) => outcomes,
         Err(payload) => {
             let message = payload
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "panic with a non-text payload".into());
-            RunOutcome {
-                status: Status::Failed,
-                message: Some(message),
-                epochs: Vec::new(),
-                initial_train_mse: f64::NAN,
-                params: Vec::new(),
-                weights: vec![f64::NAN; prep.d()],
-            }
+            preps
+                .iter()
+                .map(|prep| RunOutcome {
+                    status: Status::Failed,
+                    message: Some(message.clone()),
+                    epochs: Vec::new(),
+                    initial_train_mse: f64::NAN,
+                    params: Vec::new(),
+                    weights: vec![f64::NAN; prep.d()],
+                })
+                .collect()
         }
     }
 }

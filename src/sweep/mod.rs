@@ -63,7 +63,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     check_writable(&opts.out)?;
     let store = persist::Store::open(&opts.out, sweep, opts.fresh)?;
     let saved: BTreeSet<String> = persist::load(&opts.out, sweep)?.into_keys().collect();
-    let todo = plan::runs_to_do(sweep, &saved, prepared.max_rows());
+    let groups = plan::groups_to_do(sweep, &saved, prepared.max_rows(), &opts.hooks);
 
     let prepared_at = Instant::now();
 
@@ -75,7 +75,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
         store: &store,
         hooks: &opts.hooks,
     };
-    execution.run_all(&pool, &todo, &bar)?;
+    execution.run_all(&pool, &groups, &bar)?;
     bar.finish_and_clear();
     let ran_at = Instant::now();
 

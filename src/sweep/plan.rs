@@ -1,12 +1,13 @@
 //! Before any run: the data sets and preprocessing variants the sweep needs (built once each),
 //! the checks that depend on the data, and which runs are left to do, longest first.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use super::hooks::TestHooks;
 use crate::config::{RunSpec, Sweep};
 use crate::data;
 use crate::error::{Error, Result};
-use crate::preprocess::Prepare;
+use crate::preprocess::{PrepKey, Prepare};
 
 /// Loads every data set and preprocessing variant the sweep needs, and checks the settings
 /// that depend on the data (batch size against the row count).
@@ -26,18 +27,38 @@ pub fn prepare(sweep: &Sweep) -> Result<Prepare> {
     Ok(prepared)
 }
 
-/// The runs not saved yet, longest first (cost ~ epochs x steps per epoch), so that no long
-/// run starts last on an otherwise idle pool. The order of execution reaches no result.
-pub fn runs_to_do<'s>(sweep: &'s Sweep, saved: &BTreeSet<String>, rows: usize) -> Vec<&'s RunSpec> {
-    let mut todo: Vec<&RunSpec> = sweep
-        .runs
-        .iter()
-        .filter(|r| !saved.contains(&r.id))
-        .collect();
-    todo.sort_by_key(|r| {
-        std::cmp::Reverse(
-            u64::from(r.settings.epochs) * (rows as u64).div_ceil(u64::from(r.settings.batch_size)),
-        )
+/// The runs not saved yet, in groups that train together (see [`group_key`]), longest first
+/// (cost ~ epochs x steps per epoch), so that no long group starts last on an otherwise idle
+/// pool. Neither the grouping nor the order of execution reaches any result.
+pub fn groups_to_do<'s>(
+    sweep: &'s Sweep,
+    saved: &BTreeSet<String>,
+    rows: usize,
+    hooks: &TestHooks,
+) -> Vec<Vec<&'s RunSpec>> {
+    let mut groups: BTreeMap<GroupKey, Vec<&RunSpec>> = BTreeMap::new();
+    for run in sweep.runs.iter().filter(|r| !saved.contains(&r.id)) {
+        // A run that the tests make panic trains alone, so that only it fails.
+        let alone = (hooks.panic_run == Some(run.index)).then_some(run.index);
+        groups.entry((group_key(run), alone)).or_default().push(run);
+    }
+    let mut groups: Vec<Vec<&RunSpec>> = groups.into_values().collect();
+    groups.sort_by_key(|g| {
+        let s = &g[0].settings;
+        std::cmp::Reverse(u64::from(s.epochs) * (rows as u64).div_ceil(u64::from(s.batch_size)))
     });
-    todo
+    groups
+}
+
+type GroupKey = ((PrepKey, u32, u64, u32), Option<usize>);
+
+/// Runs train together when they share training features (data set, whitening and its eps),
+/// batch size, seed and epochs: they see the same rows in the same order.
+fn group_key(run: &RunSpec) -> (PrepKey, u32, u64, u32) {
+    let s = &run.settings;
+    let features = PrepKey {
+        normalize_target: false,
+        ..PrepKey::of(run)
+    };
+    (features, s.batch_size, s.seed, s.epochs)
 }

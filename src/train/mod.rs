@@ -101,18 +101,37 @@ pub fn train_at(
     prep: &Prepared,
     sweep_seed: u64,
 ) -> RunOutcome {
+    let mut outcomes = train_group_at(level, &[(s, prep)], sweep_seed);
+    outcomes.pop().expect("one run, one outcome")
+}
+
+/// Trains runs that share their training features (the same `Prepared::x`), batch size, seed
+/// and epochs together, loading each row once per step for all of them; each outcome is
+/// bit-identical to the run trained alone.
+///
+/// # Panics
+/// When the runs do not share those, or `runs` is empty.
+pub fn train_group(runs: &[(&TrainSettings, &Prepared)], sweep_seed: u64) -> Vec<RunOutcome> {
+    train_group_at(SimdLevel::detect(), runs, sweep_seed)
+}
+
+fn train_group_at(
+    level: SimdLevel,
+    runs: &[(&TrainSettings, &Prepared)],
+    sweep_seed: u64,
+) -> Vec<RunOutcome> {
     assert!(
         level.is_available(),
         "this CPU cannot run SIMD level {level}"
     );
-    let run = sgd::Run::new(s, prep, sweep_seed);
+    let group = sgd::Group::new(runs, sweep_seed);
     match level {
         // SAFETY: the CPU supports the level's features (asserted above).
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => unsafe { sgd::train_avx512(run) },
+        SimdLevel::Avx512 => unsafe { sgd::train_avx512(group) },
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { sgd::train_avx2(run) },
-        _ => sgd::train_portable(run),
+        SimdLevel::Avx2 => unsafe { sgd::train_avx2(group) },
+        _ => sgd::train_portable(group),
     }
 }
 

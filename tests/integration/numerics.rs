@@ -476,3 +476,75 @@ fn every_simd_level_gives_the_same_bits() {
         }
     }
 }
+
+/// Runs that share features, batch size, seed and epochs train together (each row loaded once
+/// for all of them); every grouped run is bit-identical to the same run alone, whatever its
+/// target normalization, clipping, optimizer or init, including one that diverges.
+#[test]
+fn grouped_runs_are_bit_identical_to_the_same_runs_alone() {
+    let data = Arc::new(
+        data::lagged_levels(
+            &DataConfig {
+                n_rows: 400,
+                n_features: 12,
+                signal_lags: 3,
+                ..DataConfig::default()
+            },
+            2,
+        )
+        .unwrap(),
+    );
+    let reference = Arc::new(Reference::of(&data).unwrap());
+    let features = sweep::preprocess::Features::of(&data, &reference, Whiten::Zca, 0.0).unwrap();
+    let variant = |normalize| {
+        Prepared::with_features(
+            data.clone(),
+            reference.clone(),
+            &features,
+            Whiten::Zca,
+            0.0,
+            normalize,
+        )
+        .unwrap()
+    };
+    let (raw, normalized) = (variant(false), variant(true));
+    for batch in [1, 8] {
+        let mut members: Vec<(TrainSettings, &Prepared)> = Vec::new();
+        for (normalize, clip, optimizer) in [
+            (false, false, Optimizer::Sgd),
+            (true, true, Optimizer::Sgd),
+            (true, false, Optimizer::Adam),
+            (false, true, Optimizer::Momentum),
+        ] {
+            let mut s = settings(6, batch, 1e-2);
+            s.clip = clip;
+            s.optimizer = optimizer;
+            s.normalize_target = normalize;
+            members.push((s, if normalize { &normalized } else { &raw }));
+        }
+        let mut diverging = settings(6, batch, 1e3);
+        diverging.init = Init::Zeros;
+        members.push((diverging, &normalized));
+        let runs: Vec<(&TrainSettings, &Prepared)> = members.iter().map(|(s, p)| (s, *p)).collect();
+        let grouped = train::train_group(&runs, 3);
+        assert!(
+            grouped.iter().any(|o| o.status == Status::Diverged),
+            "the group holds a diverging run"
+        );
+        for ((s, p), together) in runs.iter().zip(&grouped) {
+            let alone = train::train(s, p, 3);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&together.params),
+                bits(&alone.params),
+                "batch {batch}: {s:?}"
+            );
+            assert_eq!(together.status, alone.status);
+            assert_eq!(together.epochs.len(), alone.epochs.len());
+            for (a, b) in together.epochs.iter().zip(&alone.epochs) {
+                assert_eq!(a.train_mse.to_bits(), b.train_mse.to_bits());
+                assert_eq!(a.weight_norm.to_bits(), b.weight_norm.to_bits());
+            }
+        }
+    }
+}
