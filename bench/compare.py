@@ -47,10 +47,13 @@ def median(values):
 
 
 def throughput(tmp, n):
-    """Sample-updates per second of one run on one thread, from the run phase of timing.toml."""
+    """Sample-updates per second of one run on one thread: the run phase of timing.toml at two
+    epoch counts, so that fixed costs (saving the run, starting the pool) cancel."""
     config = tmp / "one.toml"
     config.write_text("[train]\ninit = \"he_normal\"\n")
-    epochs = {1: 40, 4: 100, 32: 300} if not QUICK else {1: 4, 4: 8, 32: 20}
+    epochs = {1: (20, 220), 4: (20, 320), 32: (50, 650)}
+    if QUICK:
+        epochs = {1: (2, 12), 4: (2, 22), 32: (5, 45)}
     cases = []
     for batch in (1, 4, 32):
         for whiten in ("none", "zca"):
@@ -60,12 +63,16 @@ def throughput(tmp, n):
     per_epoch = {}
     for batch, whiten, clip, optimizer in cases:
         sets = [f"train.batch_size={batch}", f"train.whiten=\"{whiten}\"", f"train.clip={clip}",
-                f"train.optimizer=\"{optimizer}\"", "train.normalize_target=true",
-                f"train.epochs={epochs[batch]}"]
-        seconds = median([sweep_run(SWEEP, config, tmp / "one", sets)["run_seconds"] for _ in range(REPEATS)])
-        per_epoch[(batch, whiten, clip, optimizer)] = seconds / epochs[batch]
-        row(f"sweep {optimizer}, batch {batch}, whiten {whiten}, clip {clip}", n * epochs[batch] / seconds / 1e6,
-            "M sample-updates/s", f"({seconds / epochs[batch] * 1e3:.3f} ms/epoch)")
+                f"train.optimizer=\"{optimizer}\"", "train.normalize_target=true"]
+        e1, e2 = epochs[batch]
+
+        def run_phase(e):
+            return sweep_run(SWEEP, config, tmp / "one", sets + [f"train.epochs={e}"])["run_seconds"]
+
+        seconds = median([(run_phase(e2) - run_phase(e1)) / (e2 - e1) for _ in range(REPEATS)])
+        per_epoch[(batch, whiten, clip, optimizer)] = seconds
+        row(f"sweep {optimizer}, batch {batch}, whiten {whiten}, clip {clip}", n / seconds / 1e6,
+            "M sample-updates/s", f"({seconds * 1e3:.3f} ms/epoch)")
     return per_epoch
 
 
@@ -84,6 +91,28 @@ def python_rows(data, per_epoch):
 def run_py(*args):
     return subprocess.run([sys.executable, str(Path(__file__).parent / "baselines.py"), *map(str, args)],
                           check=True, capture_output=True, text=True).stdout
+
+
+def ceilings(data, per_epoch):
+    """This machine's limits, measured with NumPy on one thread: a streaming read of the data set
+    (a contiguous sum) and a matrix product; and how close sweep's batch-32 epoch comes to them."""
+    import numpy as np
+
+    x, _ = baselines.load(data)
+    reads = sorted(baselines.timed(np.sum, x) for _ in range(50))
+    read = reads[len(reads) // 2]
+    a = np.random.default_rng(0).standard_normal((1000, 1000))
+    products = sorted(baselines.timed(np.matmul, a, a) for _ in range(5))
+    gflops = 2e9 / products[len(products) // 2] / 1e9
+    row("streaming read of the data set (NumPy sum, 1 thread)", x.nbytes / read / 1e9, "GB/s",
+        f"({read * 1e3:.3f} ms for {x.nbytes / 1e6:.1f} MB)")
+    row("matrix product 1000 x 1000 (NumPy/OpenBLAS, 1 thread)", gflops, "GFLOP/s")
+    epoch = per_epoch[(32, "none", "true", "sgd")]
+    n, d = x.shape
+    # The epoch reads X' twice (the steps, the full pass): 4 flops per element in the steps
+    # (dot and axpy), 2 in the full pass.
+    row("sweep batch-32 epoch / two streaming reads", epoch / (2 * read), "x",
+        f"({2 * x.nbytes / epoch / 1e9:.1f} GB/s, {6 * n * d / epoch / 1e9:.2f} GFLOP/s achieved)")
 
 
 def ablation(tmp):
@@ -156,6 +185,7 @@ def main():
               file=sys.stderr)
         per_epoch = throughput(tmp, n)
         python_rows(data, per_epoch)
+        ceilings(data, per_epoch)
         wall2 = ablation(tmp)
         numpy_ablation(data, wall2)
         ols(tmp, data)

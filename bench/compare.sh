@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 source scripts/venv.sh
 py="$(venv_python requirements/ci.txt)"
 export SWEEP="${SWEEP:-${CARGO_TARGET_DIR:-target}/release/sweep}"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
 # One BLAS thread for the per-thread rows; OPENBLAS_CORETYPE would pin another kernel.
 unset OPENBLAS_CORETYPE
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
 "$py" -c "import numpy, threadpoolctl, json; print('BLAS:', json.dumps([{k: i[k] for k in ('internal_api', 'version', 'num_threads', 'architecture') if k in i} for i in threadpoolctl.threadpool_info()]))" >&2
 exec "$py" bench/compare.py
