@@ -222,13 +222,17 @@ fn a_panicking_run_is_a_failed_row_and_the_others_finish() {
     );
 }
 
-#[test]
-fn a_folder_holding_another_config_is_refused_until_fresh() {
+/// A small sweep of `epochs` epochs run to the end in a temporary folder: (folder, config, output).
+fn small_finished_sweep(
+    epochs: u32,
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("small.toml");
     std::fs::write(
         &config,
-        "[data]\nn_rows = 100\nn_features = 4\nsignal_lags = 2\n[train]\nepochs = 3\n",
+        format!(
+            "[data]\nn_rows = 100\nn_features = 4\nsignal_lags = 2\n[train]\nepochs = {epochs}\n"
+        ),
     )
     .unwrap();
     let out = dir.path().join("out");
@@ -239,6 +243,12 @@ fn a_folder_holding_another_config_is_refused_until_fresh() {
         .arg(&out)
         .assert()
         .success();
+    (dir, config, out)
+}
+
+#[test]
+fn a_folder_holding_another_config_is_refused_until_fresh() {
+    let (_dir, config, out) = small_finished_sweep(3);
     let before = std::fs::read(out.join("runs.parquet")).unwrap();
     let refused = sweep()
         .args(["run", "--quiet", "--set", "train.epochs=4"])
@@ -280,21 +290,7 @@ fn exit_and_stderr(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
 
 #[test]
 fn a_damaged_manifest_or_results_folder_is_bad_input_not_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("small.toml");
-    std::fs::write(
-        &config,
-        "[data]\nn_rows = 100\nn_features = 4\nsignal_lags = 2\n[train]\nepochs = 2\n",
-    )
-    .unwrap();
-    let out = dir.path().join("out");
-    sweep()
-        .args(["run", "--quiet"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
+    let (dir, config, out) = small_finished_sweep(2);
     let os = |s: &str| std::ffi::OsString::from(s);
     // A hand-edited hash: refused with exit 2 by `run` and `status`, naming the file (it used to panic).
     let manifest = out.join("manifest.toml");
