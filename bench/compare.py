@@ -150,7 +150,7 @@ def numpy_ablation(data, wall2):
         f"sweep is {estimate / wall2:.1f}x faster")
 
 
-def ols(tmp, data):
+def ols(data):
     timings = []
     for _ in range(REPEATS):
         start = time.perf_counter()
@@ -188,7 +188,7 @@ def main():
         ceilings(data, per_epoch)
         wall2 = ablation(tmp)
         numpy_ablation(data, wall2)
-        ols(tmp, data)
+        ols(data)
         peak_memory(tmp)
     width = max(len(r[0]) for r in ROWS)
     print(f"\n{'measurement':<{width}}  {'value':>10}  unit / comparison")

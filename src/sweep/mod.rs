@@ -62,13 +62,15 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     let prepared = pool.install(|| prepare(sweep))?;
     check_writable(&opts.out)?;
     let store = persist::Store::open(&opts.out, sweep, opts.fresh)?;
-    let saved: BTreeSet<String> = persist::load(&opts.out, sweep)?.into_keys().collect();
+    // Only the runs files are read here; the tables are built from everything saved at the end.
+    let saved: BTreeSet<String> = persist::saved_statuses(&opts.out)?.into_keys().collect();
+    let resumed = sweep.runs.iter().filter(|r| saved.contains(&r.id)).count();
     let groups = plan::groups_to_do(sweep, &saved, prepared.max_rows(), &opts.hooks);
 
     let prepared_at = Instant::now();
 
     let bar = execute::progress_bar(sweep.runs.len(), opts.quiet);
-    bar.set_position(saved.len() as u64);
+    bar.set_position(resumed as u64);
     let execution = execute::Execution {
         sweep,
         prepared: &prepared,
@@ -95,7 +97,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
             (ran_at - prepared_at).as_secs_f64(),
             ran_at.elapsed().as_secs_f64(),
             tables.rows.len(),
-            saved.len(),
+            resumed,
             pool.current_num_threads(),
             crate::train::SimdLevel::detect(),
         ),
@@ -104,7 +106,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
         tables,
         prepared,
         wall,
-        resumed: saved.len(),
+        resumed,
     })
 }
 

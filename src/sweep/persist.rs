@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use polars::prelude::*;
 
 use crate::config::{RunSpec, Sweep};
 use crate::error::{Error, Result};
@@ -184,8 +183,9 @@ impl Store {
     }
 }
 
-/// The committed parts of a folder, in file-name order: (runs frame, epochs frame) pairs.
-fn committed_parts(out: &Path) -> Result<Vec<(DataFrame, DataFrame)>> {
+/// The runs files of the committed parts of a folder, in file-name order (each part's epochs
+/// file sits beside it).
+fn committed_parts(out: &Path) -> Result<Vec<PathBuf>> {
     let dir = out.join(PARTS);
     let mut names: Vec<String> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries
@@ -197,15 +197,18 @@ fn committed_parts(out: &Path) -> Result<Vec<(DataFrame, DataFrame)>> {
         Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
     };
     names.sort();
-    names
-        .iter()
-        .map(|n| {
-            let runs = results::read_parquet(&dir.join(n))?;
-            let epochs =
-                results::read_parquet(&dir.join(n.replace(".runs.parquet", ".epochs.parquet")))?;
-            Ok((runs, epochs))
-        })
-        .collect()
+    Ok(names.iter().map(|n| dir.join(n)).collect())
+}
+
+/// Every saved run id with its status (the first copy wins), from the runs files only.
+pub fn saved_statuses(out: &Path) -> Result<BTreeMap<String, Status>> {
+    let mut saved = BTreeMap::new();
+    for runs in committed_parts(out)? {
+        for (id, status) in results::run_statuses(&results::read_parquet(&runs)?)? {
+            saved.entry(id).or_insert(status);
+        }
+    }
+    Ok(saved)
 }
 
 /// Every saved run of this sweep, by run id (the first copy wins if a run was saved twice).
@@ -213,8 +216,18 @@ pub fn load(out: &Path, sweep: &Sweep) -> Result<BTreeMap<String, (RunRow, Vec<E
     let specs: BTreeMap<&str, &RunSpec> = sweep.runs.iter().map(|r| (r.id.as_str(), r)).collect();
     let scenario_name = |i: usize| sweep.scenarios[i].name.clone();
     let mut saved = BTreeMap::new();
-    for (runs, epochs) in committed_parts(out)? {
-        let mut epochs = results::epochs_from_frame(&epochs)?;
+    for runs_path in committed_parts(out)? {
+        let epochs_path = runs_path.with_file_name(
+            runs_path
+                .file_name()
+                .map(|n| {
+                    n.to_string_lossy()
+                        .replace(".runs.parquet", ".epochs.parquet")
+                })
+                .unwrap_or_default(),
+        );
+        let runs = results::read_parquet(&runs_path)?;
+        let mut epochs = results::epochs_from_frame(&results::read_parquet(&epochs_path)?)?;
         for row in results::runs_from_frame(&runs, &specs, scenario_name)? {
             let e = epochs.remove(&row.run_id).unwrap_or_default();
             saved.entry(row.run_id.clone()).or_insert((row, e));
@@ -231,11 +244,6 @@ pub fn status_counts(out: &Path) -> Result<(Manifest, BTreeMap<String, Status>)>
             out.display()
         ))
     })?;
-    let mut saved = BTreeMap::new();
-    for (runs, _) in committed_parts(out)? {
-        for (id, status) in results::run_statuses(&runs)? {
-            saved.entry(id).or_insert(status);
-        }
-    }
+    let saved = saved_statuses(out)?;
     Ok((manifest, saved))
 }

@@ -44,7 +44,7 @@ pub struct Member<'a> {
     initial_train_mse: f64,
     epochs: Vec<EpochStats>,
     /// Diverged: takes no more steps.
-    done: bool,
+    diverged: bool,
 }
 
 /// Runs that train together, and their shared row order.
@@ -100,7 +100,7 @@ impl<'a> Member<'a> {
             sums: EpochSums::default(),
             minibatch: Minibatch::default(),
             epochs: Vec::with_capacity(s.epochs as usize),
-            done: false,
+            diverged: false,
         }
     }
 }
@@ -148,7 +148,7 @@ pub fn train_portable(group: Group) -> Vec<RunOutcome> {
 #[inline(always)]
 fn train_body(mut group: Group) -> Vec<RunOutcome> {
     for epoch in 1..=group.epochs {
-        if group.members.iter().all(|m| m.done) {
+        if group.members.iter().all(|m| m.diverged) {
             break;
         }
         shuffle_epoch(&mut group.perm, &mut group.shuffle);
@@ -171,7 +171,7 @@ fn run_epoch(group: &mut Group) {
     let mut start = 0;
     while start < n {
         let end = (start + group.batch).min(n);
-        let active = |m: &Member| !m.done && !m.sums.blew_up;
+        let active = |m: &Member| !m.diverged && !m.sums.blew_up;
         for member in group.members.iter_mut().filter(|m| active(m)) {
             member.begin_step();
         }
@@ -317,13 +317,13 @@ impl Member<'_> {
             || !train_mse.is_finite()
             || train_mse > DIVERGENCE_FACTOR * self.initial_train_mse
         {
-            self.done = true;
+            self.diverged = true;
         }
     }
 
     fn outcome(self) -> RunOutcome {
         let (s, prep) = (self.s, self.prep);
-        let status = if self.done {
+        let status = if self.diverged {
             Status::Diverged
         } else {
             let bound = (1.0 + s.converge_tol) * prep.reference.fit.mse;
@@ -360,22 +360,21 @@ fn clip_factor(s: &TrainSettings, gradient_norm: f64) -> (f64, bool) {
 fn full_passes(members: &[Member]) -> Vec<Option<(f64, f64)>> {
     let prep = members[0].prep;
     let d = prep.d();
-    let mut sse: Vec<Option<f64>> = members.iter().map(|m| (!m.done).then_some(0.0)).collect();
+    let mut sse: Vec<Option<f64>> = members
+        .iter()
+        .map(|m| (!m.diverged).then_some(0.0))
+        .collect();
     for (i, row) in prep.x.chunks_exact(d).enumerate() {
         for (member, sse) in members.iter().zip(sse.iter_mut()) {
             if let Some(sse) = sse {
-                let p = member.prep;
-                let (w, b) = member.params.split_at(d);
-                let prediction = (dot(w, row) + b[0]).mul_add(p.y_scale, p.y_mean);
-                let r = prediction - p.data.y[i];
-                *sse = r.mul_add(r, *sse);
+                *sse = add_squared_error(member.prep, &member.params, row, i, *sse);
             }
         }
     }
     members
         .iter()
         .zip(sse)
-        .map(|(m, sse)| sse.map(|sse| (sse / m.prep.n() as f64, 1.0 - sse / m.prep.sst)))
+        .map(|(m, sse)| sse.map(|sse| mse_and_r2(m.prep, sse)))
         .collect()
 }
 
@@ -383,13 +382,25 @@ fn full_passes(members: &[Member]) -> Vec<Option<(f64, f64)>> {
 /// bits at every SIMD level.
 #[inline(always)]
 pub fn full_pass(prep: &Prepared, params: &[f64]) -> (f64, f64) {
-    let d = prep.d();
-    let (w, b) = params.split_at(d);
-    let mut sse = 0.0;
-    for (row, y) in prep.x.chunks_exact(d).zip(prep.data.y.iter()) {
-        let prediction = (dot(w, row) + b[0]).mul_add(prep.y_scale, prep.y_mean);
-        let r = prediction - y;
-        sse = r.mul_add(r, sse);
-    }
+    let sse = prep
+        .x
+        .chunks_exact(prep.d())
+        .enumerate()
+        .fold(0.0, |sse, (i, row)| {
+            add_squared_error(prep, params, row, i, sse)
+        });
+    mse_and_r2(prep, sse)
+}
+
+/// `sse` plus the squared error, in original units, of row `i` (whose features are `row`).
+#[inline(always)]
+fn add_squared_error(prep: &Prepared, params: &[f64], row: &[f64], i: usize, sse: f64) -> f64 {
+    let (w, b) = params.split_at(prep.d());
+    let prediction = (dot(w, row) + b[0]).mul_add(prep.y_scale, prep.y_mean);
+    let r = prediction - prep.data.y[i];
+    r.mul_add(r, sse)
+}
+
+fn mse_and_r2(prep: &Prepared, sse: f64) -> (f64, f64) {
     (sse / prep.n() as f64, 1.0 - sse / prep.sst)
 }
