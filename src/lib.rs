@@ -19,8 +19,8 @@
 //! - [`report`]: `sweep report` and `sweep plot`, the figures, and text and Markdown tables.
 //! - [`cli`]: the command line; `main.rs` only calls it.
 //!
-//! Shared by several stages: [`error`] (the error type and exit codes), [`rng`] (seeded streams)
-//! and `enums` (named enums).
+//! Shared by several stages: [`error`] (the error type and exit codes), [`rng`] (seeded streams),
+//! [`simd`] (the run-time SIMD level) and `enums` (named enums).
 
 mod enums;
 
@@ -36,6 +36,7 @@ pub mod train;
 
 pub mod error;
 pub mod rng;
+pub mod simd;
 
 /// The tool's version, written into every table's metadata.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -9,11 +9,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use faer::Mat;
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use crate::config::{RunSpec, Whiten};
-use crate::data::Dataset;
+use crate::data::{zeroed, Dataset};
 use crate::error::{Error, Result};
 use crate::reference::{self, Reference};
 
@@ -206,13 +206,18 @@ impl Features {
             (data.x.clone(), None, None)
         } else {
             let (w, w_inv) = reference::whitening(&reference.spectrum, whiten == Whiten::Zca, eps)?;
-            let xm = reference::to_mat(&data.x, n, d, &vec![0.0; d]);
-            let xw = &xm * w.transpose();
-            let mut flat = Vec::with_capacity(n * d);
-            for i in 0..n {
-                flat.extend((0..d).map(|j| xw[(i, j)]));
-            }
-            (flat.into(), Some(w), Some(w_inv))
+            // X W^T straight from and into row-major storage: no column-major copies.
+            let mut flat = zeroed(n * d);
+            let out = Arc::get_mut(&mut flat).expect("a new allocation has one owner");
+            faer::linalg::matmul::matmul(
+                MatMut::from_row_major_slice_mut(out, n, d),
+                Accum::Replace,
+                MatRef::from_row_major_slice(&data.x, n, d),
+                w.transpose(),
+                1.0,
+                Par::Seq,
+            );
+            (flat, Some(w), Some(w_inv))
         };
         let mean = reference::column_means(&x, n, d);
         let row_norm2 = x

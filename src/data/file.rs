@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
-use super::{constant_column, standardize, Dataset};
+use super::{constant_column, standardize, zeroed, Dataset};
 use crate::error::{Error, Result};
 
 /// Reads a CSV (with a header row) or Parquet file into a data set.
@@ -82,7 +82,8 @@ impl DataFile<'_> {
         let feature_names = self.feature_names(target, features)?;
         let (n, d) = (self.frame.height(), feature_names.len());
         let y = self.numeric(target)?;
-        let mut x = vec![0.0; n * d];
+        let mut shared = zeroed(n * d);
+        let x = Arc::get_mut(&mut shared).expect("a new allocation has one owner");
         for (j, name) in feature_names.iter().enumerate() {
             for (i, v) in self.numeric(name)?.into_iter().enumerate() {
                 x[i * d + j] = v;
@@ -94,14 +95,14 @@ impl DataFile<'_> {
             )));
         }
         if standardize_features {
-            standardize(&mut x, n, d, &feature_names)?;
+            standardize(x, n, d, &feature_names)?;
         } else if let Some(j) = (0..d).find(|&j| (0..n).all(|i| x[i * d + j] == x[j])) {
             return Err(constant_column(&feature_names[j]));
         }
         Ok(Dataset {
             n,
             d,
-            x: x.into(),
+            x: shared,
             y: y.into(),
             feature_names,
             target_name: target.to_string(),

@@ -2,12 +2,14 @@
 //! its seed. Features are lagged price levels (strongly collinear, eigenvalues over ten decades);
 //! the target is a noisy combination of recent returns, scaled to an exact OLS MSE.
 
+use std::sync::Arc;
+
 use rand_distr::{Distribution, StandardNormal, StudentT};
 
-use super::{standardize, Dataset};
+use super::{standardize, zeroed, Dataset};
 use crate::config::DataConfig;
 use crate::error::{Error, Result};
-use crate::reference::fit_rows;
+use crate::reference::{Design, Factored, DD};
 use crate::rng;
 
 /// The `lagged-levels` generator. Returns follow an AR(1) with Student-t shocks; the features
@@ -42,11 +44,12 @@ pub fn lagged_levels(c: &DataConfig, seed: u64) -> Result<Dataset> {
     let beta: Vec<f64> = (0..lags).map(|_| StandardNormal.sample(&mut rng)).collect();
 
     // Row i is time t = i + d - 1: features p_t, p_{t-1}, ..., p_{t-d+1}.
-    let mut x = Vec::with_capacity(n * d);
+    let mut x = zeroed(n * d);
+    let rows = Arc::get_mut(&mut x).expect("a new allocation has one owner");
     let mut signal = Vec::with_capacity(n);
-    for i in 0..n {
+    for (i, row) in rows.chunks_exact_mut(d).enumerate() {
         let t = i + d - 1;
-        x.extend((0..d).map(|lag| levels[t - lag]));
+        row.iter_mut().enumerate().for_each(|(lag, v)| *v = levels[t - lag]);
         signal.push((0..lags).map(|j| beta[j] * returns[t - j]).sum::<f64>());
     }
     let noise_scale = ((c.nu - 2.0) / c.nu).sqrt();
@@ -59,16 +62,19 @@ pub fn lagged_levels(c: &DataConfig, seed: u64) -> Result<Dataset> {
         .collect();
 
     if c.standardize {
-        standardize(&mut x, n, d, &names(d))?;
+        standardize(rows, n, d, &names(d))?;
     }
     // Scale y so that the OLS training MSE is exactly the requested value (MSE scales as c^2).
-    let fit = fit_rows(&x, &y, n, d, true)?;
+    let design = Design::shared(x.clone(), n, d, true);
+    let y_dd: Vec<DD> = y.iter().map(|v| DD::new(*v)).collect();
+    let fit = Factored::of(&design)?.fit(&y_dd)?;
+    drop(design);
     let factor = (c.ols_mse / fit.mse).sqrt();
     y.iter_mut().for_each(|v| *v *= factor);
     Ok(Dataset {
         n,
         d,
-        x: x.into(),
+        x,
         y: y.into(),
         feature_names: names(d),
         target_name: "y".into(),

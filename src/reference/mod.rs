@@ -1,17 +1,20 @@
 //! The exact least-squares reference every run is measured against, and the linear algebra it
-//! rests on: double-double arithmetic (`dd`), the refined OLS solver (`ols`), the covariance
+//! rests on: double-double arithmetic (`dd`), the design and its double-double products
+//! (`design`), the refined OLS solver (`ols`), the covariance
 //! spectrum and whitening (`spectrum`), the NIST StRD check of the solver (`nist`), and small
 //! vector helpers (`vector`). Nothing here knows about configs or training.
 
 mod dd;
+mod design;
 pub mod nist;
 mod ols;
 mod spectrum;
 mod vector;
 
 pub use dd::DD;
-pub use ols::{fit, fit_rows, rank_tolerance, Design, Fit};
-pub use spectrum::{to_mat, whitening, Spectrum};
+pub use design::Design;
+pub use ols::{fit, fit_rows, rank_tolerance, Factored, Fit};
+pub use spectrum::{whitening, Spectrum};
 pub use vector::{column_means, dot, norm};
 
 use crate::data::Dataset;
@@ -29,8 +32,12 @@ pub struct Reference {
 
 impl Reference {
     pub fn of(data: &Dataset) -> Result<Reference> {
-        let fit = fit_rows(&data.x, &data.y, data.n, data.d, true)?;
-        let spectrum = Spectrum::of(&data.x, data.n, data.d)?;
+        // One factorization of the design serves the fit and the covariance spectrum.
+        let design = Design::shared(data.x.clone(), data.n, data.d, true);
+        let factored = Factored::of(&design)?;
+        let y: Vec<DD> = data.y.iter().map(|v| DD::new(*v)).collect();
+        let fit = factored.fit(&y)?;
+        let spectrum = Spectrum::of_centred(&factored.centred_triangle(), data.n)?;
         let weight_norm = norm(&fit.coefficients);
         Ok(Reference {
             fit,

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use super::dd::DD;
-use super::ols::{self, Design};
+use super::design::Design;
+use super::ols;
 use crate::error::{Error, Result};
 
 /// The 11 datasets, with their model: polynomial degree in one predictor (or the number of
@@ -121,15 +122,11 @@ pub fn design(file: &StrdFile, model: Model, precision: Precision) -> Option<(De
         Model::Polynomial(d, intercept) => (intercept, d, 1),
         Model::Linear => (true, 1, predictors),
     };
-    let columns = (0..k)
+    let columns: Vec<Vec<DD>> = (0..k)
         .map(|j| parsed.iter().map(|r| r[j + 1]).collect())
         .collect();
-    let mut design = Design {
-        n,
-        columns,
-        names: (1..=k).map(|j| format!("x{j}")).collect(),
-        intercept,
-    };
+    let names = (1..=k).map(|j| format!("x{j}")).collect();
+    let mut design = Design::from_columns(&columns, n, names, intercept);
     if degree > 1 {
         design.add_powers(0, degree);
     }

@@ -1,91 +1,23 @@
 //! The exact least-squares reference: OLS by Householder QR of a centred, column-scaled copy of
-//! the design, then iterative refinement of the augmented system
+//! the design (factored in place, Q applied from its Householder vectors, never formed), then iterative refinement of the augmented system
 //! `[I A; A^T 0] [r; x] = [y; 0]` (Björck) whose residuals are computed in double-double against
 //! the design as given. Refining the residual together with the solution converges at a rate
 //! of about `cond * eps`, where refining the solution alone would need `cond^2 * eps < 1`.
 //!
-//! Rank is decided from the singular values of the scaled design (documented tolerance
+//! Rank is decided from the singular values of the scaled design, taken from its triangular
+//! factor (documented tolerance
 //! [`rank_tolerance`]); a rank-deficient design gets the minimum-norm solution (intercept not
 //! penalized) and reports its rank. The normal equations are never formed.
 
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::householder;
+use faer::linalg::qr::no_pivoting::factor as qr;
 use faer::prelude::*;
-use faer::Mat;
+use faer::{Conj, Mat, Par};
 
+use super::design::Design;
 use super::dd::DD;
 use crate::error::{Error, Result};
-
-/// A design matrix in double-double, column by column, without the intercept column.
-#[derive(Clone, Debug)]
-pub struct Design {
-    pub n: usize,
-    /// Column `j` holds feature `j` for every row.
-    pub columns: Vec<Vec<DD>>,
-    pub names: Vec<String>,
-    pub intercept: bool,
-}
-
-impl Design {
-    /// From a row-major f64 matrix.
-    pub fn from_rows(x: &[f64], n: usize, d: usize, intercept: bool) -> Design {
-        let columns = (0..d)
-            .map(|j| (0..n).map(|i| DD::new(x[i * d + j])).collect())
-            .collect();
-        Design {
-            n,
-            columns,
-            names: (0..d).map(|j| format!("x{j}")).collect(),
-            intercept,
-        }
-    }
-
-    /// Adds the powers `2..=degree` of column `j`, formed in double-double, after the last column.
-    pub fn add_powers(&mut self, j: usize, degree: u32) {
-        for k in 2..=degree {
-            let column: Vec<DD> = self.columns[j].iter().map(|v| v.powi(k)).collect();
-            self.columns.push(column);
-            self.names.push(format!("{}^{k}", self.names[j]));
-        }
-    }
-
-    fn k(&self) -> usize {
-        self.columns.len()
-    }
-
-    /// `y - A x` in double-double (A as given; `x` includes the intercept first when there is one).
-    fn residual(&self, y: &[DD], x: &[f64]) -> Vec<DD> {
-        let offset = usize::from(self.intercept);
-        (0..self.n)
-            .map(|i| {
-                let mut acc = y[i];
-                if self.intercept {
-                    acc = acc.add_f64(-x[0]);
-                }
-                for (j, column) in self.columns.iter().enumerate() {
-                    acc = acc - column[i].mul_f64(x[j + offset]);
-                }
-                acc
-            })
-            .collect()
-    }
-
-    /// `A^T r` in double-double.
-    fn transpose_times(&self, r: &[f64]) -> Vec<f64> {
-        let mut out = Vec::with_capacity(self.k() + 1);
-        if self.intercept {
-            out.push(r.iter().fold(DD::ZERO, |acc, v| acc.add_f64(*v)).to_f64());
-        }
-        for column in &self.columns {
-            out.push(
-                column
-                    .iter()
-                    .zip(r)
-                    .fold(DD::ZERO, |acc, (a, ri)| acc + a.mul_f64(*ri))
-                    .to_f64(),
-            );
-        }
-        out
-    }
-}
 
 /// Relative singular-value cut-off for rank: `max(n, p) * f64::EPSILON` of the largest, on the
 /// centred design with unit-norm columns.
@@ -119,43 +51,7 @@ pub struct Fit {
 
 /// Fits `y ~ [1] + A x`.
 pub fn fit(design: &Design, y: &[DD]) -> Result<Fit> {
-    let n = design.n;
-    let k = design.k();
-    let p = k + usize::from(design.intercept);
-    if n <= k {
-        return Err(Error::Data(format!(
-            "{n} rows cannot determine {k} coefficients: least squares needs more rows than features"
-        )));
-    }
-    if p == 0 {
-        return Err(Error::Data(
-            "the design has no column and no intercept".into(),
-        ));
-    }
-    let scaled = Scaled::of(design);
-    let (rank, condition_number) = rank_and_condition(&scaled.m, n, p)?;
-    let (x, steps) = if rank == p {
-        refine(design, &scaled, y)?
-    } else {
-        let y_f64: Vec<f64> = y.iter().map(|v| v.to_f64()).collect();
-        (minimum_norm(design, &y_f64, &scaled.means, rank)?, 0)
-    };
-    let (sse, r2) = goodness_of_fit(design, y, &x);
-    let offset = usize::from(design.intercept);
-    let dof = n.saturating_sub(rank) as f64;
-    Ok(Fit {
-        coefficients: x[offset..].to_vec(),
-        intercept: design.intercept.then(|| x[0]),
-        mse: sse / n as f64,
-        residual_sd: (sse / dof).sqrt(),
-        r2,
-        rank,
-        condition_number,
-        sse,
-        n,
-        p,
-        refinement_steps: steps,
-    })
+    Factored::of(design)?.fit(y)
 }
 
 /// OLS on a row-major `n x d` f64 design (each value exact in double-double).
@@ -165,50 +61,287 @@ pub fn fit_rows(x: &[f64], y: &[f64], n: usize, d: usize, intercept: bool) -> Re
     fit(&design, &y)
 }
 
-/// The design centred (with an intercept) and with unit-norm columns, `M = A T D`, and the maps
-/// between its solution `z` and the design's `x = T D z`.
-struct Scaled {
-    m: Mat<f64>,
+/// A design scaled and factored once: the Householder QR of its centred copy with unit-norm
+/// columns `M = A T D`, factored in place (Q is never formed: it is applied from its Householder
+/// vectors), with the rank and condition number. Fits any target against the design.
+pub struct Factored<'a> {
+    design: &'a Design,
+    scaling: Scaling,
+    /// Householder vectors of Q below a unit diagonal, zeros above (faer's basis of Q).
+    basis: Mat<f64>,
+    /// faer's block Householder factors.
+    coeff: Mat<f64>,
+    /// The `p x p` upper triangular factor.
+    r: Mat<f64>,
+    rank: usize,
+    condition_number: f64,
+}
+
+impl<'a> Factored<'a> {
+    pub fn of(design: &'a Design) -> Result<Factored<'a>> {
+        let n = design.n;
+        let k = design.k();
+        let p = k + usize::from(design.intercept);
+        if n <= k {
+            return Err(Error::Data(format!(
+                "{n} rows cannot determine {k} coefficients: least squares needs more rows than features"
+            )));
+        }
+        if p == 0 {
+            return Err(Error::Data(
+                "the design has no column and no intercept".into(),
+            ));
+        }
+        let scaling = Scaling::of(design);
+        let mut basis = scaling.matrix(design);
+        let block = qr::recommended_block_size::<f64>(n, p);
+        let mut coeff = Mat::zeros(block, p);
+        let scratch = qr::qr_in_place_scratch::<f64>(n, p, block, Par::Seq, Default::default());
+        qr::qr_in_place(
+            basis.as_mut(),
+            coeff.as_mut(),
+            Par::Seq,
+            MemStack::new(&mut MemBuffer::new(scratch)),
+            Default::default(),
+        );
+        let r = Mat::from_fn(p, p, |i, j| if i <= j { basis[(i, j)] } else { 0.0 });
+        for j in 0..p {
+            for i in 0..=j {
+                basis[(i, j)] = if i == j { 1.0 } else { 0.0 };
+            }
+        }
+        let (rank, condition_number) = rank_and_condition(&r, n, p)?;
+        Ok(Factored {
+            design,
+            scaling,
+            basis,
+            coeff,
+            r,
+            rank,
+            condition_number,
+        })
+    }
+
+    /// The least-squares fit of `y` (one value per row).
+    pub fn fit(&self, y: &[DD]) -> Result<Fit> {
+        let design = self.design;
+        let (n, p) = (design.n, self.r.ncols());
+        assert_eq!(y.len(), n, "one target value per row");
+        let (x, steps) = if self.rank == p {
+            self.refine(y)
+        } else {
+            let y_f64: Vec<f64> = y.iter().map(|v| v.to_f64()).collect();
+            (minimum_norm(design, &y_f64, &self.scaling.means, self.rank)?, 0)
+        };
+        let (sse, r2) = goodness_of_fit(design, y, &x);
+        let offset = usize::from(design.intercept);
+        let dof = n.saturating_sub(self.rank) as f64;
+        Ok(Fit {
+            coefficients: x[offset..].to_vec(),
+            intercept: design.intercept.then(|| x[0]),
+            mse: sse / n as f64,
+            residual_sd: (sse / dof).sqrt(),
+            r2,
+            rank: self.rank,
+            condition_number: self.condition_number,
+            sse,
+            n,
+            p,
+            refinement_steps: steps,
+        })
+    }
+
+    /// The triangular factor `R_c` of the centred design in its own units (`A_c = Q_c R_c`,
+    /// `k x k`): the trailing block of `R`, its columns scaled back. Needs an intercept, since
+    /// only then is the design centred.
+    pub fn centred_triangle(&self) -> Mat<f64> {
+        assert!(self.design.intercept, "the centred factor needs an intercept");
+        let k = self.design.k();
+        let scale = &self.scaling.scale;
+        Mat::from_fn(k, k, |i, j| {
+            let s = scale[j + 1];
+            if i <= j && s > 0.0 {
+                self.r[(i + 1, j + 1)] / s
+            } else {
+                0.0
+            }
+        })
+    }
+
+    /// Augmented-system refinement with double-double residuals, from `x = 0`, `r = 0`.
+    fn refine(&self, y: &[DD]) -> (Vec<f64>, usize) {
+        let (design, scaling) = (self.design, &self.scaling);
+        let (n, p) = (design.n, self.r.ncols());
+        let mut x = vec![0.0; p];
+        let mut r = vec![0.0; n];
+        let mut last = f64::INFINITY;
+        let mut steps = 0;
+        for _ in 0..30 {
+            // f = y - r - A x and g = -M^T r, in double-double against the design as given.
+            let f: Vec<f64> = design
+                .residual(y, &x)
+                .iter()
+                .zip(&r)
+                .map(|(a, ri)| a.add_f64(-ri).to_f64())
+                .collect();
+            let g: Vec<f64> = scaling
+                .transpose_times_from(&design.transpose_times(&r))
+                .iter()
+                .map(|v| -v)
+                .collect();
+            let h = self.solve_rt(&g);
+            let d1 = self.qt(&f);
+            let diff: Vec<f64> = d1.iter().zip(&h).map(|(a, b)| a - b).collect();
+            let dz = self.solve_r(&diff);
+            let q_diff = self.q(&diff);
+            let dx = scaling.to_x(&dz);
+            // Norm-wise relative size of the correction.
+            let scale_x = x
+                .iter()
+                .zip(&dx)
+                .map(|(a, b)| (a + b).abs())
+                .fold(0.0, f64::max);
+            let size =
+                dx.iter().map(|d| d.abs()).fold(0.0, f64::max) / scale_x.max(f64::MIN_POSITIVE);
+            if !size.is_finite() || (steps > 0 && size >= last) {
+                break;
+            }
+            x.iter_mut().zip(&dx).for_each(|(a, b)| *a += b);
+            r.iter_mut()
+                .zip(f.iter().zip(&q_diff))
+                .for_each(|(ri, (fi, qi))| *ri += fi - qi);
+            steps += 1;
+            last = size;
+            if size <= f64::EPSILON / 4.0 {
+                break;
+            }
+        }
+        (x, steps)
+    }
+
+    /// Solves `R u = v` by back substitution.
+    fn solve_r(&self, v: &[f64]) -> Vec<f64> {
+        let p = self.r.ncols();
+        let mut u = vec![0.0; p];
+        for i in (0..p).rev() {
+            let s: f64 = (i + 1..p).map(|j| self.r[(i, j)] * u[j]).sum();
+            u[i] = (v[i] - s) / self.r[(i, i)];
+        }
+        u
+    }
+
+    /// Solves `R^T u = v` by forward substitution.
+    fn solve_rt(&self, v: &[f64]) -> Vec<f64> {
+        let p = self.r.ncols();
+        let mut u = vec![0.0; p];
+        for i in 0..p {
+            let s: f64 = (0..i).map(|j| self.r[(j, i)] * u[j]).sum();
+            u[i] = (v[i] - s) / self.r[(i, i)];
+        }
+        u
+    }
+
+    /// `Q^T v`, the first `p` entries (thin Q).
+    fn qt(&self, v: &[f64]) -> Vec<f64> {
+        let mut column = Mat::from_fn(v.len(), 1, |i, _| v[i]);
+        let scratch = householder::apply_block_householder_sequence_transpose_on_the_left_in_place_scratch::<f64>(
+            self.basis.nrows(),
+            self.coeff.nrows(),
+            1,
+        );
+        householder::apply_block_householder_sequence_transpose_on_the_left_in_place_with_conj(
+            self.basis.as_ref(),
+            self.coeff.as_ref(),
+            Conj::No,
+            column.as_mut(),
+            Par::Seq,
+            MemStack::new(&mut MemBuffer::new(scratch)),
+        );
+        (0..self.r.ncols()).map(|i| column[(i, 0)]).collect()
+    }
+
+    /// `Q u` (thin Q: `u` has `p` entries).
+    fn q(&self, u: &[f64]) -> Vec<f64> {
+        let n = self.basis.nrows();
+        let mut column = Mat::from_fn(n, 1, |i, _| u.get(i).copied().unwrap_or(0.0));
+        let scratch = householder::apply_block_householder_sequence_on_the_left_in_place_scratch::<f64>(
+            n,
+            self.coeff.nrows(),
+            1,
+        );
+        householder::apply_block_householder_sequence_on_the_left_in_place_with_conj(
+            self.basis.as_ref(),
+            self.coeff.as_ref(),
+            Conj::No,
+            column.as_mut(),
+            Par::Seq,
+            MemStack::new(&mut MemBuffer::new(scratch)),
+        );
+        column.col(0).iter().copied().collect()
+    }
+}
+
+/// The centring and column scaling `M = A T D` of a design, and the maps between the solution
+/// `z` of `M` and the design's `x = T D z`.
+struct Scaling {
     means: Vec<f64>,
     scale: Vec<f64>,
     intercept: bool,
 }
 
-impl Scaled {
-    fn of(design: &Design) -> Scaled {
+impl Scaling {
+    /// Column means in double-double (with an intercept) and the inverse norms of the centred columns.
+    fn of(design: &Design) -> Scaling {
         let (n, k) = (design.n, design.k());
         let offset = usize::from(design.intercept);
-        let p = k + offset;
-        let means: Vec<f64> = design
-            .columns
-            .iter()
-            .map(|c| {
-                if design.intercept {
-                    c.iter().fold(DD::ZERO, |a, v| a + *v).to_f64() / n as f64
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let centred = |j: usize, i: usize| (design.columns[j][i].add_f64(-means[j])).to_f64();
-        let mut scale = vec![1.0 / (n as f64).sqrt(); p];
+        let means: Vec<f64> = if design.intercept {
+            design
+                .column_sums()
+                .iter()
+                .map(|s| s.to_f64() / n as f64)
+                .collect()
+        } else {
+            vec![0.0; k]
+        };
+        let mut norm2 = vec![0.0; k];
+        let mut row = vec![0.0; k];
+        for i in 0..n {
+            centred_row(design, i, 0..k, &means, &mut row);
+            norm2.iter_mut().zip(&row).for_each(|(s, c)| *s += c * c);
+        }
+        let mut scale = vec![1.0 / (n as f64).sqrt(); k + offset];
         for j in 0..k {
-            let norm = (0..n).map(|i| centred(j, i).powi(2)).sum::<f64>().sqrt();
+            let norm = norm2[j].sqrt();
             scale[j + offset] = if norm > 0.0 { 1.0 / norm } else { 0.0 };
         }
-        let m = Mat::from_fn(n, p, |i, c| {
-            if design.intercept && c == 0 {
-                scale[0]
-            } else {
-                centred(c - offset, i) * scale[c]
-            }
-        });
-        Scaled {
-            m,
+        Scaling {
             means,
             scale,
             intercept: design.intercept,
         }
+    }
+
+    /// `M`, column-major, written in blocks of eight columns so that each row's values are read
+    /// from one cache line.
+    fn matrix(&self, design: &Design) -> Mat<f64> {
+        const BLOCK: usize = 8;
+        let (n, k) = (design.n, design.k());
+        let offset = usize::from(self.intercept);
+        let mut m = Mat::zeros(n, k + offset);
+        if self.intercept {
+            m.col_mut(0).fill(self.scale[0]);
+        }
+        let mut row = vec![0.0; k];
+        for start in (0..k).step_by(BLOCK) {
+            let end = (start + BLOCK).min(k);
+            for i in 0..n {
+                centred_row(design, i, start..end, &self.means, &mut row);
+                for j in start..end {
+                    m[(i, j + offset)] = row[j] * self.scale[j + offset];
+                }
+            }
+        }
+        m
     }
 
     /// `x = T D z`.
@@ -235,13 +368,35 @@ impl Scaled {
     }
 }
 
+/// Columns `columns` of row `i` of the design minus their means (into the same places of
+/// `out`), each value rounded once from double-double.
+fn centred_row(
+    design: &Design,
+    i: usize,
+    columns: std::ops::Range<usize>,
+    means: &[f64],
+    out: &mut [f64],
+) {
+    if design.has_low_parts() {
+        for j in columns {
+            out[j] = design.value(i, j).add_f64(-means[j]).to_f64();
+        }
+    } else {
+        // An f64 minus an f64, rounded once: the same value as the double-double route.
+        let k = design.k();
+        let row = &design.rows()[i * k..(i + 1) * k];
+        for j in columns {
+            out[j] = row[j] - means[j];
+        }
+    }
+}
+
 /// Rank (singular values above [`rank_tolerance`] of the largest) and condition number of the
-/// scaled design.
-fn rank_and_condition(m: &Mat<f64>, n: usize, p: usize) -> Result<(usize, f64)> {
-    let svd = m
-        .thin_svd()
+/// scaled design, from its triangular factor (same singular values).
+fn rank_and_condition(r: &Mat<f64>, n: usize, p: usize) -> Result<(usize, f64)> {
+    let s = r
+        .singular_values()
         .map_err(|e| Error::Numerical(format!("singular value decomposition failed: {e:?}")))?;
-    let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
     let s_max = s.iter().copied().fold(0.0, f64::max);
     let cutoff = s_max * rank_tolerance(n, p);
     let rank = s.iter().filter(|&&v| v > cutoff).count();
@@ -277,117 +432,11 @@ fn goodness_of_fit(design: &Design, y: &[DD], x: &[f64]) -> (f64, f64) {
     (sse.to_f64(), r2)
 }
 
-/// The thin QR factors of the scaled design and the four products refinement needs.
-struct ThinQr {
-    q: Mat<f64>,
-    r: Mat<f64>,
-}
-
-impl ThinQr {
-    fn of(m: &Mat<f64>) -> ThinQr {
-        let qr = m.qr();
-        ThinQr {
-            q: qr.compute_thin_Q(),
-            r: qr.thin_R().to_owned(),
-        }
-    }
-
-    /// Solves `R u = v` by back substitution (R is p x p upper triangular).
-    fn solve_r(&self, v: &[f64]) -> Vec<f64> {
-        let p = self.r.ncols();
-        let mut u = vec![0.0; p];
-        for i in (0..p).rev() {
-            let s: f64 = (i + 1..p).map(|j| self.r[(i, j)] * u[j]).sum();
-            u[i] = (v[i] - s) / self.r[(i, i)];
-        }
-        u
-    }
-
-    /// Solves `R^T u = v` by forward substitution.
-    fn solve_rt(&self, v: &[f64]) -> Vec<f64> {
-        let p = self.r.ncols();
-        let mut u = vec![0.0; p];
-        for i in 0..p {
-            let s: f64 = (0..i).map(|j| self.r[(j, i)] * u[j]).sum();
-            u[i] = (v[i] - s) / self.r[(i, i)];
-        }
-        u
-    }
-
-    /// `Q^T v`.
-    fn qt(&self, v: &[f64]) -> Vec<f64> {
-        let (n, p) = (self.q.nrows(), self.q.ncols());
-        (0..p)
-            .map(|c| (0..n).map(|i| self.q[(i, c)] * v[i]).sum())
-            .collect()
-    }
-
-    /// `Q u`.
-    fn qv(&self, u: &[f64]) -> Vec<f64> {
-        let (n, p) = (self.q.nrows(), self.q.ncols());
-        (0..n)
-            .map(|i| (0..p).map(|c| self.q[(i, c)] * u[c]).sum())
-            .collect()
-    }
-}
-
-/// QR of the scaled design, then augmented-system refinement with double-double residuals.
-fn refine(design: &Design, scaled: &Scaled, y: &[DD]) -> Result<(Vec<f64>, usize)> {
-    let (n, p) = (scaled.m.nrows(), scaled.m.ncols());
-    let qr = ThinQr::of(&scaled.m);
-    let mut x = vec![0.0; p];
-    let mut r = vec![0.0; n];
-    let mut last = f64::INFINITY;
-    let mut steps = 0;
-    for _ in 0..30 {
-        // f = y - r - A x and g = -M^T r, in double-double against the design as given.
-        let f: Vec<f64> = design
-            .residual(y, &x)
-            .iter()
-            .zip(&r)
-            .map(|(a, ri)| a.add_f64(-ri).to_f64())
-            .collect();
-        let g: Vec<f64> = scaled
-            .transpose_times_from(&design.transpose_times(&r))
-            .iter()
-            .map(|v| -v)
-            .collect();
-        let h = qr.solve_rt(&g);
-        let d1 = qr.qt(&f);
-        let diff: Vec<f64> = d1.iter().zip(&h).map(|(a, b)| a - b).collect();
-        let dz = qr.solve_r(&diff);
-        let q_diff = qr.qv(&diff);
-        let dx = scaled.to_x(&dz);
-        // Norm-wise relative size of the correction.
-        let scale_x = x
-            .iter()
-            .zip(&dx)
-            .map(|(a, b)| (a + b).abs())
-            .fold(0.0, f64::max);
-        let size = dx.iter().map(|d| d.abs()).fold(0.0, f64::max) / scale_x.max(f64::MIN_POSITIVE);
-        if !size.is_finite() || (steps > 0 && size >= last) {
-            break;
-        }
-        x.iter_mut().zip(&dx).for_each(|(a, b)| *a += b);
-        r.iter_mut()
-            .zip(f.iter().zip(&q_diff))
-            .for_each(|(ri, (fi, qi))| *ri += fi - qi);
-        steps += 1;
-        last = size;
-        if size <= f64::EPSILON / 4.0 {
-            break;
-        }
-    }
-    Ok((x, steps))
-}
-
 /// Minimum-norm solution of a rank-deficient design: truncated pseudo-inverse of the centred
 /// (unscaled) design; the intercept, unpenalized, follows from the means.
 fn minimum_norm(design: &Design, y: &[f64], means: &[f64], rank: usize) -> Result<Vec<f64>> {
     let (n, k) = (design.n, design.k());
-    let a = Mat::from_fn(n, k, |i, j| {
-        design.columns[j][i].add_f64(-means[j]).to_f64()
-    });
+    let a = Mat::from_fn(n, k, |i, j| design.value(i, j).add_f64(-means[j]).to_f64());
     let y_mean = if design.intercept {
         y.iter().sum::<f64>() / n as f64
     } else {

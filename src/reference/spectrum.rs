@@ -1,18 +1,13 @@
 //! The spectrum of the feature covariance and the whitening matrices built from it, on top of
-//! faer. The spectrum comes from the thin SVD of the centred design (never a formed covariance),
-//! so small eigenvalues keep their accuracy. This module knows nothing of configs or training.
+//! faer. The spectrum comes from the SVD of the triangular QR factor of the centred design, the
+//! factor the OLS reference computes anyway (never a formed covariance), so small eigenvalues
+//! keep their accuracy. This module knows nothing of configs or training.
 
 use faer::{Mat, MatRef};
 
-use super::ols::rank_tolerance;
-use super::vector::column_means;
+use super::design::Design;
+use super::ols::{rank_tolerance, Factored};
 use crate::error::{Error, Result};
-
-/// Builds a column-major faer matrix from a row-major `n x d` slice, subtracting `shift[j]`
-/// from column `j`.
-pub fn to_mat(x: &[f64], n: usize, d: usize, shift: &[f64]) -> Mat<f64> {
-    Mat::from_fn(n, d, |i, j| x[i * d + j] - shift[j])
-}
 
 /// Eigen-decomposition of the feature covariance `Xc^T Xc / n`, from the thin SVD of the
 /// centred design (more accurate for small eigenvalues than decomposing the covariance).
@@ -29,9 +24,16 @@ pub struct Spectrum {
 impl Spectrum {
     /// The spectrum of a row-major `n x d` matrix's covariance.
     pub fn of(x: &[f64], n: usize, d: usize) -> Result<Spectrum> {
-        let means = column_means(x, n, d);
-        let xc = to_mat(x, n, d, &means);
-        let (s, _, v) = thin_svd(xc.as_ref())?;
+        let design = Design::from_rows(x, n, d, true);
+        Spectrum::of_centred(&Factored::of(&design)?.centred_triangle(), n)
+    }
+
+    /// The spectrum from the triangular factor `R_c` of the centred design (`Xc = Q_c R_c`):
+    /// `Xc` and `R_c` share singular values and right singular vectors, so the SVD of the small
+    /// `d x d` factor gives the eigen-decomposition of `Xc^T Xc / n`.
+    pub fn of_centred(r_c: &Mat<f64>, n: usize) -> Result<Spectrum> {
+        let d = r_c.ncols();
+        let (s, _, v) = thin_svd(r_c.as_ref())?;
         let scale = 1.0 / (n as f64);
         let eigenvalues: Vec<f64> = s.iter().map(|s| s * s * scale).collect();
         let rank = numerical_rank(&s, n, d);

@@ -4,62 +4,12 @@
 //! to sum `j % PARTIALS`, combined by a fixed tree; every multiply-add is a fused one (`mul_add`).
 //! So the order of operations, and with it every bit of the result, does not depend on how many
 //! lanes the CPU has: a 2-lane, 4-lane or 8-lane build computes the same numbers. The loop that
-//! calls these kernels is compiled once per [`SimdLevel`] (with `#[target_feature]`, chosen at run
+//! calls these kernels is compiled once per [`SimdLevel`](crate::simd::SimdLevel) (with `#[target_feature]`, chosen at run
 //! time for the CPU at hand, never by a build flag), so the compiler can map the partial sums to
 //! the widest registers and the fused multiply-adds to FMA instructions.
 
-use crate::enums::named_enum;
-
 /// Partial sums of every reduction, whatever the SIMD width.
 pub const PARTIALS: usize = 16;
-
-named_enum! {
-    /// The instruction set the training loop is compiled for.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-    pub enum SimdLevel {
-        /// Any CPU: the compiler's baseline target (`mul_add` may be a library call).
-        Portable => "portable",
-        /// x86-64 with AVX2 and FMA.
-        Avx2 => "avx2",
-        /// x86-64 with AVX-512 (F, VL) and FMA.
-        Avx512 => "avx512",
-    }
-}
-
-impl SimdLevel {
-    /// Whether this CPU can run code compiled for `self`.
-    pub fn is_available(self) -> bool {
-        match self {
-            SimdLevel::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
-            #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx512 => {
-                std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
-        }
-    }
-
-    /// The widest level this CPU runs (detected once).
-    pub fn detect() -> SimdLevel {
-        static LEVEL: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
-        *LEVEL.get_or_init(|| {
-            SimdLevel::ALL
-                .iter()
-                .rev()
-                .copied()
-                .find(|l| l.is_available())
-                .unwrap_or(SimdLevel::Portable)
-        })
-    }
-}
 
 /// Combines the partial sums by a fixed pairwise tree.
 #[inline(always)]
@@ -206,11 +156,5 @@ mod tests {
             }
             assert_eq!(dot(&a, &b).to_bits(), combine(acc).to_bits(), "n = {n}");
         }
-    }
-
-    #[test]
-    fn the_detected_level_is_available_and_portable_always_is() {
-        assert!(SimdLevel::Portable.is_available());
-        assert!(SimdLevel::detect().is_available());
     }
 }

@@ -12,7 +12,7 @@ mod sgd;
 mod spectral;
 
 pub use init::{initial_params, shuffle_epoch};
-pub use kernel::SimdLevel;
+pub use crate::simd::SimdLevel;
 pub use spectral::{diagnose, Diagnosis, SIGNAL_SHARE};
 
 use crate::config::TrainSettings;

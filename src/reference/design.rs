@@ -1,0 +1,305 @@
+//! The design matrix of the least-squares reference and the double-double products its
+//! refinement needs: residuals `y - A x` and transposed products `A^T r`.
+//!
+//! Values are kept row-major, as the data set holds them, and shared with it rather than copied
+//! (at 100,000 x 1,000 a copy is 800 MB). A value is an f64 `hi` plus an optional low part `lo`
+//! (decimals parsed to double-double and polynomial terms formed in double-double, as the NIST
+//! check needs). The products accumulate compensated sums (an error-free product by fused
+//! multiply-add, an error-free sum, the errors summed apart) in a fixed order: residuals in
+//! [`LANES`] partial sums per row, element `j` to sum `j % LANES`; transposed products one sum per
+//! column, row after row. They are compiled once per [`SimdLevel`] and give the same bits at each.
+
+use std::sync::Arc;
+
+use super::dd::{two_sum, DD};
+use crate::simd::SimdLevel;
+
+/// Calls `name_avx512`, `name_avx2` or `name_portable` for the level.
+macro_rules! dispatch {
+    ($level:expr, $name:ident($($arg:expr),*)) => {{
+        let level: SimdLevel = $level;
+        assert!(level.is_available(), "this CPU cannot run SIMD level {level}");
+        match level {
+            // SAFETY: the CPU has the level's features (asserted above).
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => unsafe { kernels::avx512::$name($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2 => unsafe { kernels::avx2::$name($($arg),*) },
+            _ => kernels::portable::$name($($arg),*),
+        }
+    }};
+}
+
+/// Partial sums of each row's dot product, whatever the SIMD width.
+pub const LANES: usize = 16;
+
+/// A design matrix `n x k`, without the intercept column.
+#[derive(Clone, Debug)]
+pub struct Design {
+    pub n: usize,
+    k: usize,
+    /// Row-major `n x k`.
+    hi: Arc<[f64]>,
+    /// Low parts, row-major; `None` when every value is an f64.
+    lo: Option<Arc<[f64]>>,
+    pub names: Vec<String>,
+    pub intercept: bool,
+}
+
+impl Design {
+    /// From a row-major f64 matrix (copied).
+    pub fn from_rows(x: &[f64], n: usize, d: usize, intercept: bool) -> Design {
+        Design::shared(x.into(), n, d, intercept)
+    }
+
+    /// From a row-major f64 matrix shared with the data set (not copied).
+    pub fn shared(x: Arc<[f64]>, n: usize, d: usize, intercept: bool) -> Design {
+        assert_eq!(x.len(), n * d, "a design of {n} x {d} needs {} values", n * d);
+        Design {
+            n,
+            k: d,
+            hi: x,
+            lo: None,
+            names: (0..d).map(|j| format!("x{j}")).collect(),
+            intercept,
+        }
+    }
+
+    /// From double-double columns, each of `n` values.
+    pub fn from_columns(columns: &[Vec<DD>], n: usize, names: Vec<String>, intercept: bool) -> Design {
+        let k = columns.len();
+        assert!(columns.iter().all(|c| c.len() == n) && names.len() == k);
+        let at = |part: fn(&DD) -> f64| -> Arc<[f64]> {
+            (0..n * k).map(|v| part(&columns[v % k][v / k])).collect()
+        };
+        let lo = at(|v| v.lo);
+        Design {
+            n,
+            k,
+            hi: at(|v| v.hi),
+            lo: lo.iter().any(|v| *v != 0.0).then_some(lo),
+            names,
+            intercept,
+        }
+    }
+
+    /// Columns, the intercept not counted.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Whether some value has a low part (is not an f64).
+    pub(super) fn has_low_parts(&self) -> bool {
+        self.lo.is_some()
+    }
+
+    /// The f64 parts of the values, row-major.
+    pub(super) fn rows(&self) -> &[f64] {
+        &self.hi
+    }
+
+    /// Row `i`, column `j`.
+    pub fn value(&self, i: usize, j: usize) -> DD {
+        let at = i * self.k + j;
+        DD {
+            hi: self.hi[at],
+            lo: self.lo.as_ref().map_or(0.0, |lo| lo[at]),
+        }
+    }
+
+    /// Adds the powers `2..=degree` of column `j`, formed in double-double, after the last column.
+    pub fn add_powers(&mut self, j: usize, degree: u32) {
+        let column = |c: usize| -> Vec<DD> { (0..self.n).map(|i| self.value(i, c)).collect() };
+        let mut columns: Vec<Vec<DD>> = (0..self.k).map(column).collect();
+        let mut names = self.names.clone();
+        for power in 2..=degree {
+            columns.push(columns[j].iter().map(|v| v.powi(power)).collect());
+            names.push(format!("{}^{power}", self.names[j]));
+        }
+        *self = Design::from_columns(&columns, self.n, names, self.intercept);
+    }
+
+    /// `y - A x` in double-double (A as given; `x` holds the intercept first when there is one).
+    pub(super) fn residual(&self, y: &[DD], x: &[f64]) -> Vec<DD> {
+        self.residual_at(SimdLevel::detect(), y, x)
+    }
+
+    pub(super) fn residual_at(&self, level: SimdLevel, y: &[DD], x: &[f64]) -> Vec<DD> {
+        let offset = usize::from(self.intercept);
+        let coefficients = &x[offset..];
+        let mut dots = if self.k == 0 {
+            vec![DD::ZERO; self.n]
+        } else {
+            dispatch!(level, row_dots(&self.hi, self.k, coefficients))
+        };
+        if let Some(lo) = &self.lo {
+            // The low parts' products are below the rounding of the high parts: f64 suffices.
+            for (dot, row) in dots.iter_mut().zip(lo.chunks_exact(self.k)) {
+                let extra: f64 = row.iter().zip(coefficients).map(|(a, b)| a * b).sum();
+                *dot = dot.add_f64(extra);
+            }
+        }
+        y.iter()
+            .zip(dots)
+            .map(|(yi, dot)| {
+                let shifted = if self.intercept { yi.add_f64(-x[0]) } else { *yi };
+                shifted - dot
+            })
+            .collect()
+    }
+
+    /// `A^T r` in double-double, rounded to f64, preceded by `sum(r)` when there is an intercept.
+    pub(super) fn transpose_times(&self, r: &[f64]) -> Vec<f64> {
+        self.transpose_times_at(SimdLevel::detect(), r)
+            .into_iter()
+            .map(DD::to_f64)
+            .collect()
+    }
+
+    pub(super) fn transpose_times_at(&self, level: SimdLevel, r: &[f64]) -> Vec<DD> {
+        let mut columns = if self.k == 0 {
+            Vec::new()
+        } else {
+            dispatch!(level, transposed(&self.hi, self.k, r))
+        };
+        if let Some(lo) = &self.lo {
+            for (row, ri) in lo.chunks_exact(self.k).zip(r) {
+                for (c, a) in columns.iter_mut().zip(row) {
+                    *c = c.add_f64(a * ri);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(self.k + 1);
+        if self.intercept {
+            out.push(r.iter().fold(DD::ZERO, |acc, v| acc.add_f64(*v)));
+        }
+        out.extend(columns);
+        out
+    }
+
+    /// Column sums in double-double.
+    pub(super) fn column_sums(&self) -> Vec<DD> {
+        let ones = vec![1.0; self.n];
+        let sums = self.transpose_times_at(SimdLevel::detect(), &ones);
+        sums[usize::from(self.intercept)..].to_vec()
+    }
+}
+
+
+/// The two products, compiled once per SIMD level.
+mod kernels {
+    use super::{two_sum, DD, LANES};
+
+    /// `a . x` for every row `a` of the row-major `rows` (`k` columns), each in double-double.
+    /// Plain loops, no closures: a closure would be compiled without the caller's target features.
+    #[inline(always)]
+    pub fn row_dots(rows: &[f64], k: usize, x: &[f64]) -> Vec<DD> {
+        let x = &x[..k];
+        let mut dots = Vec::with_capacity(rows.len() / k);
+        for row in rows.chunks_exact(k) {
+            let mut sum = [0.0; LANES];
+            let mut err = [0.0; LANES];
+            let (chunks, chunks_x) = (row.chunks_exact(LANES), x.chunks_exact(LANES));
+            let (tail, tail_x) = (chunks.remainder(), chunks_x.remainder());
+            for (a, b) in chunks.zip(chunks_x) {
+                for l in 0..LANES {
+                    accumulate(&mut sum[l], &mut err[l], a[l], b[l]);
+                }
+            }
+            for (l, (a, b)) in tail.iter().zip(tail_x).enumerate() {
+                accumulate(&mut sum[l], &mut err[l], *a, *b);
+            }
+            dots.push(combine(sum, err));
+        }
+        dots
+    }
+
+    /// `rows^T r` (`k` columns), one double-double sum per column, rows in order.
+    #[inline(always)]
+    pub fn transposed(rows: &[f64], k: usize, r: &[f64]) -> Vec<DD> {
+        let mut sum = vec![0.0; k];
+        let mut err = vec![0.0; k];
+        for (row, ri) in rows.chunks_exact(k).zip(r) {
+            for ((s, e), a) in sum.iter_mut().zip(err.iter_mut()).zip(row) {
+                accumulate(s, e, *a, *ri);
+            }
+        }
+        let mut columns = Vec::with_capacity(k);
+        for (s, e) in sum.into_iter().zip(err) {
+            columns.push(normalized(s, e));
+        }
+        columns
+    }
+
+    /// `sum + err += a * b`: the rounded product added to `sum` exactly, both rounding errors to `err`.
+    #[inline(always)]
+    fn accumulate(sum: &mut f64, err: &mut f64, a: f64, b: f64) {
+        let p = a * b;
+        let product_error = a.mul_add(b, -p);
+        let (s, sum_error) = two_sum(*sum, p);
+        *sum = s;
+        *err += sum_error + product_error;
+    }
+
+    /// The lanes' compensated sums added by a fixed pairwise tree of error-free sums.
+    #[inline(always)]
+    fn combine(mut sum: [f64; LANES], err: [f64; LANES]) -> DD {
+        let mut total_err = 0.0;
+        for e in err {
+            total_err += e;
+        }
+        let mut width = LANES;
+        while width > 1 {
+            width /= 2;
+            for l in 0..width {
+                let (s, e) = two_sum(sum[l], sum[l + width]);
+                sum[l] = s;
+                total_err += e;
+            }
+        }
+        normalized(sum[0], total_err)
+    }
+
+    #[inline(always)]
+    fn normalized(sum: f64, err: f64) -> DD {
+        let (hi, lo) = two_sum(sum, err);
+        DD { hi, lo }
+    }
+
+    /// The products for x86-64 with AVX-512 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    pub mod avx512 {
+        use super::DD;
+
+        #[target_feature(enable = "avx512f,avx512vl,fma")]
+        pub unsafe fn row_dots(rows: &[f64], k: usize, x: &[f64]) -> Vec<DD> {
+            super::row_dots(rows, k, x)
+        }
+
+        #[target_feature(enable = "avx512f,avx512vl,fma")]
+        pub unsafe fn transposed(rows: &[f64], k: usize, r: &[f64]) -> Vec<DD> {
+            super::transposed(rows, k, r)
+        }
+    }
+
+    /// The products for x86-64 with AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    pub mod avx2 {
+        use super::DD;
+
+        #[target_feature(enable = "avx2,fma")]
+        pub unsafe fn row_dots(rows: &[f64], k: usize, x: &[f64]) -> Vec<DD> {
+            super::row_dots(rows, k, x)
+        }
+
+        #[target_feature(enable = "avx2,fma")]
+        pub unsafe fn transposed(rows: &[f64], k: usize, r: &[f64]) -> Vec<DD> {
+            super::transposed(rows, k, r)
+        }
+    }
+
+    /// The products for any CPU (`mul_add` may be a library call).
+    pub mod portable {
+        pub use super::{row_dots, transposed};
+    }
+}

@@ -1,0 +1,66 @@
+//! The SIMD level of the hand-written numerical loops (SGD kernels, double-double products of the
+//! reference), chosen at run time for the CPU at hand, never by a build flag. Each loop is
+//! compiled once per level with `#[target_feature]`; the callers keep the order of operations
+//! independent of the level, so every level gives the same bits.
+
+use crate::enums::named_enum;
+
+named_enum! {
+    /// The instruction set the training loop is compiled for.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    pub enum SimdLevel {
+        /// Any CPU: the compiler's baseline target (`mul_add` may be a library call).
+        Portable => "portable",
+        /// x86-64 with AVX2 and FMA.
+        Avx2 => "avx2",
+        /// x86-64 with AVX-512 (F, VL) and FMA.
+        Avx512 => "avx512",
+    }
+}
+
+impl SimdLevel {
+    /// Whether this CPU can run code compiled for `self`.
+    pub fn is_available(self) -> bool {
+        match self {
+            SimdLevel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The widest level this CPU runs (detected once).
+    pub fn detect() -> SimdLevel {
+        static LEVEL: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
+        *LEVEL.get_or_init(|| {
+            SimdLevel::ALL
+                .iter()
+                .rev()
+                .copied()
+                .find(|l| l.is_available())
+                .unwrap_or(SimdLevel::Portable)
+        })
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_detected_level_is_available_and_portable_always_is() {
+        assert!(SimdLevel::Portable.is_available());
+        assert!(SimdLevel::detect().is_available());
+    }
+}
