@@ -303,3 +303,80 @@ mod kernels {
         pub use super::{row_dots, transposed};
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_keep_what_f64_cancels_away() {
+        // Row 0: 1e16 + 1 - 1e16 = 1 exactly; summed in f64 it is 0.
+        let rows = [1e16, 1.0, -1e16, 3.0, 2.0, 1.0];
+        let design = Design::from_rows(&rows, 2, 3, true);
+        let y = [DD::new(3.5), DD::new(10.0)];
+        // Intercept 0.5 first, then the coefficients.
+        let residual = design.residual(&y, &[0.5, 1.0, 1.0, 1.0]);
+        assert_eq!(residual[0], DD::new(2.0));
+        assert_eq!(residual[1], DD::new(3.5));
+        // Column 0 against r = (1, 1): 1e16 + 3, which f64 rounds to 1e16 + 4.
+        let columns = design.transpose_times_at(SimdLevel::detect(), &[1.0, 1.0]);
+        assert_eq!(columns[0], DD::new(2.0), "the intercept entry is sum(r)");
+        let DD { hi, lo } = columns[1];
+        assert!(lo != 0.0 && (hi - 1e16) + lo == 3.0, "{:?}", columns[1]);
+        // One column, 1e16 + 1 - 1e16 down the rows: exactly 1.
+        let single = Design::from_rows(&[1e16, 1.0, -1e16], 3, 1, false);
+        assert_eq!(single.transpose_times(&[1.0, 1.0, 1.0]), vec![1.0]);
+        assert_eq!(single.column_sums(), vec![DD::new(1.0)]);
+    }
+
+    #[test]
+    fn low_parts_enter_both_products() {
+        // 1/3 in double-double, times 3, is 1 to about 32 digits; the f64 1/3 alone is not.
+        let third = DD::new(1.0) / DD::new(3.0);
+        let design = Design::from_columns(&[vec![third, third]], 2, vec!["x".into()], false);
+        assert!(design.has_low_parts());
+        let residual = design.residual(&[DD::new(1.0), DD::new(1.0)], &[3.0]);
+        assert!(residual.iter().all(|r| r.to_f64().abs() < 1e-31), "{residual:?}");
+        let column = design.transpose_times_at(SimdLevel::detect(), &[3.0, -3.0]);
+        assert!(column[0].to_f64().abs() < 1e-31, "{column:?}");
+    }
+
+    #[test]
+    fn every_simd_level_gives_the_same_bits() {
+        // 37 x 29: rows longer than one block of lanes, with a tail; values over 12 decades.
+        let (n, k) = (37, 29);
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let columns: Vec<Vec<DD>> = (0..k)
+            .map(|j| {
+                (0..n)
+                    .map(|_| DD::new(next() * 10f64.powi(j as i32 % 12 - 6)) / DD::new(3.0))
+                    .collect()
+            })
+            .collect();
+        let names = (0..k).map(|j| format!("x{j}")).collect();
+        let design = Design::from_columns(&columns, n, names, true);
+        let y: Vec<DD> = (0..n).map(|_| DD::new(next())).collect();
+        let x: Vec<f64> = (0..=k).map(|_| next()).collect();
+        let r: Vec<f64> = (0..n).map(|_| next()).collect();
+        let bits = |v: Vec<DD>| -> Vec<(u64, u64)> {
+            v.iter().map(|d| (d.hi.to_bits(), d.lo.to_bits())).collect()
+        };
+        let portable = (
+            bits(design.residual_at(SimdLevel::Portable, &y, &x)),
+            bits(design.transpose_times_at(SimdLevel::Portable, &r)),
+        );
+        for level in SimdLevel::ALL.iter().copied().filter(|l| l.is_available()) {
+            let at_level = (
+                bits(design.residual_at(level, &y, &x)),
+                bits(design.transpose_times_at(level, &r)),
+            );
+            assert_eq!(at_level, portable, "level {level}");
+        }
+    }
+}

@@ -89,3 +89,24 @@ pub fn whitening(spectrum: &Spectrum, zca: bool, eps: f64) -> Result<(Mat<f64>, 
         Ok((pca, pca_inv))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spectrum_of_orthogonal_columns_is_their_variances() {
+        // Centred columns (2, -2, 2, -2) and (1, 1, -1, -1) are orthogonal, variances 4 and 1;
+        // the shifts 5 and -3 must be removed by the centring.
+        let x = [7.0, -2.0, 3.0, -2.0, 7.0, -4.0, 3.0, -4.0];
+        let spectrum = Spectrum::of(&x, 4, 2).unwrap();
+        assert_eq!(spectrum.rank, 2);
+        for (got, want) in spectrum.eigenvalues.iter().zip([4.0, 1.0]) {
+            assert!((got - want).abs() < 1e-14, "{:?}", spectrum.eigenvalues);
+        }
+        // Eigenvectors e1 and e2, up to sign.
+        let v = &spectrum.eigenvectors;
+        assert!((v[(0, 0)].abs() - 1.0).abs() < 1e-14 && v[(1, 0)].abs() < 1e-14);
+        assert!((v[(1, 1)].abs() - 1.0).abs() < 1e-14 && v[(0, 1)].abs() < 1e-14);
+    }
+}
