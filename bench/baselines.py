@@ -6,7 +6,7 @@
   baselines.py numpy DATA BATCH E1 E2    the NumPy minibatch loop (same update as sweep: clipped
                                          gradient, per-epoch full-pass MSE), seconds per epoch
   baselines.py numpy-runs DATA BATCH EPOCHS RUNS   RUNS runs of the NumPy loop on a pool of 2 processes
-  baselines.py ols DATA                  numpy.linalg.lstsq and LinearRegression: load, solve, both
+  baselines.py ols DATA REPEATS          numpy.linalg.lstsq and LinearRegression: load, solve (median)
 
 BLAS threads are pinned to one by compare.sh (OPENBLAS_NUM_THREADS etc.) for the per-thread rows.
 """
@@ -101,7 +101,7 @@ def numpy_runs(path, batch, epochs, runs):
             "seconds": time.perf_counter() - start}
 
 
-def ols_rows(path):
+def ols_rows(path, repeats):
     from sklearn.linear_model import LinearRegression
 
     out = {"tool": "python ols"}
@@ -117,8 +117,8 @@ def ols_rows(path):
         LinearRegression().fit(x, y)
 
     for name, fn in [("lstsq", lstsq), ("sklearn", sklearn)]:
-        times = sorted(timed(fn) for _ in range(3))
-        out[f"{name}_solve_seconds"] = times[1]
+        times = sorted(timed(fn) for _ in range(repeats))
+        out[f"{name}_solve_seconds"] = times[len(times) // 2]
     return out
 
 
@@ -129,6 +129,6 @@ if __name__ == "__main__":
         "sklearn": lambda: sklearn_rows(path, *args),
         "numpy": lambda: numpy_rows(path, *args),
         "numpy-runs": lambda: numpy_runs(path, *args),
-        "ols": lambda: ols_rows(path),
+        "ols": lambda: ols_rows(path, *args),
     }[mode]()
     print(json.dumps(result))

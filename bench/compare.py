@@ -5,7 +5,7 @@ Run through bench/compare.sh (which makes the pinned virtual environment and pin
 thread). Medians over repetitions; prints one table of figures and ratios.
 
 Environment: SWEEP (the binary), BASELINE (an older sweep binary to compare the ablation with),
-REPEATS (default 3), QUICK=1 (fewer epochs, for a smoke test).
+REPEATS (default 3), QUICK=1 (fewer epochs and shapes, for a smoke test).
 """
 import json
 import os
@@ -160,12 +160,50 @@ def ols(data):
         fit = float(out.stderr.split("fit_seconds=")[1].split()[0])
         timings.append((total, fit))
     total, fit = median([t[0] for t in timings]), median([t[1] for t in timings])
-    py = json.loads(run_py("ols", data))
+    py = json.loads(run_py("ols", data, 3))
     row("sweep ols: exact reference solve", fit, "s",
         f"numpy lstsq {py['lstsq_solve_seconds']:.3f} s ({py['lstsq_solve_seconds'] / fit:.2f}x),"
         f" sklearn {py['sklearn_solve_seconds']:.3f} s ({py['sklearn_solve_seconds'] / fit:.2f}x)")
     row("sweep ols: load + solve (whole command)", total, "s",
         f"numpy load+lstsq {py['load_seconds'] + py['lstsq_solve_seconds']:.3f} s")
+
+
+def scaling(tmp):
+    """How the fixed and per-epoch costs grow with rows and features: at each shape, the
+    built-in generator's data exported to Parquet, then a one-run sweep on that file (batch 32, no
+    whitening; the user's-data case) against NumPy load + lstsq on the same file, one thread each.
+    Fixed cost = prepare_seconds (read, checks, exact reference, spectrum); per epoch from two
+    epoch counts; peak memory from /usr/bin/time."""
+    shapes = [(9259, 121), (100000, 121), (9259, 1000), (100000, 1000)]
+    if QUICK:
+        shapes = shapes[:2]
+    for n, d in shapes:
+        generator = tmp / "gen.toml"
+        generator.write_text(f"[data]\nn_rows = {n}\nn_features = {d}\n")
+        data = tmp / f"scale-{n}x{d}.parquet"
+        subprocess.run([SWEEP, "data", str(generator), "--out", str(data)], check=True)
+        config = tmp / "file.toml"
+        config.write_text(f'[data]\npath = "{data}"\ntarget = "y"\n\n[train]\nepochs = 1\n')
+        e1, e2 = (1, 3) if n * d > 10**7 else (2, 12)
+        peaks, timings = [], {}
+        for e in (e1, e2):
+            out = subprocess.run(["/usr/bin/time", "-f", "%M", SWEEP, "run", str(config), "--out", str(tmp / "scale"),
+                                  "--quiet", "--fresh", "--jobs", "1", "--set", f"train.epochs={e}"],
+                                 check=True, capture_output=True, text=True)
+            peaks.append(int(out.stderr.strip().splitlines()[-1]) / 1024)
+            timings[e] = tomllib.loads((tmp / "scale/timing.toml").read_text())
+        prepare = median([timings[e]["prepare_seconds"] for e in (e1, e2)])
+        epoch = (timings[e2]["run_seconds"] - timings[e1]["run_seconds"]) / (e2 - e1)
+        py = json.loads(run_py("ols", data, 1))
+        lstsq = py["load_seconds"] + py["lstsq_solve_seconds"]
+        mb = 8 * n * d / 1e6
+        row(f"{n} x {d}: sweep before the first epoch (read + reference)", prepare, "s",
+            f"numpy load+lstsq {lstsq:.2f} s ({prepare / lstsq:.2f}x), sklearn fit {py['sklearn_solve_seconds']:.2f} s")
+        row(f"{n} x {d}: sweep epoch, batch 32 (steps + full pass)", epoch * 1e3, "ms",
+            f"({2 * mb / 1e3 / epoch:.1f} GB/s over two reads of {mb:.0f} MB)")
+        row(f"{n} x {d}: peak memory, one-run sweep", max(peaks), "MB",
+            f"(3 x 8nd + 150 MB = {3 * mb + 150:.0f} MB)")
+        data.unlink()
 
 
 def peak_memory(tmp):
@@ -190,6 +228,7 @@ def main():
         numpy_ablation(data, wall2)
         ols(data)
         peak_memory(tmp)
+        scaling(tmp)
     width = max(len(r[0]) for r in ROWS)
     print(f"\n{'measurement':<{width}}  {'value':>10}  unit / comparison")
     for name, value, unit, note in ROWS:

@@ -151,6 +151,9 @@ enum Format {
 /// failure of the tool: exit code 1, after the panic message.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    // faer on one thread in every command: the sweep parallelizes over runs, and the reference
+    // (`sweep ols`, `sweep nist`, the data generator) then gives the same bits on any core count.
+    faer::set_global_parallelism(faer::Par::Seq);
     match std::panic::catch_unwind(|| dispatch(cli.command)) {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
