@@ -124,14 +124,13 @@ fn train_group_at(
         level.is_available(),
         "this CPU cannot run SIMD level {level}"
     );
-    let group = sgd::Group::new(runs, sweep_seed);
     match level {
         // SAFETY: the CPU supports the level's features (asserted above).
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => unsafe { sgd::train_avx512(group) },
+        SimdLevel::Avx512 => unsafe { sgd::train_avx512(runs, sweep_seed) },
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { sgd::train_avx2(group) },
-        _ => sgd::train_portable(group),
+        SimdLevel::Avx2 => unsafe { sgd::train_avx2(runs, sweep_seed) },
+        _ => sgd::train_portable(runs, sweep_seed),
     }
 }
 

@@ -58,7 +58,9 @@ pub struct Group<'a> {
 
 impl<'a> Group<'a> {
     /// A group of runs; all must share the training features, batch size, seed and epochs
-    /// (checked: a mismatch is a bug of the caller).
+    /// (checked: a mismatch is a bug of the caller). Inlined into the `train_*` functions, so that
+    /// the initial full passes run at their SIMD level too.
+    #[inline(always)]
     pub fn new(runs: &[(&'a TrainSettings, &'a Prepared)], sweep_seed: u64) -> Group<'a> {
         let (s0, p0) = runs[0];
         for (s, p) in runs {
@@ -71,11 +73,13 @@ impl<'a> Group<'a> {
             );
         }
         let n = p0.n();
+        // A loop, not `map`: a closure would be compiled without the caller's target features.
+        let mut members = Vec::with_capacity(runs.len());
+        for (s, p) in runs {
+            members.push(Member::new(s, p, sweep_seed));
+        }
         Group {
-            members: runs
-                .iter()
-                .map(|(s, p)| Member::new(s, p, sweep_seed))
-                .collect(),
+            members,
             epochs: s0.epochs,
             batch: (s0.batch_size as usize).min(n),
             perm: (0..n as u32).collect(),
@@ -85,6 +89,7 @@ impl<'a> Group<'a> {
 }
 
 impl<'a> Member<'a> {
+    #[inline(always)]
     fn new(s: &'a TrainSettings, prep: &'a Prepared, sweep_seed: u64) -> Member<'a> {
         let d = prep.d();
         let params = initial_params(s, prep, sweep_seed);
@@ -131,18 +136,18 @@ struct Minibatch {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,fma")]
-pub unsafe fn train_avx512(group: Group) -> Vec<RunOutcome> {
-    train_body(group)
+pub unsafe fn train_avx512(runs: &[(&TrainSettings, &Prepared)], sweep_seed: u64) -> Vec<RunOutcome> {
+    train_body(Group::new(runs, sweep_seed))
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn train_avx2(group: Group) -> Vec<RunOutcome> {
-    train_body(group)
+pub unsafe fn train_avx2(runs: &[(&TrainSettings, &Prepared)], sweep_seed: u64) -> Vec<RunOutcome> {
+    train_body(Group::new(runs, sweep_seed))
 }
 
-pub fn train_portable(group: Group) -> Vec<RunOutcome> {
-    train_body(group)
+pub fn train_portable(runs: &[(&TrainSettings, &Prepared)], sweep_seed: u64) -> Vec<RunOutcome> {
+    train_body(Group::new(runs, sweep_seed))
 }
 
 #[inline(always)]
@@ -382,13 +387,11 @@ fn full_passes(members: &[Member]) -> Vec<Option<(f64, f64)>> {
 /// bits at every SIMD level.
 #[inline(always)]
 pub fn full_pass(prep: &Prepared, params: &[f64]) -> (f64, f64) {
-    let sse = prep
-        .x
-        .chunks_exact(prep.d())
-        .enumerate()
-        .fold(0.0, |sse, (i, row)| {
-            add_squared_error(prep, params, row, i, sse)
-        });
+    // A loop, not a closure: a closure would be compiled without the caller's target features.
+    let mut sse = 0.0;
+    for (i, row) in prep.x.chunks_exact(prep.d()).enumerate() {
+        sse = add_squared_error(prep, params, row, i, sse);
+    }
     mse_and_r2(prep, sse)
 }
 
