@@ -194,7 +194,7 @@ def scaling(tmp):
             timings[e] = tomllib.loads((tmp / "scale/timing.toml").read_text())
         prepare = median([timings[e]["prepare_seconds"] for e in (e1, e2)])
         epoch = (timings[e2]["run_seconds"] - timings[e1]["run_seconds"]) / (e2 - e1)
-        py = json.loads(run_py("ols", data, 1))
+        py = json.loads(run_py("ols", data, 1 if n * d > 10**7 else 3))
         lstsq = py["load_seconds"] + py["lstsq_solve_seconds"]
         mb = 8 * n * d / 1e6
         row(f"{n} x {d}: sweep before the first epoch (read + reference)", prepare, "s",
