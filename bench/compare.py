@@ -184,7 +184,8 @@ def scaling(tmp):
         subprocess.run([SWEEP, "data", str(generator), "--out", str(data)], check=True)
         config = tmp / "file.toml"
         config.write_text(f'[data]\npath = "{data}"\ntarget = "y"\n\n[train]\nepochs = 1\n')
-        e1, e2 = (1, 3) if n * d > 10**7 else (2, 12)
+        # Enough epochs that their time stands well above the run-to-run noise of the fixed cost.
+        e1, e2 = (1, 3) if n * d > 10**7 else (2, 12) if n * d > 10**6 else (20, 220)
         peaks, timings = [], {}
         for e in (e1, e2):
             out = subprocess.run(["/usr/bin/time", "-f", "%M", SWEEP, "run", str(config), "--out", str(tmp / "scale"),
