@@ -12,7 +12,7 @@ use std::sync::Arc;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use crate::config::{RunSpec, Whiten};
+use crate::config::{Dtype, RunSpec, Whiten};
 use crate::data::{zeroed, Dataset};
 use crate::error::{Error, Result};
 use crate::reference::{self, Reference};
@@ -25,6 +25,7 @@ pub struct PrepKey {
     /// `whiten_eps` as bits (0 when not whitening), so the key is `Ord`.
     pub whiten_eps_bits: u64,
     pub normalize_target: bool,
+    pub dtype: Dtype,
 }
 
 impl PrepKey {
@@ -39,6 +40,7 @@ impl PrepKey {
                 s.whiten_eps.to_bits()
             },
             normalize_target: s.normalize_target,
+            dtype: s.dtype,
         }
     }
 }
@@ -50,6 +52,8 @@ pub struct Prepared {
     pub reference: Arc<Reference>,
     /// Training features, row-major `n x d` (the data set's own when not whitening).
     pub x: Arc<[f64]>,
+    /// The same rounded to f32, for runs with `dtype = "f32"` (`None` for f64 runs).
+    pub x32: Option<Arc<[f32]>>,
     /// Training target (normalized or the original).
     pub y: Arc<[f64]>,
     /// `y = y_scale * y' + y_mean`.
@@ -69,7 +73,7 @@ pub struct Prepared {
     pub train_eigenvectors: Option<Mat<f64>>,
     /// Column means of the training features.
     pub train_x_mean: Vec<f64>,
-    /// `|x'_i|^2` of every training row.
+    /// `|x'_i|^2` of every training row (of the f32 rows for f32 runs), in f64.
     pub row_norm2: Arc<[f64]>,
 }
 
@@ -108,6 +112,7 @@ impl Prepared {
             data,
             reference,
             x: features.x.clone(),
+            x32: features.x32.clone(),
             y: target.y,
             y_mean: target.mean,
             y_scale: target.scale,
@@ -135,6 +140,15 @@ impl Prepared {
 
     pub fn d(&self) -> usize {
         self.data.d
+    }
+
+    /// The floating-point type runs train in on these features.
+    pub fn dtype(&self) -> Dtype {
+        if self.x32.is_some() {
+            Dtype::F32
+        } else {
+            Dtype::F64
+        }
     }
 
     /// Converts training-coordinate weights `w'` to the data set's feature units: `sigma W^T w'`.
@@ -193,6 +207,8 @@ impl TrainingTarget {
 /// (the data set's own features without whitening), their column means and row norms.
 pub struct Features {
     pub x: Arc<[f64]>,
+    /// `x` rounded to f32, when runs train in f32.
+    pub x32: Option<Arc<[f32]>>,
     pub whitening: Option<Mat<f64>>,
     pub whitening_inverse: Option<Mat<f64>>,
     pub mean: Vec<f64>,
@@ -226,11 +242,33 @@ impl Features {
             .collect();
         Ok(Features {
             x,
+            x32: None,
             whitening,
             whitening_inverse,
             mean,
             row_norm2,
         })
+    }
+}
+
+impl Features {
+    /// These features for runs in `dtype`: for f32, the rows rounded to f32 and their norms
+    /// recomputed from the rounded values (in f64).
+    pub fn with_dtype(self, dtype: Dtype) -> Features {
+        if dtype == Dtype::F64 {
+            return self;
+        }
+        let x32: Arc<[f32]> = self.x.iter().map(|v| *v as f32).collect();
+        let d = self.mean.len();
+        let row_norm2 = x32
+            .chunks_exact(d)
+            .map(|row| row.iter().map(|v| f64::from(*v) * f64::from(*v)).sum())
+            .collect();
+        Features {
+            x32: Some(x32),
+            row_norm2,
+            ..self
+        }
     }
 }
 
@@ -331,7 +369,8 @@ impl Prepare {
             .par_iter()
             .map(|(key, eps)| {
                 let (data, reference) = &datasets[&key.data_seed];
-                Ok((*key, Features::of(data, reference, key.whiten, *eps)?))
+                let features = Features::of(data, reference, key.whiten, *eps)?;
+                Ok((*key, features.with_dtype(key.dtype)))
             })
             .collect::<Result<Vec<_>>>()?
             .into_iter()

@@ -45,6 +45,24 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// Floating-point type of the training features, parameters, gradients and optimizer state.
+    /// Every reported figure (full-pass MSE and R², `excess_mse`, status) is computed in f64.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Dtype {
+        #[default]
+        F64 => "f64",
+        F32 => "f32",
+    }
+}
+
+impl Dtype {
+    fn is_f64(&self) -> bool {
+        *self == Dtype::F64
+    }
+}
+
 /// The settings of one run: every `[train]` key. Field order is the canonical order used for
 /// run ids and table columns, so it must not depend on the order of keys in a file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,6 +84,11 @@ pub struct TrainSettings {
     pub momentum: f64,
     pub seed: u64,
     pub converge_tol: f64,
+    /// Added after the first tables were published: left out of the canonical text (run ids,
+    /// config hash) at its default, so that the ids of existing runs stay valid. Every key added
+    /// later follows the same rule.
+    #[serde(skip_serializing_if = "Dtype::is_f64")]
+    pub dtype: Dtype,
 }
 
 impl Default for TrainSettings {
@@ -87,6 +110,7 @@ impl Default for TrainSettings {
             momentum: 0.9,
             seed: 0,
             converge_tol: 0.01,
+            dtype: Dtype::F64,
         }
     }
 }
@@ -109,6 +133,7 @@ pub const TRAIN_KEYS: &[&str] = &[
     "momentum",
     "seed",
     "converge_tol",
+    "dtype",
 ];
 
 /// A range check failed: the key and what is accepted.
@@ -183,9 +208,19 @@ impl TrainSettings {
         Table::try_from(self).expect("settings serialize")
     }
 
+    /// The settings as a TOML table with every key, those left out of the canonical text at
+    /// their default included.
+    pub fn full_table(&self) -> Table {
+        let mut table = self.to_table();
+        table
+            .entry("dtype")
+            .or_insert_with(|| Value::String(self.dtype.as_str().into()));
+        table
+    }
+
     /// The value of one key as a TOML value (used for grid listing and excludes).
     pub fn value_of(&self, key: &str) -> Option<Value> {
-        self.to_table().get(key).cloned()
+        self.full_table().get(key).cloned()
     }
 
     /// These settings with `key` set to a canonical value (already checked).
@@ -226,12 +261,23 @@ mod tests {
 
     #[test]
     fn train_keys_follow_the_fields_of_the_defaults() {
-        let keys: Vec<String> = TrainSettings::default()
-            .canonical()
-            .lines()
-            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.to_string()))
-            .collect();
-        assert_eq!(keys, TRAIN_KEYS);
+        let keys = |s: &TrainSettings| -> Vec<String> {
+            s.canonical()
+                .lines()
+                .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.to_string()))
+                .collect()
+        };
+        let all = TrainSettings {
+            dtype: Dtype::F32,
+            ..TrainSettings::default()
+        };
+        assert_eq!(keys(&all), TRAIN_KEYS);
+        // Keys added later stay out of the canonical text (run ids, config hash) at their default.
+        let defaults = TrainSettings::default();
+        assert_eq!(keys(&defaults), TRAIN_KEYS[..TRAIN_KEYS.len() - 1]);
+        let listed: Vec<String> = defaults.full_table().keys().cloned().collect();
+        assert_eq!(listed.len(), TRAIN_KEYS.len());
+        assert_eq!(defaults.value_of("dtype"), Some(Value::String("f64".into())));
     }
 
     #[test]

@@ -86,6 +86,7 @@ fn settings_column(key: &str, settings: &[&TrainSettings]) -> Column {
         "momentum" => col(key, settings, |s| s.momentum),
         "seed" => col(key, settings, |s| int(s.seed)),
         "converge_tol" => col(key, settings, |s| s.converge_tol),
+        "dtype" => col(key, settings, |s| s.dtype.as_str()),
         other => unreachable!("`{other}` is not a train key"),
     }
 }

@@ -11,10 +11,86 @@
 /// Partial sums of every reduction, whatever the SIMD width.
 pub const PARTIALS: usize = 16;
 
+/// The element type runs train in: f64 or f32 (`dtype`). Arithmetic is the type's own; the
+/// conversions to and from f64 are where reported figures and settings cross over.
+pub trait Real:
+    Copy
+    + PartialOrd
+    + std::fmt::Debug
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Neg<Output = Self>
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+    + std::ops::MulAssign
+    + Send
+    + Sync
+    + 'static
+{
+    const ZERO: Self;
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    fn sqrt(self) -> Self;
+    fn max(self, other: Self) -> Self;
+    /// Rounded to the nearest value of the type.
+    fn of(v: f64) -> Self;
+    /// Exact.
+    fn wide(self) -> f64;
+}
+
+impl Real for f64 {
+    const ZERO: f64 = 0.0;
+    #[inline(always)]
+    fn mul_add(self, a: f64, b: f64) -> f64 {
+        f64::mul_add(self, a, b)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> f64 {
+        f64::sqrt(self)
+    }
+    #[inline(always)]
+    fn max(self, other: f64) -> f64 {
+        f64::max(self, other)
+    }
+    #[inline(always)]
+    fn of(v: f64) -> f64 {
+        v
+    }
+    #[inline(always)]
+    fn wide(self) -> f64 {
+        self
+    }
+}
+
+impl Real for f32 {
+    const ZERO: f32 = 0.0;
+    #[inline(always)]
+    fn mul_add(self, a: f32, b: f32) -> f32 {
+        f32::mul_add(self, a, b)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> f32 {
+        f32::sqrt(self)
+    }
+    #[inline(always)]
+    fn max(self, other: f32) -> f32 {
+        f32::max(self, other)
+    }
+    #[inline(always)]
+    fn of(v: f64) -> f32 {
+        v as f32
+    }
+    #[inline(always)]
+    fn wide(self) -> f64 {
+        f64::from(self)
+    }
+}
+
 /// Combines the partial sums by a fixed pairwise tree.
 #[inline(always)]
-fn combine(acc: [f64; PARTIALS]) -> f64 {
-    let mut half = [0.0; 8];
+fn combine<T: Real>(acc: [T; PARTIALS]) -> T {
+    let mut half = [T::ZERO; 8];
     for k in 0..8 {
         half[k] = acc[k] + acc[k + 8];
     }
@@ -29,8 +105,8 @@ fn combine(acc: [f64; PARTIALS]) -> f64 {
 
 /// `a . b`.
 #[inline(always)]
-pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0; PARTIALS];
+pub fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::ZERO; PARTIALS];
     let (ca, cb) = (a.chunks_exact(PARTIALS), b.chunks_exact(PARTIALS));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
@@ -44,15 +120,32 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     combine(acc)
 }
 
+/// `a . b` in f64, each element widened exactly first (the same bits as [`dot`] for f64).
+#[inline(always)]
+pub fn dot_wide<T: Real>(a: &[T], b: &[T]) -> f64 {
+    let mut acc = [0.0; PARTIALS];
+    let (ca, cb) = (a.chunks_exact(PARTIALS), b.chunks_exact(PARTIALS));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..PARTIALS {
+            acc[k] = x[k].wide().mul_add(y[k].wide(), acc[k]);
+        }
+    }
+    for (k, (x, y)) in ra.iter().zip(rb).enumerate() {
+        acc[k] = x.wide().mul_add(y.wide(), acc[k]);
+    }
+    combine(acc)
+}
+
 /// `|a|^2`.
 #[inline(always)]
-pub fn norm2(a: &[f64]) -> f64 {
+pub fn norm2<T: Real>(a: &[T]) -> T {
     dot(a, a)
 }
 
 /// `y += alpha x`.
 #[inline(always)]
-pub fn axpy(y: &mut [f64], alpha: f64, x: &[f64]) {
+pub fn axpy<T: Real>(y: &mut [T], alpha: T, x: &[T]) {
     for (yj, xj) in y.iter_mut().zip(x) {
         *yj = alpha.mul_add(*xj, *yj);
     }
@@ -60,25 +153,25 @@ pub fn axpy(y: &mut [f64], alpha: f64, x: &[f64]) {
 
 /// `y = beta y + alpha x`, returning the new `|y|^2` (computed in the same pass).
 #[inline(always)]
-pub fn scale_axpy_norm2(y: &mut [f64], beta: f64, alpha: f64, x: &[f64]) -> f64 {
+pub fn scale_axpy_norm2<T: Real>(y: &mut [T], beta: T, alpha: T, x: &[T]) -> T {
     update_norm2(y, x, |yj, xj| alpha.mul_add(xj, beta * yj))
 }
 
 /// `y += alpha x`, returning the new `|y|^2` (computed in the same pass).
 #[inline(always)]
-pub fn axpy_norm2(y: &mut [f64], alpha: f64, x: &[f64]) -> f64 {
+pub fn axpy_norm2<T: Real>(y: &mut [T], alpha: T, x: &[T]) -> T {
     update_norm2(y, x, |yj, xj| alpha.mul_add(xj, yj))
 }
 
 /// `y_j = f(y_j, x_j)` for every `j`, returning the new `|y|^2`. Each block of [`PARTIALS`] goes
 /// through a local array so that the compiler keeps it in vector registers.
 #[inline(always)]
-fn update_norm2(y: &mut [f64], x: &[f64], f: impl Fn(f64, f64) -> f64) -> f64 {
-    let mut acc = [0.0; PARTIALS];
+fn update_norm2<T: Real>(y: &mut [T], x: &[T], f: impl Fn(T, T) -> T) -> T {
+    let mut acc = [T::ZERO; PARTIALS];
     let (cy, cx) = (y.chunks_exact_mut(PARTIALS), x.chunks_exact(PARTIALS));
     let tail = cy.len() * PARTIALS;
     for (yc, xc) in cy.zip(cx) {
-        let mut v = [0.0; PARTIALS];
+        let mut v = [T::ZERO; PARTIALS];
         for k in 0..PARTIALS {
             v[k] = f(yc[k], xc[k]);
         }
@@ -95,14 +188,14 @@ fn update_norm2(y: &mut [f64], x: &[f64], f: impl Fn(f64, f64) -> f64) -> f64 {
     combine(acc)
 }
 
-/// Asks the CPU to bring `bytes` bytes from `start` into cache ahead of use (no-op where the
+/// Asks the CPU to bring the slice `start` into cache ahead of use (no-op where the
 /// architecture has no prefetch instruction here).
 #[inline(always)]
-pub fn prefetch(start: &[f64]) {
+pub fn prefetch<T>(start: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         // One request per 64-byte line; SSE is part of every x86-64.
-        for line in start.chunks(8) {
+        for line in start.chunks(64 / std::mem::size_of::<T>()) {
             // SAFETY: prefetching is a hint; the address comes from a live slice.
             unsafe {
                 std::arch::x86_64::_mm_prefetch(

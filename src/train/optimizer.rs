@@ -1,15 +1,15 @@
 //! The optimizers: plain SGD, heavy-ball momentum and Adam, each one in-place step on the
 //! parameter vector (weights, then bias) from a gradient that may have been clipped.
 
-use super::kernel::{axpy_norm2, norm2};
+use super::kernel::{axpy_norm2, norm2, Real};
 use crate::config::Optimizer;
 
-/// Optimizer state; buffers sized once per run.
-pub(super) struct OptimizerState {
+/// Optimizer state in the run's floating-point type; buffers sized once per run.
+pub(super) struct OptimizerState<T> {
     kind: Optimizer,
-    momentum: f64,
-    first: Vec<f64>,
-    second: Vec<f64>,
+    momentum: T,
+    first: Vec<T>,
+    second: Vec<T>,
     steps: i32,
 }
 
@@ -17,17 +17,17 @@ const ADAM_BETA1: f64 = 0.9;
 const ADAM_BETA2: f64 = 0.999;
 const ADAM_EPS: f64 = 1e-8;
 
-impl OptimizerState {
+impl<T: Real> OptimizerState<T> {
     pub(super) fn new(kind: Optimizer, momentum: f64, len: usize) -> Self {
         let second = if kind == Optimizer::Adam {
-            vec![0.0; len]
+            vec![T::ZERO; len]
         } else {
             Vec::new()
         };
         OptimizerState {
             kind,
-            momentum,
-            first: vec![0.0; len],
+            momentum: T::of(momentum),
+            first: vec![T::ZERO; len],
             second,
             steps: 0,
         }
@@ -36,7 +36,7 @@ impl OptimizerState {
     /// One step on `params` (weights, then bias) from `grad`; returns the new `|w|^2` of the
     /// first `d` entries (the weights).
     #[inline(always)]
-    pub(super) fn step(&mut self, params: &mut [f64], grad: &[f64], lr: f64, d: usize) -> f64 {
+    pub(super) fn step(&mut self, params: &mut [T], grad: &[T], lr: T, d: usize) -> T {
         self.steps += 1;
         match self.kind {
             Optimizer::Sgd => {
@@ -52,17 +52,20 @@ impl OptimizerState {
                 }
             }
             Optimizer::Adam => {
-                let c1 = 1.0 - ADAM_BETA1.powi(self.steps);
-                let c2 = 1.0 - ADAM_BETA2.powi(self.steps);
+                let c1 = T::of(1.0 - ADAM_BETA1.powi(self.steps));
+                let c2 = T::of(1.0 - ADAM_BETA2.powi(self.steps));
+                let (beta1, beta2) = (T::of(ADAM_BETA1), T::of(ADAM_BETA2));
+                let (rest1, rest2) = (T::of(1.0 - ADAM_BETA1), T::of(1.0 - ADAM_BETA2));
+                let eps = T::of(ADAM_EPS);
                 for (((p, g), m), v) in params
                     .iter_mut()
                     .zip(grad)
                     .zip(&mut self.first)
                     .zip(&mut self.second)
                 {
-                    *m = ADAM_BETA1.mul_add(*m, (1.0 - ADAM_BETA1) * g);
-                    *v = ADAM_BETA2.mul_add(*v, (1.0 - ADAM_BETA2) * g * g);
-                    *p -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPS);
+                    *m = beta1.mul_add(*m, rest1 * *g);
+                    *v = beta2.mul_add(*v, rest2 * *g * *g);
+                    *p -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
                 }
             }
         }

@@ -18,29 +18,56 @@
 //! epoch visits them in a random order.
 
 use super::init::{initial_params, shuffle_epoch};
-use super::kernel::{axpy, axpy_norm2, dot, norm2, prefetch, scale_axpy_norm2};
+use super::kernel::{axpy, axpy_norm2, dot, dot_wide, norm2, prefetch, scale_axpy_norm2, Real};
 use super::optimizer::OptimizerState;
 use super::{EpochStats, RunOutcome, Status, DIVERGENCE_FACTOR};
-use crate::config::{Optimizer, TrainSettings};
+use crate::config::{Dtype, Optimizer, TrainSettings};
 use crate::preprocess::Prepared;
 use crate::rng;
 
 /// How many rows ahead of use a row is prefetched.
 const PREFETCH_AHEAD: usize = 4;
 
-/// One run of a group: settings, data, state, and what it has recorded so far.
-pub struct Member<'a> {
+/// The element types a run trains in, and where each finds its training rows.
+pub trait Element: Real {
+    /// The training features, row-major, in this type.
+    fn rows(prep: &Prepared) -> &[Self];
+}
+
+impl Element for f64 {
+    #[inline(always)]
+    fn rows(prep: &Prepared) -> &[f64] {
+        &prep.x
+    }
+}
+
+impl Element for f32 {
+    #[inline(always)]
+    fn rows(prep: &Prepared) -> &[f32] {
+        prep.x32.as_deref().expect("f32 runs train on f32 features")
+    }
+}
+
+/// Training row `i` in the run's type.
+#[inline(always)]
+fn row<T: Element>(prep: &Prepared, i: usize) -> &[T] {
+    let d = prep.d();
+    &T::rows(prep)[i * d..(i + 1) * d]
+}
+
+/// One run of a group: settings, data, state (in the run's type `T`), and what it has recorded.
+pub struct Member<'a, T> {
     s: &'a TrainSettings,
     prep: &'a Prepared,
-    params: Vec<f64>,
-    grad: Vec<f64>,
-    optimizer: OptimizerState,
+    params: Vec<T>,
+    grad: Vec<T>,
+    optimizer: OptimizerState<T>,
     /// `|w|^2` of the current weights.
-    weight_norm2: f64,
+    weight_norm2: T,
     /// Plain SGD at batch size 1: the gradient is never formed.
     single_row: bool,
     sums: EpochSums,
-    minibatch: Minibatch,
+    minibatch: Minibatch<T>,
     initial_train_mse: f64,
     epochs: Vec<EpochStats>,
     /// Diverged: takes no more steps.
@@ -48,24 +75,26 @@ pub struct Member<'a> {
 }
 
 /// Runs that train together, and their shared row order.
-pub struct Group<'a> {
-    members: Vec<Member<'a>>,
+pub struct Group<'a, T> {
+    members: Vec<Member<'a, T>>,
     epochs: u32,
     batch: usize,
     perm: Vec<u32>,
     shuffle: rand_chacha::ChaCha8Rng,
 }
 
-impl<'a> Group<'a> {
+impl<'a, T: Element> Group<'a, T> {
     /// A group of runs; all must share the training features, batch size, seed and epochs
     /// (checked: a mismatch is a bug of the caller). Inlined into the `train_*` functions, so that
     /// the initial full passes run at their SIMD level too.
     #[inline(always)]
-    pub fn new(runs: &[(&'a TrainSettings, &'a Prepared)], sweep_seed: u64) -> Group<'a> {
+    pub fn new(runs: &[(&'a TrainSettings, &'a Prepared)], sweep_seed: u64) -> Group<'a, T> {
         let (s0, p0) = runs[0];
         for (s, p) in runs {
             assert!(
                 std::ptr::eq(p.x.as_ptr(), p0.x.as_ptr())
+                    && p.dtype() == s.dtype
+                    && s.dtype == s0.dtype
                     && s.batch_size == s0.batch_size
                     && s.seed == s0.seed
                     && s.epochs == s0.epochs,
@@ -88,22 +117,25 @@ impl<'a> Group<'a> {
     }
 }
 
-impl<'a> Member<'a> {
+impl<'a, T: Element> Member<'a, T> {
     #[inline(always)]
-    fn new(s: &'a TrainSettings, prep: &'a Prepared, sweep_seed: u64) -> Member<'a> {
+    fn new(s: &'a TrainSettings, prep: &'a Prepared, sweep_seed: u64) -> Member<'a, T> {
         let d = prep.d();
-        let params = initial_params(s, prep, sweep_seed);
+        let params: Vec<T> = initial_params(s, prep, sweep_seed)
+            .into_iter()
+            .map(T::of)
+            .collect();
         Member {
             s,
             prep,
             weight_norm2: norm2(&params[..d]),
             initial_train_mse: full_pass(prep, &params).0,
             params,
-            grad: vec![0.0; d + 1],
+            grad: vec![T::ZERO; d + 1],
             optimizer: OptimizerState::new(s.optimizer, s.momentum, d + 1),
             single_row: s.batch_size == 1 && s.optimizer == Optimizer::Sgd,
             sums: EpochSums::default(),
-            minibatch: Minibatch::default(),
+            minibatch: Minibatch::new(T::ZERO),
             epochs: Vec::with_capacity(s.epochs as usize),
             diverged: false,
         }
@@ -123,35 +155,56 @@ struct EpochSums {
     blew_up: bool,
 }
 
-/// Sums over the rows of the current minibatch (training units).
-#[derive(Default)]
-struct Minibatch {
-    loss: f64,
-    prediction: f64,
-    residual_sum: f64,
+/// Sums over the rows of the current minibatch (training units, the run's type).
+struct Minibatch<T> {
+    loss: T,
+    prediction: T,
+    residual_sum: T,
     rows: usize,
     /// `|w|` at the start of the step.
-    weight_norm: f64,
+    weight_norm: T,
+}
+
+impl<T: Real> Minibatch<T> {
+    #[inline(always)]
+    fn new(weight_norm: T) -> Minibatch<T> {
+        Minibatch {
+            loss: T::ZERO,
+            prediction: T::ZERO,
+            residual_sum: T::ZERO,
+            rows: 0,
+            weight_norm,
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,fma")]
 pub unsafe fn train_avx512(runs: &[(&TrainSettings, &Prepared)], sweep_seed: u64) -> Vec<RunOutcome> {
-    train_body(Group::new(runs, sweep_seed))
+    train_in_dtype(runs, sweep_seed)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn train_avx2(runs: &[(&TrainSettings, &Prepared)], sweep_seed: u64) -> Vec<RunOutcome> {
-    train_body(Group::new(runs, sweep_seed))
+    train_in_dtype(runs, sweep_seed)
 }
 
 pub fn train_portable(runs: &[(&TrainSettings, &Prepared)], sweep_seed: u64) -> Vec<RunOutcome> {
-    train_body(Group::new(runs, sweep_seed))
+    train_in_dtype(runs, sweep_seed)
+}
+
+/// The group trained in its runs' `dtype` (all members share it).
+#[inline(always)]
+fn train_in_dtype(runs: &[(&TrainSettings, &Prepared)], sweep_seed: u64) -> Vec<RunOutcome> {
+    match runs[0].0.dtype {
+        Dtype::F64 => train_body(Group::<f64>::new(runs, sweep_seed)),
+        Dtype::F32 => train_body(Group::<f32>::new(runs, sweep_seed)),
+    }
 }
 
 #[inline(always)]
-fn train_body(mut group: Group) -> Vec<RunOutcome> {
+fn train_body<T: Element>(mut group: Group<T>) -> Vec<RunOutcome> {
     for epoch in 1..=group.epochs {
         if group.members.iter().all(|m| m.diverged) {
             break;
@@ -170,19 +223,19 @@ fn train_body(mut group: Group) -> Vec<RunOutcome> {
 
 /// One epoch of every member still training, minibatch by minibatch.
 #[inline(always)]
-fn run_epoch(group: &mut Group) {
+fn run_epoch<T: Element>(group: &mut Group<T>) {
     let n = group.perm.len();
     let prep = group.members[0].prep;
     let mut start = 0;
     while start < n {
         let end = (start + group.batch).min(n);
-        let active = |m: &Member| !m.diverged && !m.sums.blew_up;
+        let active = |m: &Member<T>| !m.diverged && !m.sums.blew_up;
         for member in group.members.iter_mut().filter(|m| active(m)) {
             member.begin_step();
         }
         for position in start..end {
             if let Some(&ahead) = group.perm.get(position + PREFETCH_AHEAD) {
-                prefetch(prep.row(ahead as usize));
+                prefetch(row::<T>(prep, ahead as usize));
             }
             let i = group.perm[position] as usize;
             for member in group.members.iter_mut().filter(|m| active(m)) {
@@ -202,31 +255,29 @@ fn run_epoch(group: &mut Group) {
     }
 }
 
-impl Member<'_> {
+impl<T: Element> Member<'_, T> {
     #[inline(always)]
     fn begin_step(&mut self) {
-        self.minibatch = Minibatch {
-            weight_norm: self.weight_norm2.sqrt(),
-            ..Minibatch::default()
-        };
+        self.minibatch = Minibatch::new(self.weight_norm2.sqrt());
         if !self.single_row {
-            self.grad.fill(0.0);
+            self.grad.fill(T::ZERO);
         }
     }
 
     /// Records a finished step in the epoch's sums.
     #[inline(always)]
-    fn record_step(&mut self, gradient_norm: f64, clipped: bool) {
+    fn record_step(&mut self, gradient_norm: T, clipped: bool) {
         let (prep, batch) = (self.prep, &self.minibatch);
         let m = batch.rows as f64;
+        let gradient_norm = gradient_norm.wide();
         let sums = &mut self.sums;
         sums.steps += 1;
-        sums.weight_norm += batch.weight_norm;
-        sums.prediction += (batch.prediction / m) * prep.y_scale + prep.y_mean;
-        sums.loss += batch.loss / m;
+        sums.weight_norm += batch.weight_norm.wide();
+        sums.prediction += (batch.prediction.wide() / m) * prep.y_scale + prep.y_mean;
+        sums.loss += batch.loss.wide() / m;
         sums.gradient_norm += gradient_norm;
         sums.clipped += usize::from(clipped);
-        if !(batch.loss.is_finite() && gradient_norm.is_finite()) {
+        if !(batch.loss.wide().is_finite() && gradient_norm.is_finite()) {
             sums.blew_up = true;
         }
     }
@@ -236,25 +287,26 @@ impl Member<'_> {
     fn single_row_step(&mut self, i: usize) {
         let (s, prep) = (self.s, self.prep);
         let d = prep.d();
-        let x = prep.row(i);
+        let x = row::<T>(prep, i);
         let (w, b) = self.params.split_at_mut(d);
         let wx = dot(w, x);
         let prediction = wx + b[0];
-        let r = prediction - prep.y[i];
-        let wd = s.weight_decay;
+        let r = prediction - T::of(prep.y[i]);
+        let wd = T::of(s.weight_decay);
         // |g|^2 = 4 r^2 (|x|^2 + 1) + 4 r wd (w . x) + wd^2 |w|^2.
-        let two_r = 2.0 * r;
+        let two = T::of(2.0);
+        let two_r = two * r;
         let norm2 = (two_r * two_r).mul_add(
-            prep.row_norm2[i] + 1.0,
-            (2.0 * two_r * wd).mul_add(wx, wd * wd * self.weight_norm2),
+            T::of(prep.row_norm2[i] + 1.0),
+            (two * two_r * wd).mul_add(wx, wd * wd * self.weight_norm2),
         );
-        let gradient_norm = norm2.max(0.0).sqrt();
+        let gradient_norm = norm2.max(T::ZERO).sqrt();
         let (factor, clipped) = clip_factor(s, gradient_norm);
-        let step = s.learning_rate * factor;
-        self.weight_norm2 = if wd == 0.0 {
+        let step = T::of(s.learning_rate) * factor;
+        self.weight_norm2 = if s.weight_decay == 0.0 {
             axpy_norm2(w, -step * two_r, x)
         } else {
-            scale_axpy_norm2(w, (-step).mul_add(wd, 1.0), -step * two_r, x)
+            scale_axpy_norm2(w, (-step).mul_add(wd, T::of(1.0)), -step * two_r, x)
         };
         b[0] = (-step).mul_add(two_r, b[0]);
         self.minibatch.loss = r * r;
@@ -268,10 +320,10 @@ impl Member<'_> {
     fn accumulate_row(&mut self, i: usize) {
         let prep = self.prep;
         let d = prep.d();
-        let x = prep.row(i);
+        let x = row::<T>(prep, i);
         let (w, b) = self.params.split_at(d);
         let p = dot(w, x) + b[0];
-        let r = p - prep.y[i];
+        let r = p - T::of(prep.y[i]);
         let batch = &mut self.minibatch;
         batch.loss = r.mul_add(r, batch.loss);
         batch.prediction += p;
@@ -285,9 +337,10 @@ impl Member<'_> {
     fn finish_minibatch(&mut self) {
         let (s, d) = (self.s, self.prep.d());
         let (gw, gb) = self.grad.split_at_mut(d);
-        let scale = 2.0 / self.minibatch.rows as f64;
+        let scale = T::of(2.0 / self.minibatch.rows as f64);
+        let wd = T::of(s.weight_decay);
         for (g, wj) in gw.iter_mut().zip(&self.params[..d]) {
-            *g = g.mul_add(scale, s.weight_decay * wj);
+            *g = g.mul_add(scale, wd * *wj);
         }
         gb[0] = self.minibatch.residual_sum * scale;
         let gradient_norm = norm2(&self.grad).sqrt();
@@ -297,7 +350,7 @@ impl Member<'_> {
         }
         self.weight_norm2 = self
             .optimizer
-            .step(&mut self.params, &self.grad, s.learning_rate, d);
+            .step(&mut self.params, &self.grad, T::of(s.learning_rate), d);
         self.record_step(gradient_norm, clipped);
     }
 
@@ -338,38 +391,40 @@ impl Member<'_> {
                 Status::NotConverged
             }
         };
+        let params: Vec<f64> = self.params.iter().map(|v| v.wide()).collect();
         RunOutcome {
             status,
             message: None,
-            weights: prep.weights_in_feature_units(&self.params[..prep.d()]),
+            weights: prep.weights_in_feature_units(&params[..prep.d()]),
             epochs: self.epochs,
             initial_train_mse: self.initial_train_mse,
-            params: self.params,
+            params,
         }
     }
 }
 
 /// The clipping factor for a gradient norm (1 when not clipping).
 #[inline(always)]
-fn clip_factor(s: &TrainSettings, gradient_norm: f64) -> (f64, bool) {
-    if s.clip && gradient_norm > s.clip_norm {
-        (s.clip_norm / gradient_norm, true)
+fn clip_factor<T: Real>(s: &TrainSettings, gradient_norm: T) -> (T, bool) {
+    let clip_norm = T::of(s.clip_norm);
+    if s.clip && gradient_norm > clip_norm {
+        (clip_norm / gradient_norm, true)
     } else {
-        (1.0, false)
+        (T::of(1.0), false)
     }
 }
 
 /// [`full_pass`] of every member still training, in one pass over the rows they share; each
 /// member's sums run in row order, as alone. `None` for a member that stopped.
 #[inline(always)]
-fn full_passes(members: &[Member]) -> Vec<Option<(f64, f64)>> {
+fn full_passes<T: Element>(members: &[Member<T>]) -> Vec<Option<(f64, f64)>> {
     let prep = members[0].prep;
     let d = prep.d();
     let mut sse: Vec<Option<f64>> = members
         .iter()
         .map(|m| (!m.diverged).then_some(0.0))
         .collect();
-    for (i, row) in prep.x.chunks_exact(d).enumerate() {
+    for (i, row) in T::rows(prep).chunks_exact(d).enumerate() {
         for (member, sse) in members.iter().zip(sse.iter_mut()) {
             if let Some(sse) = sse {
                 *sse = add_squared_error(member.prep, &member.params, row, i, *sse);
@@ -383,23 +438,24 @@ fn full_passes(members: &[Member]) -> Vec<Option<(f64, f64)>> {
         .collect()
 }
 
-/// Train MSE and R² in original units of any parameters, by a pass over every row; the same
-/// bits at every SIMD level.
+/// Train MSE and R² in original units of any parameters (in the run's type, on the rows of
+/// that type), by a pass over every row in f64; the same bits at every SIMD level.
 #[inline(always)]
-pub fn full_pass(prep: &Prepared, params: &[f64]) -> (f64, f64) {
+pub fn full_pass<T: Element>(prep: &Prepared, params: &[T]) -> (f64, f64) {
     // A loop, not a closure: a closure would be compiled without the caller's target features.
     let mut sse = 0.0;
-    for (i, row) in prep.x.chunks_exact(prep.d()).enumerate() {
+    for (i, row) in T::rows(prep).chunks_exact(prep.d()).enumerate() {
         sse = add_squared_error(prep, params, row, i, sse);
     }
     mse_and_r2(prep, sse)
 }
 
-/// `sse` plus the squared error, in original units, of row `i` (whose features are `row`).
+/// `sse` plus the squared error, in original units, of row `i` (whose features are `row`),
+/// computed in f64 whatever the run's type.
 #[inline(always)]
-fn add_squared_error(prep: &Prepared, params: &[f64], row: &[f64], i: usize, sse: f64) -> f64 {
+fn add_squared_error<T: Real>(prep: &Prepared, params: &[T], row: &[T], i: usize, sse: f64) -> f64 {
     let (w, b) = params.split_at(prep.d());
-    let prediction = (dot(w, row) + b[0]).mul_add(prep.y_scale, prep.y_mean);
+    let prediction = (dot_wide(w, row) + b[0].wide()).mul_add(prep.y_scale, prep.y_mean);
     let r = prediction - prep.data.y[i];
     r.mul_add(r, sse)
 }
