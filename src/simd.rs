@@ -53,7 +53,6 @@ impl SimdLevel {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

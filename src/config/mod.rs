@@ -27,7 +27,9 @@ pub use data_section::{DataConfig, DataSource, DataSpec, FILE_KEYS, GENERATOR_KE
 pub use grid::{Axis, Exclude, Grid, RunSpec};
 pub use locate::locate_key;
 pub use resolved::TopLevel;
-pub use settings::{canonical_train_value, Dtype, Init, Optimizer, TrainSettings, Whiten, TRAIN_KEYS};
+pub use settings::{
+    canonical_train_value, Dtype, Init, Optimizer, TrainSettings, Whiten, TRAIN_KEYS,
+};
 
 use ablation::ABLATION_KEYS;
 use data_section::{data_keys, PathBase};

@@ -277,7 +277,10 @@ mod tests {
         assert_eq!(keys(&defaults), TRAIN_KEYS[..TRAIN_KEYS.len() - 1]);
         let listed: Vec<String> = defaults.full_table().keys().cloned().collect();
         assert_eq!(listed.len(), TRAIN_KEYS.len());
-        assert_eq!(defaults.value_of("dtype"), Some(Value::String("f64".into())));
+        assert_eq!(
+            defaults.value_of("dtype"),
+            Some(Value::String("f64".into()))
+        );
     }
 
     #[test]

@@ -49,7 +49,9 @@ pub fn lagged_levels(c: &DataConfig, seed: u64) -> Result<Dataset> {
     let mut signal = Vec::with_capacity(n);
     for (i, row) in rows.chunks_exact_mut(d).enumerate() {
         let t = i + d - 1;
-        row.iter_mut().enumerate().for_each(|(lag, v)| *v = levels[t - lag]);
+        row.iter_mut()
+            .enumerate()
+            .for_each(|(lag, v)| *v = levels[t - lag]);
         signal.push((0..lags).map(|j| beta[j] * returns[t - j]).sum::<f64>());
     }
     let noise_scale = ((c.nu - 2.0) / c.nu).sqrt();

@@ -54,7 +54,12 @@ impl Design {
 
     /// From a row-major f64 matrix shared with the data set (not copied).
     pub fn shared(x: Arc<[f64]>, n: usize, d: usize, intercept: bool) -> Design {
-        assert_eq!(x.len(), n * d, "a design of {n} x {d} needs {} values", n * d);
+        assert_eq!(
+            x.len(),
+            n * d,
+            "a design of {n} x {d} needs {} values",
+            n * d
+        );
         Design {
             n,
             k: d,
@@ -66,7 +71,12 @@ impl Design {
     }
 
     /// From double-double columns, each of `n` values.
-    pub fn from_columns(columns: &[Vec<DD>], n: usize, names: Vec<String>, intercept: bool) -> Design {
+    pub fn from_columns(
+        columns: &[Vec<DD>],
+        n: usize,
+        names: Vec<String>,
+        intercept: bool,
+    ) -> Design {
         let k = columns.len();
         assert!(columns.iter().all(|c| c.len() == n) && names.len() == k);
         let at = |part: fn(&DD) -> f64| -> Arc<[f64]> {
@@ -142,7 +152,11 @@ impl Design {
         y.iter()
             .zip(dots)
             .map(|(yi, dot)| {
-                let shifted = if self.intercept { yi.add_f64(-x[0]) } else { *yi };
+                let shifted = if self.intercept {
+                    yi.add_f64(-x[0])
+                } else {
+                    *yi
+                };
                 shifted - dot
             })
             .collect()
@@ -184,7 +198,6 @@ impl Design {
         sums[usize::from(self.intercept)..].to_vec()
     }
 }
-
 
 /// The two products, compiled once per SIMD level.
 mod kernels {
@@ -336,7 +349,10 @@ mod tests {
         let design = Design::from_columns(&[vec![third, third]], 2, vec!["x".into()], false);
         assert!(design.has_low_parts());
         let residual = design.residual(&[DD::new(1.0), DD::new(1.0)], &[3.0]);
-        assert!(residual.iter().all(|r| r.to_f64().abs() < 1e-31), "{residual:?}");
+        assert!(
+            residual.iter().all(|r| r.to_f64().abs() < 1e-31),
+            "{residual:?}"
+        );
         let column = design.transpose_times_at(SimdLevel::detect(), &[3.0, -3.0]);
         assert!(column[0].to_f64().abs() < 1e-31, "{column:?}");
     }

@@ -15,8 +15,8 @@ use faer::linalg::qr::no_pivoting::factor as qr;
 use faer::prelude::*;
 use faer::{Conj, Mat, Par};
 
-use super::design::Design;
 use super::dd::DD;
+use super::design::Design;
 use crate::error::{Error, Result};
 
 /// Relative singular-value cut-off for rank: `max(n, p) * f64::EPSILON` of the largest, on the
@@ -131,7 +131,10 @@ impl<'a> Factored<'a> {
             self.refine(y)
         } else {
             let y_f64: Vec<f64> = y.iter().map(|v| v.to_f64()).collect();
-            (minimum_norm(design, &y_f64, &self.scaling.means, self.rank)?, 0)
+            (
+                minimum_norm(design, &y_f64, &self.scaling.means, self.rank)?,
+                0,
+            )
         };
         let (sse, r2) = goodness_of_fit(design, y, &x);
         let offset = usize::from(design.intercept);
@@ -155,7 +158,10 @@ impl<'a> Factored<'a> {
     /// `k x k`): the trailing block of `R`, its columns scaled back. Needs an intercept, since
     /// only then is the design centred.
     pub fn centred_triangle(&self) -> Mat<f64> {
-        assert!(self.design.intercept, "the centred factor needs an intercept");
+        assert!(
+            self.design.intercept,
+            "the centred factor needs an intercept"
+        );
         let k = self.design.k();
         let scale = &self.scaling.scale;
         Mat::from_fn(k, k, |i, j| {
@@ -244,11 +250,10 @@ impl<'a> Factored<'a> {
     /// `Q^T v`, the first `p` entries (thin Q).
     fn qt(&self, v: &[f64]) -> Vec<f64> {
         let mut column = Mat::from_fn(v.len(), 1, |i, _| v[i]);
-        let scratch = householder::apply_block_householder_sequence_transpose_on_the_left_in_place_scratch::<f64>(
-            self.basis.nrows(),
-            self.coeff.nrows(),
-            1,
-        );
+        let scratch =
+            householder::apply_block_householder_sequence_transpose_on_the_left_in_place_scratch::<
+                f64,
+            >(self.basis.nrows(), self.coeff.nrows(), 1);
         householder::apply_block_householder_sequence_transpose_on_the_left_in_place_with_conj(
             self.basis.as_ref(),
             self.coeff.as_ref(),
@@ -264,11 +269,9 @@ impl<'a> Factored<'a> {
     fn q(&self, u: &[f64]) -> Vec<f64> {
         let n = self.basis.nrows();
         let mut column = Mat::from_fn(n, 1, |i, _| u.get(i).copied().unwrap_or(0.0));
-        let scratch = householder::apply_block_householder_sequence_on_the_left_in_place_scratch::<f64>(
-            n,
-            self.coeff.nrows(),
-            1,
-        );
+        let scratch = householder::apply_block_householder_sequence_on_the_left_in_place_scratch::<
+            f64,
+        >(n, self.coeff.nrows(), 1);
         householder::apply_block_householder_sequence_on_the_left_in_place_with_conj(
             self.basis.as_ref(),
             self.coeff.as_ref(),

@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-
 use crate::config::{RunSpec, Sweep};
 use crate::error::{Error, Result};
 use crate::results::{self, RunRow};

@@ -11,8 +11,8 @@ mod optimizer;
 mod sgd;
 mod spectral;
 
-pub use init::{initial_params, shuffle_epoch};
 pub use crate::simd::SimdLevel;
+pub use init::{initial_params, shuffle_epoch};
 pub use spectral::{diagnose, Diagnosis, SIGNAL_SHARE};
 
 use crate::config::TrainSettings;

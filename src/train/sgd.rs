@@ -180,7 +180,10 @@ impl<T: Real> Minibatch<T> {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,fma")]
-pub unsafe fn train_avx512(runs: &[(&TrainSettings, &Prepared)], sweep_seed: u64) -> Vec<RunOutcome> {
+pub unsafe fn train_avx512(
+    runs: &[(&TrainSettings, &Prepared)],
+    sweep_seed: u64,
+) -> Vec<RunOutcome> {
     train_in_dtype(runs, sweep_seed)
 }
 
@@ -348,9 +351,9 @@ impl<T: Element> Member<'_, T> {
         if clipped {
             self.grad.iter_mut().for_each(|g| *g *= factor);
         }
-        self.weight_norm2 = self
-            .optimizer
-            .step(&mut self.params, &self.grad, T::of(s.learning_rate), d);
+        self.weight_norm2 =
+            self.optimizer
+                .step(&mut self.params, &self.grad, T::of(s.learning_rate), d);
         self.record_step(gradient_norm, clipped);
     }
 

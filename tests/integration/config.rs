@@ -88,6 +88,26 @@ name = "g"
     assert_ne!(ids_a[0], c.runs[0].id);
 }
 
+/// A key added after tables were published (`dtype`) leaves run ids and the config hash alone at
+/// its default, so existing results stay valid; a non-default value changes both.
+#[test]
+fn a_later_key_at_its_default_keeps_run_ids_and_the_config_hash() {
+    let plain = load(GRID, &[]).unwrap();
+    let explicit = load(GRID, &["train.dtype=\"f64\""]).unwrap();
+    let f32 = load(GRID, &["train.dtype=\"f32\""]).unwrap();
+    let ids = |s: &config::Sweep| s.runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&plain), ids(&explicit));
+    assert_eq!(plain.config_hash, explicit.config_hash);
+    assert!(!plain.resolved_toml.contains("dtype"), "{}", plain.resolved_toml);
+    assert!(ids(&plain).iter().zip(ids(&f32)).all(|(a, b)| a != &b));
+    assert_ne!(plain.config_hash, f32.config_hash);
+    assert!(f32.resolved_toml.contains("dtype = \"f32\""));
+    let err = load(GRID, &["train.dtype=\"f16\""])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dtype") && err.contains("f16"), "{err}");
+}
+
 #[test]
 fn overrides_replace_file_values_with_the_same_validation() {
     let sweep = load(

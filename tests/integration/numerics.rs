@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use sweep::config::{DataConfig, Init, Optimizer, TrainSettings, Whiten};
+use sweep::config::{DataConfig, Dtype, Init, Optimizer, TrainSettings, Whiten};
 use sweep::data::{self, Dataset};
 use sweep::preprocess::Prepared;
 use sweep::reference::DD;
@@ -24,6 +24,16 @@ fn dataset(x: Vec<f64>, y: Vec<f64>, d: usize) -> Dataset {
 fn prepared(data: Dataset, whiten: Whiten, eps: f64, normalize: bool) -> Prepared {
     let reference = Reference::of(&data).unwrap();
     Prepared::new(Arc::new(data), Arc::new(reference), whiten, eps, normalize).unwrap()
+}
+
+/// The same preparation for runs in `dtype`.
+fn prepared_in(data: Dataset, whiten: Whiten, eps: f64, normalize: bool, dtype: Dtype) -> Prepared {
+    let reference = Arc::new(Reference::of(&data).unwrap());
+    let data = Arc::new(data);
+    let features = sweep::preprocess::Features::of(&data, &reference, whiten, eps)
+        .unwrap()
+        .with_dtype(dtype);
+    Prepared::with_features(data, reference, &features, whiten, eps, normalize).unwrap()
 }
 
 /// A deterministic pseudo-random sequence for test designs (no dependence on rand's algorithms).
@@ -295,25 +305,74 @@ fn sgd_reaches_the_ols_loss_on_a_well_conditioned_problem() {
     let y: Vec<f64> = (0..n)
         .map(|i| 0.3 + 1.5 * x[i * d] - 2.0 * x[i * d + 1] + 0.5 * x[i * d + 3] + 0.2 * noise[i])
         .collect();
-    let prep = prepared(dataset(x, y, d), Whiten::None, 0.0, false);
-    // Adam's steady-state noise scales with its step size, so it gets a smaller one.
-    for (optimizer, lr) in [
-        (Optimizer::Sgd, 0.01),
-        (Optimizer::Momentum, 0.002),
-        (Optimizer::Adam, 0.001),
-    ] {
-        let mut s = settings(300, 8, lr);
-        s.optimizer = optimizer;
-        s.init = Init::HeNormal;
-        let out = train::train(&s, &prep, 1);
-        let ratio = out.final_train_mse() / prep.reference.fit.mse;
-        assert_eq!(
-            out.status,
-            Status::Converged,
-            "{optimizer:?}: MSE ratio {ratio}"
-        );
-        assert!(ratio < 1.01);
+    let data = dataset(x, y, d);
+    for dtype in [Dtype::F64, Dtype::F32] {
+        let prep = prepared_in(data.clone(), Whiten::None, 0.0, false, dtype);
+        // Adam's steady-state noise scales with its step size, so it gets a smaller one.
+        for (optimizer, lr) in [
+            (Optimizer::Sgd, 0.01),
+            (Optimizer::Momentum, 0.002),
+            (Optimizer::Adam, 0.001),
+        ] {
+            let mut s = settings(300, 8, lr);
+            s.optimizer = optimizer;
+            s.init = Init::HeNormal;
+            s.dtype = dtype;
+            let out = train::train(&s, &prep, 1);
+            let ratio = out.final_train_mse() / prep.reference.fit.mse;
+            assert_eq!(
+                out.status,
+                Status::Converged,
+                "{dtype} {optimizer:?}: MSE ratio {ratio}"
+            );
+            assert!(ratio < 1.01);
+        }
     }
+}
+
+/// An f32 run trains in f32 but reports in f64: its last train MSE is the f64 MSE of its
+/// (f32) parameters on the f32 features, to the last few bits, and it differs from the f64 run.
+#[test]
+fn f32_runs_report_the_f64_mse_of_their_f32_model() {
+    let (n, d) = (300, 5);
+    let x = lcg(8, n * d);
+    let noise = lcg(9, n);
+    let y: Vec<f64> = (0..n)
+        .map(|i| 1.0 - x[i * d] + 0.7 * x[i * d + 2] + 0.1 * noise[i])
+        .collect();
+    let data = dataset(x, y, d);
+    let prep = prepared_in(data.clone(), Whiten::Zca, 0.0, true, Dtype::F32);
+    let mut s = settings(20, 4, 0.01);
+    s.dtype = Dtype::F32;
+    let out = train::train(&s, &prep, 2);
+    // Every parameter is an f32 widened exactly.
+    assert!(out.params.iter().all(|p| f64::from(*p as f32) == *p));
+    let x32 = prep.x32.as_deref().unwrap();
+    let sse: f64 = (0..n)
+        .map(|i| {
+            let row = &x32[i * d..(i + 1) * d];
+            let p: f64 = row
+                .iter()
+                .zip(&out.params)
+                .map(|(a, w)| f64::from(*a) * w)
+                .sum::<f64>()
+                + out.params[d];
+            let r = p * prep.y_scale + prep.y_mean - data.y[i];
+            r * r
+        })
+        .sum();
+    let reported = out.final_train_mse();
+    assert!(
+        ((reported - sse / n as f64) / reported).abs() < 1e-12,
+        "{reported} vs {}",
+        sse / n as f64
+    );
+    let mut s64 = s.clone();
+    s64.dtype = Dtype::F64;
+    let prep64 = prepared_in(data, Whiten::Zca, 0.0, true, Dtype::F64);
+    let out64 = train::train(&s64, &prep64, 2);
+    assert_ne!(out64.final_train_mse(), reported);
+    assert!(((out64.final_train_mse() - reported) / reported).abs() < 1e-4);
 }
 
 #[test]
@@ -443,14 +502,26 @@ fn every_simd_level_gives_the_same_bits() {
         1,
     )
     .unwrap();
-    let prep = prepared(data, Whiten::Zca, 0.0, true);
+    let preps = [
+        (
+            Dtype::F64,
+            prepared_in(data.clone(), Whiten::Zca, 0.0, true, Dtype::F64),
+        ),
+        (
+            Dtype::F32,
+            prepared_in(data, Whiten::Zca, 0.0, true, Dtype::F32),
+        ),
+    ];
     let levels: Vec<SimdLevel> = SimdLevel::ALL
         .iter()
         .copied()
         .filter(|l| l.is_available())
         .collect();
     eprintln!("SIMD levels compared: {levels:?}");
-    for optimizer in [Optimizer::Sgd, Optimizer::Momentum, Optimizer::Adam] {
+    for ((dtype, prep), optimizer) in preps
+        .iter()
+        .flat_map(|p| [Optimizer::Sgd, Optimizer::Momentum, Optimizer::Adam].map(|o| (p, o)))
+    {
         for (batch, clip, weight_decay) in [
             (1, true, 0.0),
             (1, false, 1e-3),
@@ -458,17 +529,18 @@ fn every_simd_level_gives_the_same_bits() {
             (32, false, 1e-4),
         ] {
             let mut s = settings(4, batch, 1e-2);
+            s.dtype = *dtype;
             s.optimizer = optimizer;
             s.clip = clip;
             s.weight_decay = weight_decay;
             let runs: Vec<_> = levels
                 .iter()
-                .map(|l| train::train_at(*l, &s, &prep, 5))
+                .map(|l| train::train_at(*l, &s, prep, 5))
                 .collect();
             for (level, run) in levels.iter().zip(&runs).skip(1) {
                 assert_eq!(
                     run.epochs, runs[0].epochs,
-                    "{level:?} vs portable: {optimizer:?} batch {batch} clip {clip} wd {weight_decay}"
+                    "{level:?} vs portable: {dtype} {optimizer:?} batch {batch} clip {clip} wd {weight_decay}"
                 );
                 let bits = |p: &[f64]| p.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&run.params), bits(&runs[0].params));
@@ -495,55 +567,62 @@ fn grouped_runs_are_bit_identical_to_the_same_runs_alone() {
         .unwrap(),
     );
     let reference = Arc::new(Reference::of(&data).unwrap());
-    let features = sweep::preprocess::Features::of(&data, &reference, Whiten::Zca, 0.0).unwrap();
-    let variant = |normalize| {
-        Prepared::with_features(
-            data.clone(),
-            reference.clone(),
-            &features,
-            Whiten::Zca,
-            0.0,
-            normalize,
-        )
-        .unwrap()
-    };
-    let (raw, normalized) = (variant(false), variant(true));
-    for batch in [1, 8] {
-        let mut members: Vec<(TrainSettings, &Prepared)> = Vec::new();
-        for (normalize, clip, optimizer) in [
-            (false, false, Optimizer::Sgd),
-            (true, true, Optimizer::Sgd),
-            (true, false, Optimizer::Adam),
-            (false, true, Optimizer::Momentum),
-        ] {
-            let mut s = settings(6, batch, 1e-2);
-            s.clip = clip;
-            s.optimizer = optimizer;
-            s.normalize_target = normalize;
-            members.push((s, if normalize { &normalized } else { &raw }));
-        }
-        let mut diverging = settings(6, batch, 1e3);
-        diverging.init = Init::Zeros;
-        members.push((diverging, &normalized));
-        let runs: Vec<(&TrainSettings, &Prepared)> = members.iter().map(|(s, p)| (s, *p)).collect();
-        let grouped = train::train_group(&runs, 3);
-        assert!(
-            grouped.iter().any(|o| o.status == Status::Diverged),
-            "the group holds a diverging run"
-        );
-        for ((s, p), together) in runs.iter().zip(&grouped) {
-            let alone = train::train(s, p, 3);
-            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(
-                bits(&together.params),
-                bits(&alone.params),
-                "batch {batch}: {s:?}"
+    for dtype in [Dtype::F64, Dtype::F32] {
+        let features = sweep::preprocess::Features::of(&data, &reference, Whiten::Zca, 0.0)
+            .unwrap()
+            .with_dtype(dtype);
+        let variant = |normalize| {
+            Prepared::with_features(
+                data.clone(),
+                reference.clone(),
+                &features,
+                Whiten::Zca,
+                0.0,
+                normalize,
+            )
+            .unwrap()
+        };
+        let (raw, normalized) = (variant(false), variant(true));
+        for batch in [1, 8] {
+            let mut members: Vec<(TrainSettings, &Prepared)> = Vec::new();
+            for (normalize, clip, optimizer) in [
+                (false, false, Optimizer::Sgd),
+                (true, true, Optimizer::Sgd),
+                (true, false, Optimizer::Adam),
+                (false, true, Optimizer::Momentum),
+            ] {
+                let mut s = settings(6, batch, 1e-2);
+                s.dtype = dtype;
+                s.clip = clip;
+                s.optimizer = optimizer;
+                s.normalize_target = normalize;
+                members.push((s, if normalize { &normalized } else { &raw }));
+            }
+            let mut diverging = settings(6, batch, 1e3);
+            diverging.dtype = dtype;
+            diverging.init = Init::Zeros;
+            members.push((diverging, &normalized));
+            let runs: Vec<(&TrainSettings, &Prepared)> =
+                members.iter().map(|(s, p)| (s, *p)).collect();
+            let grouped = train::train_group(&runs, 3);
+            assert!(
+                grouped.iter().any(|o| o.status == Status::Diverged),
+                "the group holds a diverging run"
             );
-            assert_eq!(together.status, alone.status);
-            assert_eq!(together.epochs.len(), alone.epochs.len());
-            for (a, b) in together.epochs.iter().zip(&alone.epochs) {
-                assert_eq!(a.train_mse.to_bits(), b.train_mse.to_bits());
-                assert_eq!(a.weight_norm.to_bits(), b.weight_norm.to_bits());
+            for ((s, p), together) in runs.iter().zip(&grouped) {
+                let alone = train::train(s, p, 3);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&together.params),
+                    bits(&alone.params),
+                    "{dtype} batch {batch}: {s:?}"
+                );
+                assert_eq!(together.status, alone.status);
+                assert_eq!(together.epochs.len(), alone.epochs.len());
+                for (a, b) in together.epochs.iter().zip(&alone.epochs) {
+                    assert_eq!(a.train_mse.to_bits(), b.train_mse.to_bits());
+                    assert_eq!(a.weight_norm.to_bits(), b.weight_norm.to_bits());
+                }
             }
         }
     }
