@@ -3,8 +3,9 @@
 `sweep data` (features x000.., target y, as Parquet). Prints one JSON object per measurement.
 
   baselines.py sklearn DATA E1 E2        SGDRegressor, batch 1: seconds per epoch from E2 - E1 epochs
-  baselines.py numpy DATA BATCH E1 E2    the NumPy minibatch loop (same update as sweep: clipped
-                                         gradient, per-epoch full-pass MSE), seconds per epoch
+  baselines.py numpy DATA BATCH E1 E2 [BITS]   the NumPy minibatch loop (same update as sweep:
+                                         clipped gradient, per-epoch full-pass MSE), seconds per
+                                         epoch, in float64 (BITS 64, default) or float32
   baselines.py numpy-runs DATA BATCH EPOCHS RUNS   RUNS runs of the NumPy loop on a pool of 2 processes
   baselines.py ols DATA REPEATS          numpy.linalg.lstsq and LinearRegression: load, solve (median)
 
@@ -28,12 +29,13 @@ def load(path):
 
 
 def numpy_sgd(x, y, batch, epochs, lr=1e-3, clip_norm=1.0, seed=0):
+    # The parameters take the data's dtype (float64, or float32 for the f32 comparison).
     """Minibatch SGD on y ~ x w + b with the gradient norm clipped to clip_norm, and the train
     MSE of a full pass after every epoch, as sweep computes them (plain SGD, He-normal init)."""
     n, d = x.shape
     rng = np.random.default_rng(seed)
-    w = rng.normal(0.0, np.sqrt(2.0 / d), d)
-    b = 0.0
+    w = rng.normal(0.0, np.sqrt(2.0 / d), d).astype(x.dtype)
+    b = x.dtype.type(0.0)
     mses = np.empty(epochs)
     for epoch in range(epochs):
         perm = rng.permutation(n)
@@ -81,10 +83,12 @@ def sklearn_rows(path, e1, e2):
     return {"tool": "sklearn SGDRegressor", "batch": 1, "seconds_per_epoch": per_epoch(run, e1, e2), "rows": len(y)}
 
 
-def numpy_rows(path, batch, e1, e2):
+def numpy_rows(path, batch, e1, e2, bits=64):
     x, y = load(path)
+    if bits == 32:
+        x, y = x.astype(np.float32), y.astype(np.float32)
     seconds = per_epoch(lambda e: numpy_sgd(x, y, batch, e), e1, e2)
-    return {"tool": "numpy loop", "batch": batch, "seconds_per_epoch": seconds, "rows": len(y)}
+    return {"tool": "numpy loop", "batch": batch, "bits": bits, "seconds_per_epoch": seconds, "rows": len(y)}
 
 
 def _one_run(args):

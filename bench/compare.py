@@ -58,20 +58,21 @@ def throughput(tmp, n):
     for batch in (1, 4, 32):
         for whiten in ("none", "zca"):
             for clip in ("false", "true"):
-                cases.append((batch, whiten, clip, "sgd"))
-        cases += [(batch, "zca", "true", "momentum"), (batch, "zca", "true", "adam")]
+                cases.append((batch, whiten, clip, "sgd", "f64"))
+        cases += [(batch, "zca", "true", "momentum", "f64"), (batch, "zca", "true", "adam", "f64")]
+        cases += [(batch, "none", "true", "sgd", "f32"), (batch, "zca", "true", "sgd", "f32")]
     per_epoch = {}
-    for batch, whiten, clip, optimizer in cases:
+    for batch, whiten, clip, optimizer, dtype in cases:
         sets = [f"train.batch_size={batch}", f"train.whiten=\"{whiten}\"", f"train.clip={clip}",
-                f"train.optimizer=\"{optimizer}\"", "train.normalize_target=true"]
+                f"train.optimizer=\"{optimizer}\"", "train.normalize_target=true", f"train.dtype=\"{dtype}\""]
         e1, e2 = epochs[batch]
 
         def run_phase(e):
             return sweep_run(SWEEP, config, tmp / "one", sets + [f"train.epochs={e}"])["run_seconds"]
 
         seconds = median([(run_phase(e2) - run_phase(e1)) / (e2 - e1) for _ in range(REPEATS)])
-        per_epoch[(batch, whiten, clip, optimizer)] = seconds
-        row(f"sweep {optimizer}, batch {batch}, whiten {whiten}, clip {clip}", n / seconds / 1e6,
+        per_epoch[(batch, whiten, clip, optimizer, dtype)] = seconds
+        row(f"sweep {optimizer} {dtype}, batch {batch}, whiten {whiten}, clip {clip}", n / seconds / 1e6,
             "M sample-updates/s", f"({seconds * 1e3:.3f} ms/epoch)")
     return per_epoch
 
@@ -79,13 +80,17 @@ def throughput(tmp, n):
 def python_rows(data, per_epoch):
     e1, e2 = (2, 6) if QUICK else (5, 25)
     sk = json.loads(run_py("sklearn", data, e1, e2))
-    mine = per_epoch[(1, "none", "false", "sgd")]
+    mine = per_epoch[(1, "none", "false", "sgd", "f64")]
     row("sklearn SGDRegressor, batch 1", sk["seconds_per_epoch"] * 1e3, "ms/epoch",
         f"sweep (no whitening, no clipping) is {sk['seconds_per_epoch'] / mine:.2f}x faster")
     npy = json.loads(run_py("numpy", data, 32, 2, 6 if QUICK else 12))
-    mine = per_epoch[(32, "none", "true", "sgd")]
+    mine = per_epoch[(32, "none", "true", "sgd", "f64")]
     row("NumPy loop, batch 32, clipped, full-pass MSE", npy["seconds_per_epoch"] * 1e3, "ms/epoch",
         f"sweep (no whitening, clipped) is {npy['seconds_per_epoch'] / mine:.2f}x faster")
+    npy32 = json.loads(run_py("numpy", data, 32, 2, 6 if QUICK else 12, 32))
+    mine32 = per_epoch[(32, "none", "true", "sgd", "f32")]
+    row("NumPy loop in float32, batch 32, clipped, full-pass MSE", npy32["seconds_per_epoch"] * 1e3, "ms/epoch",
+        f"sweep f32 (no whitening, clipped) is {npy32['seconds_per_epoch'] / mine32:.2f}x faster")
 
 
 def run_py(*args):
@@ -99,20 +104,30 @@ def ceilings(data, per_epoch):
     import numpy as np
 
     x, _ = baselines.load(data)
-    reads = sorted(baselines.timed(np.sum, x) for _ in range(50))
-    read = reads[len(reads) // 2]
+    def read_time(a):
+        reads = sorted(baselines.timed(np.sum, a) for _ in range(50))
+        return reads[len(reads) // 2]
+
+    read = read_time(x)
+    x32 = x.astype(np.float32)
+    read32 = read_time(x32)
     a = np.random.default_rng(0).standard_normal((1000, 1000))
     products = sorted(baselines.timed(np.matmul, a, a) for _ in range(5))
     gflops = 2e9 / products[len(products) // 2] / 1e9
     row("streaming read of the data set (NumPy sum, 1 thread)", x.nbytes / read / 1e9, "GB/s",
         f"({read * 1e3:.3f} ms for {x.nbytes / 1e6:.1f} MB)")
     row("matrix product 1000 x 1000 (NumPy/OpenBLAS, 1 thread)", gflops, "GFLOP/s")
-    epoch = per_epoch[(32, "none", "true", "sgd")]
+    epoch = per_epoch[(32, "none", "true", "sgd", "f64")]
     n, d = x.shape
     # The epoch reads X' twice (the steps, the full pass): 4 flops per element in the steps
     # (dot and axpy), 2 in the full pass.
     row("sweep batch-32 epoch / two streaming reads", epoch / (2 * read), "x",
         f"({2 * x.nbytes / epoch / 1e9:.1f} GB/s, {6 * n * d / epoch / 1e9:.2f} GFLOP/s achieved)")
+    row("streaming read of the data set in f32 (NumPy sum, 1 thread)", x32.nbytes / read32 / 1e9, "GB/s",
+        f"({read32 * 1e3:.3f} ms for {x32.nbytes / 1e6:.1f} MB)")
+    epoch32 = per_epoch[(32, "none", "true", "sgd", "f32")]
+    row("sweep f32 batch-32 epoch / two streaming reads in f32", epoch32 / (2 * read32), "x",
+        f"({2 * x32.nbytes / epoch32 / 1e9:.1f} GB/s; f64 epoch / f32 epoch {epoch / epoch32:.2f}x)")
 
 
 def ablation(tmp):
