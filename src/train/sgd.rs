@@ -16,6 +16,10 @@
 //! skip that pass, but evaluated in f64 it loses about six digits on the un-whitened,
 //! ill-conditioned design, so the pass stays.) Rows are prefetched a few steps ahead, since the
 //! epoch visits them in a random order.
+//!
+//! The loop is generic over the run's element type ([`Element`]: f64, or f32 for `dtype = "f32"`):
+//! features, parameters, gradients and optimizer state are of that type; the per-epoch full pass
+//! widens every value exactly and sums in f64, so reported figures are f64 whatever the type.
 
 use super::init::{initial_params, shuffle_epoch};
 use super::kernel::{axpy, axpy_norm2, dot, dot_wide, norm2, prefetch, scale_axpy_norm2, Real};
