@@ -189,17 +189,25 @@ fn update_norm2<T: Real>(y: &mut [T], x: &[T], f: impl Fn(T, T) -> T) -> T {
 }
 
 /// Asks the CPU to bring the slice `start` into cache ahead of use (no-op where the
-/// architecture has no prefetch instruction here).
+/// architecture has no prefetch instruction here): one request per 64-byte line, by a plain
+/// pointer walk (a row of 121 f64 spans 16 lines, and the loop runs once per row and step).
 #[inline(always)]
 pub fn prefetch<T>(start: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
-        // One request per 64-byte line; SSE is part of every x86-64.
-        for line in start.chunks(64 / std::mem::size_of::<T>()) {
-            // SAFETY: prefetching is a hint; the address comes from a live slice.
+        let bytes = std::mem::size_of_val(start);
+        if bytes == 0 {
+            return;
+        }
+        let first = start.as_ptr() as *const i8;
+        // The lines holding the first and the last byte, and every line between.
+        let lines = ((first as usize + bytes - 1) / 64) - (first as usize / 64) + 1;
+        for line in 0..lines {
+            // SAFETY: prefetching is a hint and never faults; the addresses are computed without
+            // dereferencing (wrapping arithmetic), within a line of the live slice.
             unsafe {
                 std::arch::x86_64::_mm_prefetch(
-                    line.as_ptr() as *const i8,
+                    first.wrapping_add(line * 64),
                     std::arch::x86_64::_MM_HINT_T0,
                 )
             };
