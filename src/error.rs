@@ -1,7 +1,8 @@
 //! The crate's error type. Every variant says what went wrong in terms the user can act on:
 //! the file, key, value or row at fault and what would be accepted. `exit_code` maps bad input
 //! (config, data, arguments, a results folder that is not a finished sweep) to 2 and failures of
-//! the tool itself (I/O after validation, a thread pool, a panicked writer) to 1. The README's
+//! the tool itself (I/O after validation, a thread pool, a panicked writer) to 1, and a merge
+//! with runs still missing to 3. The README's
 //! exit-code table lists them.
 
 use std::path::PathBuf;
@@ -30,6 +31,10 @@ pub enum Error {
     /// that was not saved).
     #[error("{0}")]
     Tool(String),
+    /// A sharded sweep cannot be merged yet: runs are missing (the message lists them and the
+    /// array indices to resubmit). Exit code 3.
+    #[error("{0}")]
+    Incomplete(String),
     /// The output location cannot be used.
     #[error("cannot write to {path}: {message}")]
     Output { path: PathBuf, message: String },
@@ -63,6 +68,7 @@ impl Error {
             | Error::Results(_)
             | Error::Output { .. } => 2,
             Error::Tool(_) | Error::Io { .. } | Error::Table { .. } | Error::Plot(_) => 1,
+            Error::Incomplete(_) => 3,
         }
     }
 

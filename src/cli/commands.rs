@@ -12,21 +12,68 @@ use crate::{data, report, results, sweep};
 
 /// `sweep run`.
 pub(super) fn run(args: RunArgs) -> Result<()> {
+    let shard = match (&args.shard, args.shards) {
+        (Some(text), _) => Some((sweep::Shard::parse(text)?, "--shard")),
+        (None, Some(count)) => Some(sweep::Shard::from_env(count, |v| std::env::var(v).ok())?),
+        (None, None) => None,
+    };
     let sweep = config::load(&args.config, &args.set)?;
     let out = args
         .out
         .unwrap_or_else(|| Path::new("results").join(&sweep.name));
     let opts = sweep::RunOptions {
         out: out.clone(),
-        jobs: args.jobs.map(usize::from),
+        jobs: args.jobs.map(usize::from).or_else(slurm_cpus),
         quiet: args.quiet,
         fresh: args.fresh,
         hooks: sweep::TestHooks::from_env(),
     };
+    if let Some((shard, source)) = shard {
+        eprintln!(
+            "shard {} of {} (index from {source}) into {}",
+            shard.index,
+            shard.count,
+            out.display()
+        );
+        let done = sweep::run_shard(&sweep, &opts, shard)?;
+        if !args.quiet {
+            println!(
+                "shard {} of {}: {} runs ({} found saved), wall time {:.1} s; `sweep merge {}` builds the tables \
+                 once every shard is done",
+                shard.index,
+                shard.count,
+                done.runs,
+                done.resumed,
+                done.wall.as_secs_f64(),
+                out.display()
+            );
+        }
+        return Ok(());
+    }
     let result = sweep::run(&sweep, &opts)?;
     if !args.quiet {
         print!("{}", report::summary_text(&sweep, &result, &out));
     }
+    Ok(())
+}
+
+/// Worker threads from Slurm's `SLURM_CPUS_PER_TASK`, when set.
+fn slurm_cpus() -> Option<usize> {
+    std::env::var("SLURM_CPUS_PER_TASK")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n| *n >= 1)
+}
+
+/// `sweep merge`.
+pub(super) fn merge(args: DirArgs) -> Result<()> {
+    let merged = sweep::merge(&args.dir)?;
+    println!(
+        "merged the {} runs of sweep \"{}\" into {}/{{runs,epochs,summary,reference}}.parquet",
+        merged.tables.rows.len(),
+        merged.sweep.name,
+        args.dir.display()
+    );
     Ok(())
 }
 

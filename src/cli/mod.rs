@@ -1,7 +1,7 @@
 //! The command line (clap): one argument struct per subcommand, dispatched to one function each
 //! in `commands`; the output formats of `sweep ols` live in `ols_output`. Errors are printed once,
 //! as `error: ...`, and mapped to the exit code: 0 success, 1 failure of the tool (a panic outside
-//! a run included), 2 bad input.
+//! a run included), 2 bad input, 3 a merge with runs still missing.
 
 mod commands;
 mod ols_output;
@@ -32,6 +32,9 @@ enum Command {
     Run(RunArgs),
     /// Tell how many runs of a sweep folder are done, missing, diverged or failed.
     Status(DirArgs),
+    /// Build the tables of a sharded sweep from the parts of all its shards (exit 3, writing
+    /// nothing, while runs are missing: it names them and the shards to run again).
+    Merge(DirArgs),
     /// Print the expanded grid (index, run_id, the settings that vary) and the run count; run nothing.
     List(ConfigArgs),
     /// Print the verdict, scenario and cell tables of a finished sweep; write report.md and figures.
@@ -66,6 +69,14 @@ struct RunArgs {
     /// (without it, a rerun resumes: saved runs are skipped).
     #[arg(long)]
     fresh: bool,
+    /// Run only shard I of N (0-based) and write its parts, not the tables; `sweep merge` builds
+    /// them once every shard is done. Runs that train together stay in one shard.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    shard: Option<String>,
+    /// Run one shard of N, its index taken from SLURM_ARRAY_TASK_ID (Slurm job arrays) or
+    /// JOB_COMPLETION_INDEX (Kubernetes indexed jobs).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -173,6 +184,7 @@ fn dispatch(command: Command) -> crate::error::Result<()> {
     match command {
         Command::Run(args) => commands::run(args),
         Command::Status(args) => commands::status(args),
+        Command::Merge(args) => commands::merge(args),
         Command::List(args) => commands::list(args),
         Command::Report(args) => commands::report(args),
         Command::Plot(args) => commands::plot(args),

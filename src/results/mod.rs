@@ -10,7 +10,8 @@ mod schema;
 mod verdict;
 
 pub use parquet::{
-    read_metadata_value, read_parquet, write_atomic, write_csv, write_parquet, write_text,
+    read_metadata_value, read_parquet, write_atomic, write_csv, write_new, write_parquet,
+    write_parquet_new, write_text,
 };
 pub use rows::{cell_settings, median, summarize, RunRow, SummaryRow};
 pub use scenarios::{

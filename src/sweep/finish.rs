@@ -58,21 +58,25 @@ impl Tables {
         })
     }
 
-    /// Writes every table into `out`, `runs.parquet` last (its presence means the sweep is done).
-    pub fn write(
-        &self,
-        sweep: &Sweep,
-        out: &Path,
-        prepared: &Prepare,
-        hooks: &TestHooks,
-    ) -> Result<()> {
+    /// Writes every table into `out`, `runs.parquet` last (its presence means the sweep is done);
+    /// `reference.parquet` is a copy of the folder's reference part.
+    pub fn write(&self, sweep: &Sweep, out: &Path, hooks: &TestHooks) -> Result<()> {
         let meta = table_metadata(sweep);
-        let ref_meta = reference_metadata(&meta, prepared);
-        let refs: Vec<_> = prepared
-            .datasets
-            .iter()
-            .map(|(seed, (d, r))| (*seed, d.feature_names.as_slice(), &**r))
-            .collect();
+        let part = out.join(persist::PARTS).join(persist::REFERENCE_PART);
+        let reference = std::fs::read(&part).map_err(|e| {
+            Error::io(
+                format!(
+                    "reading {} (written by every `sweep run` into this folder)",
+                    part.display()
+                ),
+                e,
+            )
+        })?;
+        results::write_atomic(&out.join("reference.parquet"), |f| {
+            use std::io::Write;
+            f.write_all(&reference)
+                .map_err(|e| Error::io("writing reference.parquet", e))
+        })?;
         let epochs: Vec<(&str, &[EpochStats])> = self
             .epochs
             .iter()
@@ -80,11 +84,6 @@ impl Tables {
             .collect();
         type Metadata = [(String, String)];
         let mut tables: Vec<(&str, DataFrame, &Metadata)> = vec![
-            (
-                "reference.parquet",
-                results::reference_frame(&refs)?,
-                &ref_meta,
-            ),
             ("epochs.parquet", results::epochs_frame(&epochs)?, &meta),
             (
                 "summary.parquet",
@@ -109,6 +108,22 @@ impl Tables {
         }
         Ok(())
     }
+}
+
+/// The reference table of the prepared data sets and its metadata.
+pub fn reference_table(
+    sweep: &Sweep,
+    prepared: &Prepare,
+) -> Result<(DataFrame, Vec<(String, String)>)> {
+    let refs: Vec<_> = prepared
+        .datasets
+        .iter()
+        .map(|(seed, (d, r))| (*seed, d.feature_names.as_slice(), &**r))
+        .collect();
+    Ok((
+        results::reference_frame(&refs)?,
+        reference_metadata(&table_metadata(sweep), prepared),
+    ))
 }
 
 /// The tables' metadata plus one `reference.<data set>` entry per data set.

@@ -10,6 +10,7 @@ mod finish;
 mod hooks;
 mod persist;
 mod plan;
+mod shard;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub use finish::Tables;
 pub use hooks::TestHooks;
 pub use persist::{read_manifest, status_counts, Manifest, MANIFEST, PARTS};
 pub use plan::prepare;
+pub use shard::{ranges, shard_of_runs, Shard, INDEX_VARIABLES};
 
 use crate::config::Sweep;
 use crate::error::{Error, Result};
@@ -53,36 +55,18 @@ pub struct SweepResult {
 /// Runs every run of the sweep that `opts.out` does not hold yet, saving them in parts as they
 /// finish, then builds and writes the tables from every saved run.
 pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
-    faer::set_global_parallelism(faer::Par::Seq);
     let start = Instant::now();
-    let pool = pool(opts.jobs)?;
-    // Every input check (config against the folder, data, batch size, whitening) comes before
-    // anything is written.
-    persist::check_compatible(&opts.out, sweep, opts.fresh)?;
-    let prepared = pool.install(|| prepare(sweep))?;
-    check_writable(&opts.out)?;
-    let store = persist::Store::open(&opts.out, sweep, opts.fresh)?;
-    // Only the runs files are read here; the tables are built from everything saved at the end.
-    let saved: BTreeSet<String> = persist::saved_statuses(&opts.out)?.into_keys().collect();
-    let resumed = sweep.runs.iter().filter(|r| saved.contains(&r.id)).count();
-    let groups = plan::groups_to_do(sweep, &saved, prepared.max_rows(), &opts.hooks);
-
-    let prepared_at = Instant::now();
-
-    let bar = execute::progress_bar(sweep.runs.len(), opts.quiet);
-    bar.set_position(resumed as u64);
-    let execution = execute::Execution {
-        sweep,
-        prepared: &prepared,
-        store: &store,
-        hooks: &opts.hooks,
-    };
-    execution.run_all(&pool, &groups, &bar)?;
-    bar.finish_and_clear();
+    let Ran {
+        prepared,
+        resumed,
+        threads,
+        prepared_at,
+        ..
+    } = run_runs(sweep, opts, None)?;
     let ran_at = Instant::now();
 
     let tables = Tables::from_saved(sweep, &opts.out)?;
-    tables.write(sweep, &opts.out, &prepared, &opts.hooks)?;
+    tables.write(sweep, &opts.out, &opts.hooks)?;
     let wall = start.elapsed();
     write_text(
         &opts.out.join("timing.toml"),
@@ -98,7 +82,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
             ran_at.elapsed().as_secs_f64(),
             tables.rows.len(),
             resumed,
-            pool.current_num_threads(),
+            threads,
             crate::train::SimdLevel::detect(),
         ),
     )?;
@@ -108,6 +92,178 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
         wall,
         resumed,
     })
+}
+
+/// What [`run_runs`] did.
+struct Ran {
+    prepared: Prepare,
+    /// Runs of this invocation's share found saved already.
+    resumed: usize,
+    /// Runs of this invocation's share.
+    share: usize,
+    threads: usize,
+    prepared_at: Instant,
+}
+
+/// Checks, prepares and runs every run of the share (all runs, or one shard's) that the folder
+/// does not hold yet, saving them in parts; writes the reference part.
+fn run_runs(sweep: &Sweep, opts: &RunOptions, shard: Option<Shard>) -> Result<Ran> {
+    faer::set_global_parallelism(faer::Par::Seq);
+    let pool = pool(opts.jobs)?;
+    // Every input check (config against the folder, data, batch size, whitening) comes before
+    // anything is written.
+    persist::check_compatible(&opts.out, sweep, opts.fresh, shard)?;
+    let prepared = pool.install(|| prepare(sweep))?;
+    check_writable(&opts.out)?;
+    let store = persist::Store::open(&opts.out, sweep, opts.fresh, shard)?;
+    let (mut reference, metadata) = finish::reference_table(sweep, &prepared)?;
+    store.write_reference(&mut reference, &metadata)?;
+    // Only the runs files are read here; the tables are built from everything saved at the end.
+    let saved: BTreeSet<String> = persist::saved_statuses(&opts.out)?.into_keys().collect();
+    let mine: Vec<bool> = match shard {
+        Some(s) => shard_of_runs(sweep, s.count)
+            .into_iter()
+            .map(|of| of == s.index)
+            .collect(),
+        None => vec![true; sweep.runs.len()],
+    };
+    let share = mine.iter().filter(|m| **m).count();
+    let resumed = sweep
+        .runs
+        .iter()
+        .zip(&mine)
+        .filter(|(r, mine)| **mine && saved.contains(&r.id))
+        .count();
+    let groups = plan::groups_to_do(sweep, &saved, prepared.max_rows(), &opts.hooks, shard);
+
+    let prepared_at = Instant::now();
+    let bar = execute::progress_bar(share, opts.quiet);
+    bar.set_position(resumed as u64);
+    let execution = execute::Execution {
+        sweep,
+        prepared: &prepared,
+        store: &store,
+        hooks: &opts.hooks,
+    };
+    execution.run_all(&pool, &groups, &bar)?;
+    bar.finish_and_clear();
+    Ok(Ran {
+        prepared,
+        resumed,
+        share,
+        threads: pool.current_num_threads(),
+        prepared_at,
+    })
+}
+
+/// What one shard did.
+pub struct ShardResult {
+    pub shard: Shard,
+    /// Runs of the shard.
+    pub runs: usize,
+    /// Of them, found saved already (a re-run after a requeue or a kill).
+    pub resumed: usize,
+    pub wall: Duration,
+}
+
+/// Runs one shard's runs that the folder does not hold yet, saving them in parts. Writes no
+/// table: `sweep merge` builds them once every shard is done.
+pub fn run_shard(sweep: &Sweep, opts: &RunOptions, shard: Shard) -> Result<ShardResult> {
+    if opts.fresh {
+        return Err(Error::Usage(
+            "--fresh is not accepted with --shard or --shards: it would delete the parts of the other shards; \
+             delete the folder once, before starting the shards"
+                .into(),
+        ));
+    }
+    let start = Instant::now();
+    let ran = run_runs(sweep, opts, Some(shard))?;
+    Ok(ShardResult {
+        shard,
+        runs: ran.share,
+        resumed: ran.resumed,
+        wall: start.elapsed(),
+    })
+}
+
+/// What `sweep merge` found.
+pub struct Merged {
+    pub sweep: Sweep,
+    pub tables: Tables,
+}
+
+/// Builds the tables of a folder from the parts of all its shards, once every run is saved;
+/// with runs missing, writes nothing and says which runs and which shards to run again (exit 3).
+pub fn merge(out: &Path) -> Result<Merged> {
+    let manifest = read_manifest(out)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "{} holds no sweep (no {MANIFEST}): give the --out folder of the shards",
+            out.display()
+        ))
+    })?;
+    if manifest.config.is_empty() {
+        return Err(Error::Results(format!(
+            "{}/{MANIFEST} was written by an older sweep and does not hold the config: finish the sweep with \
+             `sweep run CONFIG --out {}`",
+            out.display(),
+            out.display()
+        )));
+    }
+    let path = out.join(MANIFEST);
+    let sweep = crate::config::from_text(&manifest.config, &path, out, out, &[])?;
+    if sweep.config_hash != manifest.config_hash {
+        return Err(Error::Results(format!(
+            "{}: the config it holds hashes to {}, not to its config_hash {}: the manifest was edited",
+            path.display(),
+            &sweep.config_hash[..16],
+            manifest.short_hash()
+        )));
+    }
+    let saved = persist::saved_statuses(out)?;
+    let missing: Vec<usize> = sweep
+        .runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !saved.contains_key(&r.id))
+        .map(|(i, _)| i)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Incomplete(missing_text(
+            &sweep, &manifest, &missing, out,
+        )));
+    }
+    let tables = Tables::from_saved(&sweep, out)?;
+    tables.write(&sweep, out, &TestHooks::default())?;
+    Ok(Merged { sweep, tables })
+}
+
+/// Which runs are missing, and which shards to run again.
+fn missing_text(sweep: &Sweep, manifest: &Manifest, missing: &[usize], out: &Path) -> String {
+    let mut text = format!(
+        "{}: {} of {} runs are not saved yet (run indices {}); no table was written",
+        out.display(),
+        missing.len(),
+        sweep.runs.len(),
+        ranges(missing)
+    );
+    if let Some(count) = manifest.shards {
+        let shard_of = shard_of_runs(sweep, count as usize);
+        let mut shards: Vec<usize> = missing.iter().map(|&i| shard_of[i]).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let list = ranges(&shards);
+        text.push_str(&format!(
+            ".\nThey belong to shards {list} of {count}: once those shards are done (or after resubmitting them, \
+             e.g. `sbatch --array={list} JOB_SCRIPT`), run `sweep merge {}` again",
+            out.display()
+        ));
+    } else {
+        text.push_str(&format!(
+            ": finish them with `sweep run CONFIG --out {}`",
+            out.display()
+        ));
+    }
+    text
 }
 
 /// The varying settings that define a verdict context: every axis but the seeds and the fixes.

@@ -1,16 +1,21 @@
 //! Incremental, atomic persistence of a sweep's runs, so that a killed sweep resumes with
 //! nothing lost or repeated.
 //!
-//! The output folder holds `manifest.toml` (the config hash, the run count) and `parts/`.
-//! Finished runs are grouped into parts: `part-<pid>-<seq>.epochs.parquet` then
-//! `part-<pid>-<seq>.runs.parquet`, each written to a temporary name, synced and renamed; a part
-//! counts once its runs file exists (an epochs file without one is ignored). The final tables
-//! are always built from the parts read back from disk, so a resumed sweep and an uninterrupted
-//! one write the same bytes.
+//! The output folder holds `manifest.toml` (the config hash, the run count, the shard count of a
+//! sharded sweep and the resolved config, so that `sweep merge` needs nothing else) and `parts/`.
+//! Finished runs are grouped into parts: `part-<shard>-<attempt>-<seq>.epochs.parquet` then
+//! `part-<shard>-<attempt>-<seq>.runs.parquet` (`<shard>` is `all` or e.g. `s03of08`,
+//! `<attempt>` a random 64-bit id per process), each written to a temporary name, synced and
+//! linked to its final name, which must not exist (so processes sharing the folder never clobber
+//! each other); a part counts once its runs file exists (an epochs file without one is ignored).
+//! The manifest is created once the same way, and `parts/reference.parquet` (the reference
+//! table, the same from every process) too. The final tables are always built from the parts
+//! read back from disk, so a resumed, a sharded and an uninterrupted sweep write the same bytes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::shard::Shard;
 use crate::config::{RunSpec, Sweep};
 use crate::error::{Error, Result};
 use crate::results::{self, RunRow};
@@ -33,8 +38,15 @@ pub const TABLES: &[&str] = &[
 /// The persisted state of one output folder.
 pub struct Store {
     parts: PathBuf,
+    /// `part-<shard>-<attempt>`.
+    stem: String,
     next: std::sync::atomic::AtomicUsize,
+    /// Key-value metadata of every part file.
+    metadata: Vec<(String, String)>,
 }
+
+/// The reference table, written once per folder beside the parts.
+pub const REFERENCE_PART: &str = "reference.parquet";
 
 /// What `manifest.toml` records.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -42,6 +54,12 @@ pub struct Manifest {
     pub config_hash: String,
     pub runs: u64,
     pub version: String,
+    /// The shard count of a sharded sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u64>,
+    /// The resolved config (absent in folders of older versions).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub config: String,
 }
 
 impl Manifest {
@@ -97,7 +115,13 @@ pub fn read_manifest(out: &Path) -> Result<Option<Manifest>> {
 
 /// Checks, before anything is written, that `out` may hold this sweep: either it holds no
 /// sweep, or the same config (or `fresh` is set).
-pub fn check_compatible(out: &Path, sweep: &Sweep, fresh: bool) -> Result<()> {
+/// A shard must also agree with the folder's shard count.
+pub fn check_compatible(
+    out: &Path,
+    sweep: &Sweep,
+    fresh: bool,
+    shard: Option<Shard>,
+) -> Result<()> {
     if fresh {
         return Ok(());
     }
@@ -109,15 +133,25 @@ pub fn check_compatible(out: &Path, sweep: &Sweep, fresh: bool) -> Result<()> {
             m.short_hash(),
             &sweep.config_hash[..16]
         ))),
-        _ => Ok(()),
+        Some(m) => match shard {
+            Some(s) if m.shards != Some(s.count as u64) => Err(Error::Config(format!(
+                "{} holds a sweep {}, not one of {} shards: give the same shard count as the other shards, \
+                 or another folder with --out",
+                out.display(),
+                m.shards.map_or("run without shards".to_string(), |n| format!("of {n} shards")),
+                s.count
+            ))),
+            _ => Ok(()),
+        },
+        None => Ok(()),
     }
 }
 
 impl Store {
     /// Opens `out` for `sweep` (see [`check_compatible`]); with `fresh`, deletes what an earlier
     /// sweep left there first. Writes the manifest when there is none.
-    pub fn open(out: &Path, sweep: &Sweep, fresh: bool) -> Result<Store> {
-        check_compatible(out, sweep, fresh)?;
+    pub fn open(out: &Path, sweep: &Sweep, fresh: bool, shard: Option<Shard>) -> Result<Store> {
+        check_compatible(out, sweep, fresh, shard)?;
         let parts = out.join(PARTS);
         if fresh {
             let remove = |p: PathBuf| match std::fs::remove_file(&p) {
@@ -138,23 +172,48 @@ impl Store {
         }
         std::fs::create_dir_all(&parts)
             .map_err(|e| Error::io(format!("creating {}", parts.display()), e))?;
-        if read_manifest(out)?.is_none() {
-            let manifest = Manifest {
-                config_hash: sweep.config_hash.clone(),
-                runs: sweep.runs.len() as u64,
-                version: crate::VERSION.into(),
-            };
-            let text = toml::to_string(&manifest).expect("manifest serializes");
-            results::write_atomic(&out.join(MANIFEST), |f| {
-                use std::io::Write;
-                f.write_all(text.as_bytes())
-                    .map_err(|e| Error::io("writing the manifest", e))
-            })?;
+        let manifest = Manifest {
+            config_hash: sweep.config_hash.clone(),
+            runs: sweep.runs.len() as u64,
+            version: crate::VERSION.into(),
+            shards: shard.map(|s| s.count as u64),
+            config: sweep.resolved_toml.clone(),
+        };
+        let text = toml::to_string(&manifest).expect("manifest serializes");
+        // Created once: a shard that started at the same moment may have created it first, and
+        // then it must be the same sweep.
+        let created = results::write_new(&out.join(MANIFEST), |f| {
+            use std::io::Write;
+            f.write_all(text.as_bytes())
+                .map_err(|e| Error::io("writing the manifest", e))
+        })?;
+        if !created {
+            check_compatible(out, sweep, false, shard)?;
         }
+        let tag = shard.map_or("all".to_string(), |s| s.tag());
+        let attempt: u64 = rand::random();
+        let mut metadata = super::table_metadata(sweep);
+        metadata.push(("sweep.shard".into(), tag.clone()));
+        metadata.push((
+            "sweep.simd".into(),
+            crate::simd::SimdLevel::detect().to_string(),
+        ));
         Ok(Store {
             parts,
+            stem: format!("part-{tag}-{attempt:016x}"),
             next: 0.into(),
+            metadata,
         })
+    }
+
+    /// Writes `parts/reference.parquet` unless a process sharing the folder did (it holds the
+    /// same table: the reference depends only on the data).
+    pub fn write_reference(
+        &self,
+        frame: &mut polars::prelude::DataFrame,
+        metadata: &[(String, String)],
+    ) -> Result<()> {
+        results::write_parquet_new(&self.parts.join(REFERENCE_PART), frame, metadata).map(|_| ())
     }
 
     /// Writes one part: the epochs file, then the runs file that commits it.
@@ -163,22 +222,30 @@ impl Store {
             return Ok(());
         }
         let seq = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let stem = format!("part-{}-{seq:06}", std::process::id());
+        let stem = format!("{}-{seq:06}", self.stem);
         let epochs: Vec<(&str, &[EpochStats])> = items
             .iter()
             .map(|(r, e)| (r.run_id.as_str(), e.as_slice()))
             .collect();
         let rows: Vec<RunRow> = items.iter().map(|(r, _)| r.clone()).collect();
-        results::write_parquet(
-            &self.parts.join(format!("{stem}.epochs.parquet")),
-            &mut results::epochs_frame(&epochs)?,
-            &[],
-        )?;
-        results::write_parquet(
-            &self.parts.join(format!("{stem}.runs.parquet")),
-            &mut results::runs_frame(&rows)?,
-            &[],
-        )
+        for (path, mut frame) in [
+            (
+                self.parts.join(format!("{stem}.epochs.parquet")),
+                results::epochs_frame(&epochs)?,
+            ),
+            (
+                self.parts.join(format!("{stem}.runs.parquet")),
+                results::runs_frame(&rows)?,
+            ),
+        ] {
+            if !results::write_parquet_new(&path, &mut frame, &self.metadata)? {
+                return Err(Error::Tool(format!(
+                    "{} exists already: two processes drew the same random attempt id; rerun this shard",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::hooks::TestHooks;
+use super::shard::{shard_of_runs, Shard};
 use crate::config::{RunSpec, Sweep};
 use crate::data;
 use crate::error::{Error, Result};
@@ -35,9 +36,22 @@ pub fn groups_to_do<'s>(
     saved: &BTreeSet<String>,
     rows: usize,
     hooks: &TestHooks,
+    shard: Option<Shard>,
 ) -> Vec<Vec<&'s RunSpec>> {
+    let mine: Vec<bool> = match shard {
+        Some(s) => shard_of_runs(sweep, s.count)
+            .into_iter()
+            .map(|of| of == s.index)
+            .collect(),
+        None => vec![true; sweep.runs.len()],
+    };
     let mut groups: BTreeMap<GroupKey, Vec<&RunSpec>> = BTreeMap::new();
-    for run in sweep.runs.iter().filter(|r| !saved.contains(&r.id)) {
+    let to_do = sweep
+        .runs
+        .iter()
+        .zip(mine)
+        .filter(|(r, mine)| *mine && !saved.contains(&r.id));
+    for (run, _) in to_do {
         // A run that the tests make panic trains alone, so that only it fails.
         let alone = (hooks.panic_run == Some(run.index)).then_some(run.index);
         groups.entry((group_key(run), alone)).or_default().push(run);
@@ -54,7 +68,7 @@ type GroupKey = ((PrepKey, u32, u64, u32), Option<usize>);
 
 /// Runs train together when they share training features (data set, whitening and its eps),
 /// batch size, seed and epochs: they see the same rows in the same order.
-fn group_key(run: &RunSpec) -> (PrepKey, u32, u64, u32) {
+pub(super) fn group_key(run: &RunSpec) -> (PrepKey, u32, u64, u32) {
     let s = &run.settings;
     let features = PrepKey {
         normalize_target: false,

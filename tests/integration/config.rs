@@ -98,7 +98,11 @@ fn a_later_key_at_its_default_keeps_run_ids_and_the_config_hash() {
     let ids = |s: &config::Sweep| s.runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&plain), ids(&explicit));
     assert_eq!(plain.config_hash, explicit.config_hash);
-    assert!(!plain.resolved_toml.contains("dtype"), "{}", plain.resolved_toml);
+    assert!(
+        !plain.resolved_toml.contains("dtype"),
+        "{}",
+        plain.resolved_toml
+    );
     assert!(ids(&plain).iter().zip(ids(&f32)).all(|(a, b)| a != &b));
     assert_ne!(plain.config_hash, f32.config_hash);
     assert!(f32.resolved_toml.contains("dtype = \"f32\""));

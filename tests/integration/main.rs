@@ -10,3 +10,4 @@ mod findings;
 mod numerics;
 mod reference;
 mod resume;
+mod shard;

@@ -1,0 +1,227 @@
+//! Sharded sweeps: shards of any count merge to the tables of a single-process run byte for byte;
+//! the index may come from the scheduler's environment; a merge with runs missing writes nothing,
+//! names the shards to run again and exits 3; bad shard arguments exit 2.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{run_ok, sweep};
+
+const TABLES: &[&str] = &[
+    "runs.parquet",
+    "epochs.parquet",
+    "summary.parquet",
+    "reference.parquet",
+    "verdict.parquet",
+];
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Asserts that every table of `single` exists in `merged` with the same bytes.
+fn assert_same_tables(single: &Path, merged: &Path) {
+    for table in TABLES {
+        let a = single.join(table);
+        if a.exists() {
+            let b = std::fs::read(merged.join(table))
+                .unwrap_or_else(|e| panic!("{table} missing after merge: {e}"));
+            assert!(std::fs::read(&a).unwrap() == b, "{table} differs");
+        }
+    }
+}
+
+fn merge(dir: &Path) -> std::process::Output {
+    sweep().arg("merge").arg(dir).output().unwrap()
+}
+
+#[test]
+fn any_shard_count_merges_to_the_single_process_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (config, sets) in [
+        ("configs/quick.toml", vec!["--set", "train.epochs=3"]),
+        ("configs/ablation.toml", vec!["--set", "train.epochs=2"]),
+    ] {
+        let config = repo(config);
+        let single = tmp.path().join("single");
+        run_ok(&config, &single, &[&sets[..], &["--quiet"]].concat());
+        for count in [1, 2, 3, 7] {
+            let out = tmp.path().join(format!("shards-{count}"));
+            for index in 0..count {
+                let shard = format!("{index}/{count}");
+                run_ok(
+                    &config,
+                    &out,
+                    &[&sets[..], &["--quiet", "--shard", &shard]].concat(),
+                );
+                // A shard writes parts, never the tables.
+                assert!(!out.join("runs.parquet").exists());
+            }
+            let merged = merge(&out);
+            assert!(
+                merged.status.success(),
+                "{}",
+                String::from_utf8_lossy(&merged.stderr)
+            );
+            assert_same_tables(&single, &out);
+        }
+        std::fs::remove_dir_all(&single).unwrap();
+        for count in [1, 2, 3, 7] {
+            std::fs::remove_dir_all(tmp.path().join(format!("shards-{count}"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_index_comes_from_the_scheduler_and_missing_shards_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = repo("configs/quick.toml");
+    let (single, out) = (tmp.path().join("single"), tmp.path().join("array"));
+    run_ok(&config, &single, &["--quiet", "--set", "train.epochs=3"]);
+    // Shards 0 and 2 of 3 from Slurm's variable; shard 1 from Kubernetes' comes later.
+    for index in ["0", "2"] {
+        let output = sweep()
+            .args([
+                "run",
+                "--quiet",
+                "--set",
+                "train.epochs=3",
+                "--shards",
+                "3",
+                "--out",
+            ])
+            .arg(&out)
+            .arg(&config)
+            .env("SLURM_ARRAY_TASK_ID", index)
+            .env_remove("JOB_COMPLETION_INDEX")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("SLURM_ARRAY_TASK_ID"), "{stderr}");
+    }
+    let incomplete = merge(&out);
+    assert_eq!(incomplete.status.code(), Some(3));
+    let message = String::from_utf8_lossy(&incomplete.stderr);
+    assert!(
+        message.contains("shards 1 of 3") && message.contains("--array=1"),
+        "{message}"
+    );
+    assert!(
+        !out.join("runs.parquet").exists(),
+        "no table while runs are missing"
+    );
+    let output = sweep()
+        .args([
+            "run",
+            "--quiet",
+            "--set",
+            "train.epochs=3",
+            "--shards",
+            "3",
+            "--out",
+        ])
+        .arg(&out)
+        .arg(&config)
+        .env("JOB_COMPLETION_INDEX", "1")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A re-run of a finished shard (a requeue) finds everything saved and adds nothing.
+    let parts = std::fs::read_dir(out.join("parts")).unwrap().count();
+    run_ok(
+        &config,
+        &out,
+        &["--quiet", "--set", "train.epochs=3", "--shard", "1/3"],
+    );
+    assert_eq!(std::fs::read_dir(out.join("parts")).unwrap().count(), parts);
+    assert!(merge(&out).status.success());
+    assert_same_tables(&single, &out);
+}
+
+#[test]
+fn shards_started_together_lose_and_duplicate_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = repo("configs/quick.toml");
+    let (single, out) = (tmp.path().join("single"), tmp.path().join("together"));
+    run_ok(&config, &single, &["--quiet", "--set", "train.epochs=3"]);
+    let children: Vec<_> = (0..4)
+        .map(|index| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_sweep"))
+                .args(["run", "--quiet", "--set", "train.epochs=3", "--shard"])
+                .arg(format!("{index}/4"))
+                .arg("--out")
+                .arg(&out)
+                .arg(&config)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert!(merge(&out).status.success());
+    assert_same_tables(&single, &out);
+}
+
+#[test]
+fn bad_shard_arguments_exit_2_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = repo("configs/quick.toml");
+    let out = tmp.path().join("bad");
+    for (args, expect) in [
+        (vec!["--shard", "3/3"], "[0, 3)"),
+        (vec!["--shard", "x/3"], "--shard x/3"),
+        (vec!["--shard", "0/2", "--fresh"], "--fresh"),
+        (vec!["--shards", "2"], "SLURM_ARRAY_TASK_ID"),
+    ] {
+        let output = sweep()
+            .arg("run")
+            .args(&args)
+            .arg("--out")
+            .arg(&out)
+            .arg(&config)
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("JOB_COMPLETION_INDEX")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+        assert!(!out.exists(), "{args:?} wrote {}", out.display());
+    }
+    // Another shard count into the same folder is refused, naming both.
+    run_ok(
+        &config,
+        &out,
+        &["--quiet", "--set", "train.epochs=3", "--shard", "0/2"],
+    );
+    let output = sweep()
+        .args([
+            "run",
+            "--quiet",
+            "--set",
+            "train.epochs=3",
+            "--shard",
+            "0/3",
+            "--out",
+        ])
+        .arg(&out)
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("of 2 shards") && stderr.contains("3 shards"),
+        "{stderr}"
+    );
+}
