@@ -180,7 +180,13 @@ pub fn status_text(dir: &Path) -> Result<String> {
     let count = |s: Status| saved.values().filter(|v| **v == s).count();
     let done = saved.len() as u64;
     let tables = dir.join("runs.parquet").exists() && done >= manifest.runs;
-    Ok(format!(
+    let shards = sweep::shard_progress(dir, &manifest, &saved)?;
+    let finish = if shards.is_some() {
+        "not written yet: `sweep merge` once every shard is done"
+    } else {
+        "not written yet: rerun the same `sweep run` to finish"
+    };
+    let mut text = format!(
         "{}: {} runs, {done} done ({} converged, {} not converged, {} diverged, {} failed), {} missing\n\
          config {}; tables {}\n",
         dir.display(),
@@ -191,6 +197,29 @@ pub fn status_text(dir: &Path) -> Result<String> {
         count(Status::Failed),
         manifest.runs.saturating_sub(done),
         manifest.short_hash(),
-        if tables { "written" } else { "not written yet: rerun the same `sweep run` to finish" }
-    ))
+        if tables { "written" } else { finish }
+    );
+    if let Some(progress) = shards {
+        let incomplete: Vec<usize> = (0..progress.len())
+            .filter(|&s| progress[s].0 < progress[s].1)
+            .collect();
+        text.push_str(&format!(
+            "shards: {} of {} complete",
+            progress.len() - incomplete.len(),
+            progress.len()
+        ));
+        if !incomplete.is_empty() {
+            let detail: Vec<String> = incomplete
+                .iter()
+                .map(|&s| format!("{s} ({} of {} runs)", progress[s].0, progress[s].1))
+                .collect();
+            text.push_str(&format!(
+                "; incomplete: {} (array indices {})",
+                detail.join(", "),
+                sweep::ranges(&incomplete)
+            ));
+        }
+        text.push('\n');
+    }
+    Ok(text)
 }

@@ -201,6 +201,27 @@ pub fn merge(out: &Path) -> Result<Merged> {
             out.display()
         ))
     })?;
+    let sweep = sweep_of_manifest(out, &manifest)?;
+    let saved = persist::saved_statuses(out)?;
+    let missing: Vec<usize> = sweep
+        .runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !saved.contains_key(&r.id))
+        .map(|(i, _)| i)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Incomplete(missing_text(
+            &sweep, &manifest, &missing, out,
+        )));
+    }
+    let tables = Tables::from_saved(&sweep, out)?;
+    tables.write(&sweep, out, &TestHooks::default())?;
+    Ok(Merged { sweep, tables })
+}
+
+/// The sweep a folder's manifest holds (its resolved config, checked against its hash).
+fn sweep_of_manifest(out: &Path, manifest: &Manifest) -> Result<Sweep> {
     if manifest.config.is_empty() {
         return Err(Error::Results(format!(
             "{}/{MANIFEST} was written by an older sweep and does not hold the config: finish the sweep with \
@@ -219,22 +240,27 @@ pub fn merge(out: &Path) -> Result<Merged> {
             manifest.short_hash()
         )));
     }
-    let saved = persist::saved_statuses(out)?;
-    let missing: Vec<usize> = sweep
-        .runs
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| !saved.contains_key(&r.id))
-        .map(|(i, _)| i)
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::Incomplete(missing_text(
-            &sweep, &manifest, &missing, out,
-        )));
+    Ok(sweep)
+}
+
+/// For a sharded folder, each shard's saved and total run counts, in shard order.
+pub fn shard_progress(
+    out: &Path,
+    manifest: &Manifest,
+    saved: &std::collections::BTreeMap<String, crate::train::Status>,
+) -> Result<Option<Vec<(usize, usize)>>> {
+    let Some(count) = manifest.shards else {
+        return Ok(None);
+    };
+    let sweep = sweep_of_manifest(out, manifest)?;
+    let mut progress = vec![(0, 0); count as usize];
+    for (run, shard) in sweep.runs.iter().zip(shard_of_runs(&sweep, count as usize)) {
+        progress[shard].1 += 1;
+        if saved.contains_key(&run.id) {
+            progress[shard].0 += 1;
+        }
     }
-    let tables = Tables::from_saved(&sweep, out)?;
-    tables.write(&sweep, out, &TestHooks::default())?;
-    Ok(Merged { sweep, tables })
+    Ok(Some(progress))
 }
 
 /// Which runs are missing, and which shards to run again.

@@ -103,6 +103,12 @@ fn the_index_comes_from_the_scheduler_and_missing_shards_are_named() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("SLURM_ARRAY_TASK_ID"), "{stderr}");
     }
+    let status = sweep().arg("status").arg(&out).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("shards: 2 of 3 complete; incomplete: 1"),
+        "{status}"
+    );
     let incomplete = merge(&out);
     assert_eq!(incomplete.status.code(), Some(3));
     let message = String::from_utf8_lossy(&incomplete.stderr);
