@@ -40,3 +40,20 @@ pub mod simd;
 
 /// The tool's version, written into every table's metadata.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The build id: the git commit, plus a hash of uncommitted source changes (`build.rs`).
+pub const BUILD: &str = env!("SWEEP_BUILD");
+
+/// The CPU model, from `/proc/cpuinfo` (`unknown` elsewhere): parts record it, since faer's
+/// last bits may differ between CPU kinds.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}

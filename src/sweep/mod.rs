@@ -215,6 +215,22 @@ pub fn merge(out: &Path) -> Result<Merged> {
             &sweep, &manifest, &missing, out,
         )));
     }
+    let (builds, machines) = persist::part_provenance(out)?;
+    if let Some(other) = builds.iter().find(|b| **b != manifest.build) {
+        return Err(Error::Results(format!(
+            "{}: parts of build {other} sit beside the folder's build {}: a sweep must be merged from the parts \
+             of one build; delete the other build's parts and rerun their shards",
+            out.display(),
+            manifest.build
+        )));
+    }
+    if machines.len() > 1 {
+        eprintln!(
+            "warning: the parts ran on different CPU kinds ({}); their runs may differ from a single-machine run \
+             in the last bits",
+            machines.join("; ")
+        );
+    }
     let tables = Tables::from_saved(&sweep, out)?;
     tables.write(&sweep, out, &TestHooks::default())?;
     Ok(Merged { sweep, tables })

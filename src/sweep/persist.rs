@@ -54,6 +54,9 @@ pub struct Manifest {
     pub config_hash: String,
     pub runs: u64,
     pub version: String,
+    /// The build that created the folder (see [`crate::BUILD`]; empty in older folders).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub build: String,
     /// The shard count of a sharded sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<u64>,
@@ -141,6 +144,14 @@ pub fn check_compatible(
                 m.shards.map_or("run without shards".to_string(), |n| format!("of {n} shards")),
                 s.count
             ))),
+            Some(_) if !m.build.is_empty() && m.build != crate::BUILD => Err(Error::Config(format!(
+                "{} holds shards of build {}, and this is build {}: every shard of a sweep must run the same \
+                 build (its numbers may differ in the last bits); run the shards with that build, or use \
+                 another folder with --out",
+                out.display(),
+                m.build,
+                crate::BUILD
+            ))),
             _ => Ok(()),
         },
         None => Ok(()),
@@ -176,6 +187,7 @@ impl Store {
             config_hash: sweep.config_hash.clone(),
             runs: sweep.runs.len() as u64,
             version: crate::VERSION.into(),
+            build: crate::BUILD.into(),
             shards: shard.map(|s| s.count as u64),
             config: sweep.resolved_toml.clone(),
         };
@@ -194,6 +206,8 @@ impl Store {
         let attempt: u64 = rand::random();
         let mut metadata = super::table_metadata(sweep);
         metadata.push(("sweep.shard".into(), tag.clone()));
+        metadata.push(("sweep.build".into(), crate::BUILD.into()));
+        metadata.push(("sweep.cpu".into(), crate::cpu_model()));
         metadata.push((
             "sweep.simd".into(),
             crate::simd::SimdLevel::detect().to_string(),
@@ -264,6 +278,25 @@ fn committed_parts(out: &Path) -> Result<Vec<PathBuf>> {
     };
     names.sort();
     Ok(names.iter().map(|n| dir.join(n)).collect())
+}
+
+/// The distinct builds and machine kinds (CPU model and SIMD level) the committed parts record.
+pub fn part_provenance(out: &Path) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut builds, mut machines) = (Vec::new(), Vec::new());
+    for runs in committed_parts(out)? {
+        let value = |key| results::read_metadata_value(&runs, key).map(Option::unwrap_or_default);
+        builds.push(value("sweep.build")?);
+        machines.push(format!(
+            "{} ({})",
+            value("sweep.cpu")?,
+            value("sweep.simd")?
+        ));
+    }
+    for list in [&mut builds, &mut machines] {
+        list.sort();
+        list.dedup();
+    }
+    Ok((builds, machines))
 }
 
 /// Every saved run id with its status (the first copy wins), from the runs files only.

@@ -231,3 +231,66 @@ fn bad_shard_arguments_exit_2_and_write_nothing() {
         "{stderr}"
     );
 }
+
+/// The manifest records the build that created the folder; a shard of another build is refused
+/// before it writes anything, and so is a merge of parts whose build differs from the folder's.
+#[test]
+fn shards_and_parts_of_another_build_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = repo("configs/quick.toml");
+    let out = tmp.path().join("builds");
+    run_ok(
+        &config,
+        &out,
+        &["--quiet", "--set", "train.epochs=3", "--shard", "0/2"],
+    );
+    let manifest = out.join("manifest.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let build = text
+        .lines()
+        .find_map(|l| l.strip_prefix("build = "))
+        .expect("the manifest records the build")
+        .trim_matches('"')
+        .to_string();
+    assert!(!build.is_empty() && build != "unknown", "{build}");
+    std::fs::write(&manifest, text.replace(&build, "0123456789ab")).unwrap();
+    let parts = std::fs::read_dir(out.join("parts")).unwrap().count();
+    let output = sweep()
+        .args([
+            "run",
+            "--quiet",
+            "--set",
+            "train.epochs=3",
+            "--shard",
+            "1/2",
+            "--out",
+        ])
+        .arg(&out)
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("0123456789ab") && stderr.contains(&build),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(out.join("parts")).unwrap().count(), parts);
+    // Back to the true build to finish the shards; then parts that disagree with the folder's
+    // build are refused by the merge.
+    std::fs::write(&manifest, &text).unwrap();
+    run_ok(
+        &config,
+        &out,
+        &["--quiet", "--set", "train.epochs=3", "--shard", "1/2"],
+    );
+    std::fs::write(&manifest, text.replace(&build, "0123456789ab")).unwrap();
+    let output = merge(&out);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&build) && stderr.contains("0123456789ab"),
+        "{stderr}"
+    );
+    assert!(!out.join("runs.parquet").exists());
+}
