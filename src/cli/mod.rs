@@ -4,6 +4,7 @@
 //! a run included), 2 bad input, 3 a merge with runs still missing.
 
 mod commands;
+mod launch;
 mod ols_output;
 
 use std::path::PathBuf;
@@ -35,6 +36,10 @@ enum Command {
     /// Build the tables of a sharded sweep from the parts of all its shards (exit 3, writing
     /// nothing, while runs are missing: it names them and the shards to run again).
     Merge(DirArgs),
+    /// Print a bash launcher that submits the sweep as a Slurm job array and its merge.
+    Slurm(SlurmArgs),
+    /// Print a Kubernetes manifest: the config, an Indexed Job of shards, and a merging Job.
+    K8s(K8sArgs),
     /// Print the expanded grid (index, run_id, the settings that vary) and the run count; run nothing.
     List(ConfigArgs),
     /// Print the verdict, scenario and cell tables of a finished sweep; write report.md and figures.
@@ -140,6 +145,57 @@ struct NistArgs {
 }
 
 #[derive(Args, Debug)]
+pub(crate) struct SlurmArgs {
+    /// The sweep's TOML config.
+    config: PathBuf,
+    /// Array tasks, one shard each.
+    #[arg(long, value_name = "N")]
+    array: usize,
+    /// Output folder, on a file system every node sees [default: results/<name>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// CPUs per task (the task's worker threads).
+    #[arg(long, value_name = "C", default_value_t = 1)]
+    cpus_per_task: usize,
+    /// Slurm partition.
+    #[arg(long, value_name = "P")]
+    partition: Option<String>,
+    /// Time limit per task, e.g. 01:00:00.
+    #[arg(long, value_name = "T")]
+    time: Option<String>,
+    /// Node constraint (for example one CPU kind, so that every shard gives the same bits).
+    #[arg(long, value_name = "C")]
+    constraint: Option<String>,
+    /// Override a config key by its dotted path (passed on to every task).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct K8sArgs {
+    /// The sweep's TOML config.
+    config: PathBuf,
+    /// Shards (the Indexed Job's completions).
+    #[arg(long, value_name = "N")]
+    completions: usize,
+    /// Shards running at once.
+    #[arg(long, value_name = "P")]
+    parallelism: usize,
+    /// Container image with `sweep` on its PATH (see the Dockerfile).
+    #[arg(long, value_name = "IMG")]
+    image: String,
+    /// A ReadWriteMany PersistentVolumeClaim, mounted at /results.
+    #[arg(long, value_name = "PVC")]
+    claim: String,
+    /// Output folder inside the containers [default: /results/<name>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<String>,
+    /// Override a config key by its dotted path (passed on to every shard).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 struct DataArgs {
     /// The sweep's TOML config.
     config: PathBuf,
@@ -185,6 +241,14 @@ fn dispatch(command: Command) -> crate::error::Result<()> {
         Command::Run(args) => commands::run(args),
         Command::Status(args) => commands::status(args),
         Command::Merge(args) => commands::merge(args),
+        Command::Slurm(args) => {
+            print!("{}", launch::slurm_script(&args)?);
+            Ok(())
+        }
+        Command::K8s(args) => {
+            print!("{}", launch::k8s_manifest(&args)?);
+            Ok(())
+        }
         Command::List(args) => commands::list(args),
         Command::Report(args) => commands::report(args),
         Command::Plot(args) => commands::plot(args),

@@ -294,3 +294,148 @@ fn shards_and_parts_of_another_build_are_refused() {
     );
     assert!(!out.join("runs.parquet").exists());
 }
+
+/// `sweep slurm` prints a launcher that writes the array and merge job scripts and submits them
+/// (the merge after the array, `afterany`). Run here with a stand-in `sbatch` that runs each
+/// array index of the script in turn, then the merge: the tables equal a single-process run's.
+#[test]
+fn the_slurm_launcher_runs_every_shard_and_the_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = repo("configs/quick.toml");
+    let (single, out) = (tmp.path().join("single"), tmp.path().join("slurm out"));
+    run_ok(&config, &single, &["--quiet", "--set", "train.epochs=3"]);
+    let script = sweep()
+        .args([
+            "slurm",
+            "--array",
+            "3",
+            "--cpus-per-task",
+            "1",
+            "--time",
+            "00:10:00",
+            "--set",
+            "train.epochs=3",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        script.status.success(),
+        "{}",
+        String::from_utf8_lossy(&script.stderr)
+    );
+    let text = String::from_utf8(script.stdout).unwrap();
+    assert!(
+        text.contains("--array=\"${ARRAY:-0-2}\"") && text.contains("--dependency=\"afterany:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--shards 3") && text.contains("'train.epochs=3'"),
+        "{text}"
+    );
+    let launcher = tmp.path().join("submit.sh");
+    std::fs::write(&launcher, &text).unwrap();
+    // A stand-in sbatch: `--array=0-2 FILE` runs FILE once per index, then prints a job id.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let sbatch = bin.join("sbatch");
+    std::fs::write(
+        &sbatch,
+        r#"#!/usr/bin/env bash
+set -e
+array=""; for a in "$@"; do case "$a" in --array=*) array="${a#--array=}";; esac; done
+file="${@: -1}"
+if [ -n "$array" ]; then
+  IFS=- read -r first last <<< "$array"
+  for i in $(seq "$first" "${last:-$first}"); do SLURM_ARRAY_TASK_ID=$i bash "$file" >&2; done
+  echo 100
+else
+  bash "$file" >&2; echo 101
+fi
+"#,
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&sbatch, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let ran = std::process::Command::new("bash")
+        .arg(&launcher)
+        .env("PATH", path)
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(out.join("shard.sbatch").exists() && out.join("merge.sbatch").exists());
+    assert_same_tables(&single, &out);
+}
+
+/// `sweep k8s` prints valid YAML (JSON is YAML): the config, an Indexed Job of shards on the
+/// claim, and a merging Job.
+#[test]
+fn the_kubernetes_manifest_is_an_indexed_job_and_a_merge() {
+    let config = repo("configs/quick.toml");
+    let output = sweep()
+        .args([
+            "k8s",
+            "--completions",
+            "4",
+            "--parallelism",
+            "2",
+            "--image",
+            "sweep:1",
+            "--claim",
+            "rwx",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let items = manifest["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0]["kind"], "ConfigMap");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(items[0]["data"]["config.toml"], text.as_str());
+    let shards = &items[1]["spec"];
+    assert_eq!(shards["completionMode"], "Indexed");
+    assert_eq!(shards["completions"], 4);
+    assert_eq!(shards["parallelism"], 2);
+    let container = &shards["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "sweep:1");
+    let command: Vec<&str> = container["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(&command[..3], ["sweep", "run", "/config/config.toml"]);
+    assert!(
+        command.windows(2).any(|w| w == ["--shards", "4"]),
+        "{command:?}"
+    );
+    let volumes = shards["template"]["spec"]["volumes"].as_array().unwrap();
+    assert!(volumes
+        .iter()
+        .any(|v| v["persistentVolumeClaim"]["claimName"] == "rwx"));
+    let merge = items[2]["spec"]["template"]["spec"]["containers"][0]["command"][2]
+        .as_str()
+        .unwrap();
+    assert!(
+        merge.contains("sweep merge") && merge.contains("-eq 3"),
+        "{merge}"
+    );
+}

@@ -1,0 +1,193 @@
+//! `sweep slurm` and `sweep k8s`: ready-to-submit launchers for a sharded sweep. They only print
+//! text; the scheduler runs `sweep run --shards N` in every task and `sweep merge` at the end.
+//! Paths are made absolute so the printed launcher works from any directory; values are
+//! shell-quoted.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::{K8sArgs, SlurmArgs};
+use crate::config;
+use crate::error::{Error, Result};
+
+/// `'text'`, safe for any shell word.
+pub(super) fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| Error::io(format!("resolving {}", path.display()), e))
+}
+
+/// The folder a launcher writes into: `--out`, or `results/<name>` (absolute).
+fn out_dir(out: Option<&Path>, name: &str) -> Result<PathBuf> {
+    absolute(&out.map_or_else(|| Path::new("results").join(name), Path::to_path_buf))
+}
+
+/// `--set K=V` words for every override, shell-quoted.
+fn set_words(set: &[String]) -> String {
+    set.iter()
+        .map(|s| format!(" --set {}", shell_quote(s)))
+        .collect()
+}
+
+/// A bash launcher for the login node: writes the array job's script and the merge job's script
+/// into the output folder and submits both, the merge with `--dependency=afterany`, so that it
+/// runs (and names the indices to resubmit) even when a task failed.
+pub(super) fn slurm_script(args: &SlurmArgs) -> Result<String> {
+    let sweep = config::load(&args.config, &args.set)?;
+    if args.array == 0 {
+        return Err(Error::Usage(
+            "--array 0 is not accepted: give the number of array tasks, >= 1".into(),
+        ));
+    }
+    let exe = std::env::current_exe().map_err(|e| Error::io("locating the sweep binary", e))?;
+    let (config, out) = (
+        absolute(&args.config)?,
+        out_dir(args.out.as_deref(), &sweep.name)?,
+    );
+    let q = |p: &Path| shell_quote(&p.to_string_lossy());
+    let mut options = format!("#SBATCH --cpus-per-task={}\n", args.cpus_per_task);
+    for (flag, value) in [
+        ("partition", &args.partition),
+        ("time", &args.time),
+        ("constraint", &args.constraint),
+    ] {
+        if let Some(v) = value {
+            options.push_str(&format!("#SBATCH --{flag}={v}\n"));
+        }
+    }
+    let last = args.array - 1;
+    Ok(format!(
+        r#"#!/usr/bin/env bash
+# Made by `sweep slurm`: sweep "{name}" as {n} Slurm array tasks (`sweep run --shards {n}`), then
+# `sweep merge` once every task has ended. Run it on the login node: bash THIS_FILE. To run some
+# tasks again (the ones `sweep merge` names): ARRAY=3,17 bash THIS_FILE, or
+# sbatch --array=3,17 {out_plain}/shard.sbatch.
+set -euo pipefail
+out={out_q}
+mkdir -p "$out"
+cat > "$out/shard.sbatch" <<'SBATCH'
+#!/usr/bin/env bash
+#SBATCH --job-name=sweep-{name}
+{options}#SBATCH --output={out_plain}/slurm-%A_%a.out
+exec {exe} run {config} --out {out_q} --shards {n} --quiet{sets}
+SBATCH
+cat > "$out/merge.sbatch" <<'SBATCH'
+#!/usr/bin/env bash
+#SBATCH --job-name=sweep-{name}-merge
+#SBATCH --cpus-per-task=1
+#SBATCH --output={out_plain}/slurm-merge-%j.out
+exec {exe} merge {out_q}
+SBATCH
+array=$(sbatch --parsable --array="${{ARRAY:-0-{last}}}" "$out/shard.sbatch")
+merge=$(sbatch --parsable --dependency="afterany:${{array%%;*}}" "$out/merge.sbatch")
+echo "submitted array job $array ({n} tasks) and merge job $merge; watch with: {exe} status {out_q}"
+"#,
+        name = sweep.name,
+        n = args.array,
+        out_q = q(&out),
+        out_plain = out.display(),
+        exe = q(&exe),
+        config = q(&config),
+        sets = set_words(&args.set),
+    ))
+}
+
+/// A Kubernetes manifest (JSON, which is YAML): the config as a ConfigMap, an Indexed Job of
+/// `completions` shards on a ReadWriteMany claim, and a Job that merges as soon as every shard
+/// is done (it retries while `sweep merge` exits 3).
+pub(super) fn k8s_manifest(args: &K8sArgs) -> Result<String> {
+    let sweep = config::load(&args.config, &args.set)?;
+    if args.completions == 0 || args.parallelism == 0 {
+        return Err(Error::Usage(
+            "--completions and --parallelism must be >= 1".into(),
+        ));
+    }
+    let text = std::fs::read_to_string(&args.config)
+        .map_err(|e| Error::io(format!("reading {}", args.config.display()), e))?;
+    let name = format!(
+        "sweep-{}",
+        sweep.name.to_lowercase().replace(['_', ' ', '.'], "-")
+    );
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| format!("/results/{}", sweep.name));
+    let volume = json!({"name": "results", "persistentVolumeClaim": {"claimName": args.claim}});
+    let mounts = json!([
+        {"name": "results", "mountPath": "/results"},
+        {"name": "config", "mountPath": "/config"}
+    ]);
+    let config_volume = json!({"name": "config", "configMap": {"name": name}});
+    let mut run = vec![
+        "sweep".to_string(),
+        "run".into(),
+        "/config/config.toml".into(),
+        "--out".into(),
+        out.clone(),
+        "--shards".into(),
+        args.completions.to_string(),
+        "--quiet".into(),
+    ];
+    for s in &args.set {
+        run.extend(["--set".to_string(), s.clone()]);
+    }
+    let merge_loop = format!(
+        "until sweep merge {out_q}; do code=$?; [ $code -eq 3 ] || exit $code; sleep 30; done",
+        out_q = shell_quote(&out)
+    );
+    let manifest = json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name},
+                "data": {"config.toml": text}
+            },
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": format!("{name}-shards")},
+                "spec": {
+                    "completionMode": "Indexed",
+                    "completions": args.completions,
+                    "parallelism": args.parallelism,
+                    "backoffLimitPerIndex": 2,
+                    "template": {"spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{
+                            "name": "shard",
+                            "image": args.image,
+                            "command": run,
+                            "volumeMounts": mounts
+                        }],
+                        "volumes": [volume, config_volume]
+                    }}
+                }
+            },
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": format!("{name}-merge")},
+                "spec": {
+                    "backoffLimit": 2,
+                    "template": {"spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{
+                            "name": "merge",
+                            "image": args.image,
+                            "command": ["sh", "-c", merge_loop],
+                            "volumeMounts": mounts
+                        }],
+                        "volumes": [volume, config_volume]
+                    }}
+                }
+            }
+        ]
+    });
+    Ok(serde_json::to_string_pretty(&manifest).expect("a manifest serializes") + "\n")
+}
