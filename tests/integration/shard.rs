@@ -439,3 +439,71 @@ fn the_kubernetes_manifest_is_an_indexed_job_and_a_merge() {
         "{merge}"
     );
 }
+
+/// A shard killed (SIGKILL) after saving some of its runs, then re-run as a requeue would, saves
+/// each run once; and the worker threads default to Slurm's `SLURM_CPUS_PER_TASK`.
+#[test]
+fn a_killed_shard_rerun_loses_and_duplicates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = repo("configs/ablation.toml");
+    let (single, out) = (tmp.path().join("single"), tmp.path().join("killed"));
+    let sets = ["--quiet", "--set", "train.epochs=2"];
+    run_ok(&config, &single, &sets);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args([
+            "run",
+            "--quiet",
+            "--set",
+            "train.epochs=2",
+            "--shard",
+            "0/2",
+            "--out",
+        ])
+        .arg(&out)
+        .arg(&config)
+        .env("SWEEP_TEST_RUN_DELAY_MS", "100")
+        .spawn()
+        .unwrap();
+    let parts = out.join("parts");
+    let saved = || {
+        std::fs::read_dir(&parts)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".runs.parquet"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let start = std::time::Instant::now();
+    while saved() == 0 && start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(saved() >= 1, "the shard saved a part before the kill");
+    for shard in ["0/2", "1/2"] {
+        run_ok(&config, &out, &[&sets[..], &["--shard", shard]].concat());
+    }
+    assert!(merge(&out).status.success());
+    assert_same_tables(&single, &out);
+    // Every run saved exactly once across the parts of both shards and both attempts.
+    let saved_rows: usize = std::fs::read_dir(&parts)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".runs.parquet"))
+        .map(|e| crate::common::read(&e.path()).height())
+        .sum();
+    assert_eq!(saved_rows, 120);
+    // Threads from SLURM_CPUS_PER_TASK when --jobs is not given.
+    let timed = tmp.path().join("threads");
+    let output = sweep()
+        .args(["run", "--quiet", "--set", "train.epochs=1", "--out"])
+        .arg(&timed)
+        .arg(repo("configs/quick.toml"))
+        .env("SLURM_CPUS_PER_TASK", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let timing = std::fs::read_to_string(timed.join("timing.toml")).unwrap();
+    assert!(timing.contains("jobs = 1\n"), "{timing}");
+}
