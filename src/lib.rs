@@ -12,12 +12,13 @@
 //!   normalized target) with the reference in training coordinates.
 //! - [`train`]: one run of SGD, momentum or Adam; its initialization, optimizers, statuses and
 //!   spectral diagnosis.
-//! - [`sweep`]: planning (resume, order), parallel execution with rayon, persistence in parts,
-//!   and the final tables.
+//! - [`sweep`]: planning (resume, order, shards), parallel execution with rayon, persistence in
+//!   parts, the final tables, and the merge of a sharded sweep.
 //! - [`results`]: one row struct per table, each table's schema to and from a DataFrame by
 //!   column name, Parquet I/O, aggregation, the verdict and the scenarios.
 //! - [`report`]: `sweep report` and `sweep plot`, the figures, and text and Markdown tables.
-//! - [`cli`]: the command line; `main.rs` only calls it.
+//! - [`cli`]: the command line, and the Slurm and Kubernetes launchers it prints; `main.rs` only
+//!   calls it.
 //!
 //! Shared by several stages: [`error`] (the error type and exit codes), [`rng`] (seeded streams),
 //! [`simd`] (the run-time SIMD level) and `enums` (named enums).
