@@ -120,13 +120,7 @@ fn run_runs(sweep: &Sweep, opts: &RunOptions, shard: Option<Shard>) -> Result<Ra
     store.write_reference(&mut reference, &metadata)?;
     // Only the runs files are read here; the tables are built from everything saved at the end.
     let saved: BTreeSet<String> = persist::saved_statuses(&opts.out)?.into_keys().collect();
-    let mine: Vec<bool> = match shard {
-        Some(s) => shard_of_runs(sweep, s.count)
-            .into_iter()
-            .map(|of| of == s.index)
-            .collect(),
-        None => vec![true; sweep.runs.len()],
-    };
+    let mine = shard::in_share(sweep, shard);
     let share = mine.iter().filter(|m| **m).count();
     let resumed = sweep
         .runs

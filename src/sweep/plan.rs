@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::hooks::TestHooks;
-use super::shard::{shard_of_runs, Shard};
+use super::shard::{in_share, Shard};
 use crate::config::{RunSpec, Sweep};
 use crate::data;
 use crate::error::{Error, Result};
@@ -38,13 +38,7 @@ pub fn groups_to_do<'s>(
     hooks: &TestHooks,
     shard: Option<Shard>,
 ) -> Vec<Vec<&'s RunSpec>> {
-    let mine: Vec<bool> = match shard {
-        Some(s) => shard_of_runs(sweep, s.count)
-            .into_iter()
-            .map(|of| of == s.index)
-            .collect(),
-        None => vec![true; sweep.runs.len()],
-    };
+    let mine = in_share(sweep, shard);
     let mut groups: BTreeMap<GroupKey, Vec<&RunSpec>> = BTreeMap::new();
     let to_do = sweep
         .runs

@@ -105,6 +105,17 @@ pub fn shard_of_runs(sweep: &Sweep, count: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Whether each run, in run order, belongs to `shard` (every run does without one).
+pub fn in_share(sweep: &Sweep, shard: Option<Shard>) -> Vec<bool> {
+    match shard {
+        Some(s) => shard_of_runs(sweep, s.count)
+            .into_iter()
+            .map(|of| of == s.index)
+            .collect(),
+        None => vec![true; sweep.runs.len()],
+    }
+}
+
 /// `3,17` or `0-2,5`: a sorted list of indices as ranges, the way `sbatch --array` takes them.
 pub fn ranges(indices: &[usize]) -> String {
     let mut parts = Vec::new();
