@@ -376,3 +376,77 @@ fn report_writes_markdown_with_verdict_and_figures() {
     let share = runs.column("slow_share").unwrap().f64().unwrap().clone();
     assert!(share.iter().flatten().all(|v| (0.0..=1.0).contains(&v)));
 }
+
+/// The verdict of a small real sweep, recomputed independently from its `runs.parquet`: each
+/// cell's converged fraction from the run statuses, then the label rule as the README states it.
+#[test]
+fn the_verdict_of_a_real_sweep_follows_from_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("verdict.toml");
+    std::fs::write(
+        &config,
+        format!("{SMALL}converge_high = 0.75\nconverge_low = 0.25\n")
+            .replace("seed = [0, 1]", "seed = [0, 1, 2, 3]"),
+    )
+    .unwrap();
+    let out = dir.path().join("verdict");
+    sweep()
+        .args(["run", "--quiet"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let runs = read(&out.join("runs.parquet"));
+    let column = |name: &str| runs.column(name).unwrap().as_materialized_series().clone();
+    let (whiten, clip, status) = (column("whiten"), column("clip"), column("status"));
+    let fraction = |w: &str, c: bool| {
+        let (mut converged, mut total) = (0, 0);
+        for i in 0..runs.height() {
+            let wi = whiten.str().unwrap().get(i).unwrap();
+            let ci = clip.bool().unwrap().get(i).unwrap();
+            if wi == w && ci == c {
+                total += 1;
+                converged += usize::from(status.str().unwrap().get(i).unwrap() == "converged");
+            }
+        }
+        assert_eq!(total, 4);
+        converged as f64 / total as f64
+    };
+    let rule = |on: f64, off: f64| {
+        if on >= 0.75 && off <= 0.25 {
+            "necessary"
+        } else if off >= 0.75 {
+            "not_necessary"
+        } else {
+            "unclear"
+        }
+    };
+    let all_on = fraction("zca", true);
+    let expected = [
+        ("whiten", rule(all_on, fraction("none", true))),
+        ("clip", rule(all_on, fraction("zca", false))),
+    ];
+    let verdict = read(&out.join("verdict.parquet"));
+    let factors = verdict
+        .column("factor")
+        .unwrap()
+        .as_materialized_series()
+        .clone();
+    let labels = verdict
+        .column("label")
+        .unwrap()
+        .as_materialized_series()
+        .clone();
+    assert_eq!(verdict.height(), 2);
+    for (factor, label) in expected {
+        let row = (0..2)
+            .find(|&i| factors.str().unwrap().get(i) == Some(factor))
+            .unwrap_or_else(|| panic!("no verdict row for {factor}"));
+        assert_eq!(
+            labels.str().unwrap().get(row),
+            Some(label),
+            "{factor}: all-on {all_on}"
+        );
+    }
+}
