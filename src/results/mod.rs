@@ -7,6 +7,7 @@ mod parquet;
 mod rows;
 mod scenarios;
 mod schema;
+mod stats;
 mod verdict;
 
 pub use parquet::{
@@ -21,4 +22,5 @@ pub use schema::{
     epochs_frame, epochs_from_frame, frame, reference_frame, run_statuses, runs_frame,
     runs_from_frame, settings_columns, summary_frame,
 };
+pub use stats::{clopper_pearson, fisher_exact, mcnemar_exact};
 pub use verdict::{label, verdict, verdict_frame, CellFigures, Label, VerdictRow};
