@@ -135,6 +135,7 @@ pub fn report(dir: &Path) -> Result<String> {
         ),
     };
     if let Some(v) = read_optional(&dir.join("verdict.parquet"))? {
+        let v = v.drop_many(crate::results::CERTAINTY_COLUMNS.iter().copied());
         report.section(
             format!("verdict:\n{}\n", text(&v)),
             format!("\n## Verdict\n\n{VERDICT_NOTE}\n\n{}", markdown(&v)),

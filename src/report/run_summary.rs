@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::table::text;
 use crate::config::{display_value, Sweep, TrainSettings};
-use crate::results::{scenarios_frame, verdict_frame, SummaryRow};
+use crate::results::{scenarios_frame, verdict_frame, SummaryRow, CERTAINTY_COLUMNS};
 use crate::sweep::{context_keys, SweepResult};
 use crate::train::Status;
 
@@ -40,7 +40,9 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
     let mut s = reference_lines(result);
     s += &cell_table(sweep, &tables.summary);
     if let Some(ablation) = &sweep.ablation {
-        if let Ok(df) = verdict_frame(&tables.verdict, &context_keys(sweep)) {
+        if let Ok(df) = verdict_frame(&tables.verdict, &context_keys(sweep))
+            .map(|df| df.drop_many(CERTAINTY_COLUMNS.iter().copied()))
+        {
             s += &format!(
                 "\nverdict (necessary: all-on converges in >= {} of seeds and one-off in <= {}):\n{}",
                 ablation.converge_high,

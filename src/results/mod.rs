@@ -23,4 +23,6 @@ pub use schema::{
     runs_from_frame, settings_columns, summary_frame,
 };
 pub use stats::{clopper_pearson, fisher_exact, mcnemar_exact};
-pub use verdict::{label, verdict, verdict_frame, CellFigures, Label, VerdictRow};
+pub use verdict::{
+    label, verdict, verdict_frame, CellFigures, Label, VerdictRow, CERTAINTY_COLUMNS,
+};

@@ -144,7 +144,11 @@ mod tests {
         }
         // The smallest two-sided Fisher p with n seeds per cell is 2 / C(2n, n).
         for n in [3u64, 4, 5] {
-            close(fisher_exact(n, n, 0, n), 2.0 / ln_choose(2 * n, n).exp(), 1e-10);
+            close(
+                fisher_exact(n, n, 0, n),
+                2.0 / ln_choose(2 * n, n).exp(),
+                1e-10,
+            );
         }
     }
 }

@@ -1,16 +1,20 @@
 //! The ablation verdict: for every context (a combination of the varying settings that are
 //! neither fixes nor seeds) and every declared fix, compare the all-on cell with the cell that
 //! has only that fix off, and label the fix `necessary`, `not_necessary` or `unclear` from the
-//! converged fractions across seeds. Works on summary rows only, so it can be tested on
-//! hand-made tables.
+//! converged fractions across seeds. The labels come from summary rows only, so they can be
+//! tested on hand-made tables; how sure each label is comes from the runs: the converged counts,
+//! the exact Fisher and (seed-paired) McNemar p-values, Clopper-Pearson 95% intervals, the
+//! margins in excess MSE, and the interval of `converge_tol` over which the label stays the same.
 
 use polars::prelude::*;
 
-use super::rows::SummaryRow;
+use super::rows::{cell_settings, median, RunRow, SummaryRow};
 use super::schema::{col, frame, settings_columns};
+use super::stats::{clopper_pearson, fisher_exact, mcnemar_exact};
 use crate::config::{Ablation, TrainSettings};
 use crate::enums::named_enum;
 use crate::error::Result;
+use crate::train::Status;
 
 named_enum! {
     /// The label of one fix in one context.
@@ -42,6 +46,38 @@ impl From<&SummaryRow> for CellFigures {
     }
 }
 
+/// What the runs of one cell say at its tolerance.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CellCounts {
+    /// Runs converged at the tolerance (final train MSE <= (1 + tol) x OLS MSE, not diverged or
+    /// failed), and all runs.
+    pub converged: u64,
+    pub runs: u64,
+    /// Clopper-Pearson 95% interval of the converged fraction.
+    pub ci: (f64, f64),
+    /// `excess_mse` over the runs that did not diverge or fail.
+    pub excess_median: Option<f64>,
+    pub excess_min: Option<f64>,
+    pub excess_max: Option<f64>,
+}
+
+/// How sure a verdict row is.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Certainty {
+    pub all_on: CellCounts,
+    pub one_off: Option<CellCounts>,
+    /// Two-sided Fisher exact test of the two converged counts (seeds as independent draws).
+    pub fisher_p: Option<f64>,
+    /// Exact McNemar test of the outcomes paired by seed (and data set).
+    pub mcnemar_p: Option<f64>,
+    /// The label is the same for every `converge_tol` in `[tol_low, tol_high)`; `tol_high` is
+    /// `None` when unbounded.
+    pub tol_low: f64,
+    pub tol_high: Option<f64>,
+    /// The interval does not reach a factor 3 on either side of the chosen tolerance.
+    pub fragile: bool,
+}
+
 /// One row of `verdict.parquet`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VerdictRow {
@@ -54,6 +90,7 @@ pub struct VerdictRow {
     pub one_off: Option<CellFigures>,
     /// All-on converges in at least `converge_high` of seeds.
     pub all_on_sufficient: bool,
+    pub certainty: Certainty,
 }
 
 /// Labels one fix from the two converged fractions.
@@ -66,7 +103,12 @@ pub fn label(all_on: f64, one_off: Option<f64>, high: f64, low: f64) -> Label {
 }
 
 /// The verdict rows, contexts in order of first appearance, factors in declared order.
-pub fn verdict(ablation: &Ablation, summary: &[SummaryRow]) -> Vec<VerdictRow> {
+pub fn verdict(ablation: &Ablation, summary: &[SummaryRow], runs: &[RunRow]) -> Vec<VerdictRow> {
+    let cell_runs = |settings: &TrainSettings| -> Vec<&RunRow> {
+        runs.iter()
+            .filter(|r| r.scenario.is_none() && cell_settings(&r.settings) == *settings)
+            .collect()
+    };
     let is_all_on = |s: &TrainSettings| {
         ablation
             .factors
@@ -96,11 +138,141 @@ pub fn verdict(ablation: &Ablation, summary: &[SummaryRow]) -> Vec<VerdictRow> {
                 all_on: CellFigures::from(on_cell),
                 one_off: off,
                 all_on_sufficient: on_cell.converged_fraction >= ablation.converge_high,
+                certainty: certainty(
+                    ablation,
+                    &cell_runs(&on_cell.settings),
+                    off_cell.map(|c| cell_runs(&c.settings)).as_deref(),
+                    on_cell.settings.converge_tol,
+                ),
             });
         }
     }
     rows
 }
+
+/// The tolerance at which a run converges: `final_train_mse / ols_mse - 1` (never for a run that
+/// diverged or failed).
+fn threshold(run: &RunRow) -> Option<f64> {
+    (!matches!(run.status, Status::Diverged | Status::Failed))
+        .then(|| run.final_train_mse / run.ols_mse - 1.0)
+}
+
+/// Runs converged at tolerance `t`.
+fn converged_at(runs: &[&RunRow], t: f64) -> u64 {
+    runs.iter()
+        .filter(|r| threshold(r).is_some_and(|x| x <= t))
+        .count() as u64
+}
+
+fn counts(runs: &[&RunRow], tol: f64) -> CellCounts {
+    let n = runs.len() as u64;
+    let k = converged_at(runs, tol);
+    let excess: Vec<f64> = runs
+        .iter()
+        .filter(|r| threshold(r).is_some())
+        .map(|r| r.excess_mse)
+        .collect();
+    CellCounts {
+        converged: k,
+        runs: n,
+        ci: if n > 0 {
+            clopper_pearson(k, n, 0.05)
+        } else {
+            (0.0, 1.0)
+        },
+        excess_median: median(&excess),
+        excess_min: excess.iter().copied().reduce(f64::min),
+        excess_max: excess.iter().copied().reduce(f64::max),
+    }
+}
+
+/// Counts, exact tests, intervals, margins and the tolerance interval of one verdict row.
+fn certainty(ablation: &Ablation, on: &[&RunRow], off: Option<&[&RunRow]>, tol: f64) -> Certainty {
+    let all_on = counts(on, tol);
+    let one_off = off.map(|off| counts(off, tol));
+    let fisher_p = one_off
+        .filter(|o| all_on.runs > 0 && o.runs > 0)
+        .map(|o| fisher_exact(all_on.converged, all_on.runs, o.converged, o.runs));
+    let mcnemar_p = off.map(|off| {
+        let key = |r: &RunRow| (r.settings.seed, r.data_seed);
+        let (mut b, mut c) = (0, 0);
+        for r in on {
+            if let Some(partner) = off.iter().find(|o| key(o) == key(r)) {
+                let (x, y) = (
+                    converged_at(&[r], tol) == 1,
+                    converged_at(&[partner], tol) == 1,
+                );
+                b += u64::from(x && !y);
+                c += u64::from(y && !x);
+            }
+        }
+        mcnemar_exact(b, c)
+    });
+    // The label is a step function of the tolerance, changing only where a run's threshold is.
+    let label_at = |t: f64| {
+        let fraction = |runs: &[&RunRow]| converged_at(runs, t) as f64 / runs.len().max(1) as f64;
+        label(
+            fraction(on),
+            off.map(fraction),
+            ablation.converge_high,
+            ablation.converge_low,
+        )
+    };
+    let mut steps: Vec<f64> = on
+        .iter()
+        .chain(off.unwrap_or_default())
+        .filter_map(|r| threshold(r))
+        .filter(|t| *t > 0.0)
+        .collect();
+    steps.sort_by(f64::total_cmp);
+    steps.dedup();
+    // Interval i is [steps[i-1], steps[i]) (from 0 for i = 0, unbounded for the last).
+    let start = |i: usize| if i == 0 { 0.0 } else { steps[i - 1] };
+    let here = steps.iter().filter(|s| **s <= tol).count();
+    let same = |i: usize| label_at(start(i)) == label_at(start(here));
+    let mut low = here;
+    while low > 0 && same(low - 1) {
+        low -= 1;
+    }
+    let mut high = here;
+    while high < steps.len() && same(high + 1) {
+        high += 1;
+    }
+    let (tol_low, tol_high) = (start(low), steps.get(high).copied());
+    Certainty {
+        all_on,
+        one_off,
+        fisher_p,
+        mcnemar_p,
+        tol_low,
+        tol_high,
+        fragile: tol_low > tol / 3.0 || tol_high.is_some_and(|h| h < 3.0 * tol),
+    }
+}
+
+/// The columns of `verdict.parquet` that say how sure a row is; the printed verdict leaves them
+/// out (`sweep report` and the end of `sweep run` print the labels and the cell figures).
+pub const CERTAINTY_COLUMNS: &[&str] = &[
+    "all_on_converged",
+    "all_on_runs",
+    "one_off_converged",
+    "one_off_runs",
+    "fisher_p",
+    "mcnemar_p",
+    "all_on_ci_low",
+    "all_on_ci_high",
+    "one_off_ci_low",
+    "one_off_ci_high",
+    "all_on_excess_mse_median",
+    "all_on_excess_mse_min",
+    "all_on_excess_mse_max",
+    "one_off_excess_mse_median",
+    "one_off_excess_mse_min",
+    "one_off_excess_mse_max",
+    "tol_low",
+    "tol_high",
+    "fragile",
+];
 
 /// `verdict.parquet` as a frame: the context columns (`context_keys`, typed), then the figures.
 pub fn verdict_frame(rows: &[VerdictRow], context_keys: &[&str]) -> Result<DataFrame> {
@@ -126,6 +298,41 @@ pub fn verdict_frame(rows: &[VerdictRow], context_keys: &[&str]) -> Result<DataF
             r.one_off.and_then(|o| o.epochs_to_converge_median)
         }),
         col("all_on_sufficient", rows, |r| r.all_on_sufficient),
+    ]);
+    let c = |r: &VerdictRow| r.certainty;
+    let count = |v: u64| v as i64;
+    columns.extend([
+        col("all_on_converged", rows, |r| count(c(r).all_on.converged)),
+        col("all_on_runs", rows, |r| count(c(r).all_on.runs)),
+        col("one_off_converged", rows, |r| {
+            c(r).one_off.map(|o| count(o.converged))
+        }),
+        col("one_off_runs", rows, |r| {
+            c(r).one_off.map(|o| count(o.runs))
+        }),
+        col("fisher_p", rows, |r| c(r).fisher_p),
+        col("mcnemar_p", rows, |r| c(r).mcnemar_p),
+        col("all_on_ci_low", rows, |r| c(r).all_on.ci.0),
+        col("all_on_ci_high", rows, |r| c(r).all_on.ci.1),
+        col("one_off_ci_low", rows, |r| c(r).one_off.map(|o| o.ci.0)),
+        col("one_off_ci_high", rows, |r| c(r).one_off.map(|o| o.ci.1)),
+        col("all_on_excess_mse_median", rows, |r| {
+            c(r).all_on.excess_median
+        }),
+        col("all_on_excess_mse_min", rows, |r| c(r).all_on.excess_min),
+        col("all_on_excess_mse_max", rows, |r| c(r).all_on.excess_max),
+        col("one_off_excess_mse_median", rows, |r| {
+            c(r).one_off.and_then(|o| o.excess_median)
+        }),
+        col("one_off_excess_mse_min", rows, |r| {
+            c(r).one_off.and_then(|o| o.excess_min)
+        }),
+        col("one_off_excess_mse_max", rows, |r| {
+            c(r).one_off.and_then(|o| o.excess_max)
+        }),
+        col("tol_low", rows, |r| c(r).tol_low),
+        col("tol_high", rows, |r| c(r).tol_high),
+        col("fragile", rows, |r| c(r).fragile),
     ]);
     frame(columns)
 }

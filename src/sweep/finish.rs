@@ -46,7 +46,7 @@ impl Tables {
         let verdict = sweep
             .ablation
             .as_ref()
-            .map(|a| results::verdict(a, &summary))
+            .map(|a| results::verdict(a, &summary, &rows))
             .unwrap_or_default();
         let scenarios = results::evaluate_all(&sweep.scenarios, &rows);
         Ok(Tables {

@@ -84,7 +84,7 @@ fn verdict_on_a_hand_made_summary_table() {
         cell(Whiten::Zca, false, 32, 0.4),
         cell(Whiten::None, false, 32, 0.0),
     ];
-    let rows = results::verdict(&ablation(), &summary);
+    let rows = results::verdict(&ablation(), &summary, &[]);
     let got: Vec<(u32, &str, Label, bool)> = rows
         .iter()
         .map(|r| {
@@ -439,6 +439,102 @@ fn the_verdict_of_a_real_sweep_follows_from_its_runs() {
         .as_materialized_series()
         .clone();
     assert_eq!(verdict.height(), 2);
+    // How sure each label is, recomputed from the runs: counts, Fisher's p, the tolerance interval.
+    let (final_mse, ols) = (column("final_train_mse"), column("ols_mse"));
+    let threshold = |i: usize| {
+        let st = status.str().unwrap().get(i).unwrap();
+        (st != "diverged" && st != "failed").then(|| {
+            final_mse.f64().unwrap().get(i).unwrap() / ols.f64().unwrap().get(i).unwrap() - 1.0
+        })
+    };
+    let count_at = |w: &str, c: bool, t: f64| {
+        (0..runs.height())
+            .filter(|&i| {
+                whiten.str().unwrap().get(i) == Some(w)
+                    && clip.bool().unwrap().get(i) == Some(c)
+                    && threshold(i).is_some_and(|x| x <= t)
+            })
+            .count() as u64
+    };
+    let value = |name: &str, row: usize| {
+        verdict
+            .column(name)
+            .unwrap()
+            .as_materialized_series()
+            .clone()
+            .f64()
+            .unwrap()
+            .get(row)
+    };
+    let int = |name: &str, row: usize| {
+        verdict
+            .column(name)
+            .unwrap()
+            .as_materialized_series()
+            .clone()
+            .i64()
+            .unwrap()
+            .get(row)
+            .unwrap() as u64
+    };
+    for (row, (factor, off)) in [("whiten", ("none", true)), ("clip", ("zca", false))]
+        .iter()
+        .map(|(f, off)| {
+            (
+                (0..2)
+                    .find(|&i| factors.str().unwrap().get(i) == Some(f))
+                    .unwrap(),
+                (f, off),
+            )
+        })
+    {
+        let label_at = |t: f64| {
+            rule(
+                count_at("zca", true, t) as f64 / 4.0,
+                count_at(off.0, off.1, t) as f64 / 4.0,
+            )
+        };
+        let (k_on, k_off) = (count_at("zca", true, 0.01), count_at(off.0, off.1, 0.01));
+        assert_eq!(
+            (int("all_on_converged", row), int("all_on_runs", row)),
+            (k_on, 4),
+            "{factor}"
+        );
+        assert_eq!(
+            (int("one_off_converged", row), int("one_off_runs", row)),
+            (k_off, 4),
+            "{factor}"
+        );
+        let fisher = value("fisher_p", row).unwrap();
+        assert!((fisher - results::fisher_exact(k_on, 4, k_off, 4)).abs() < 1e-15);
+        let (lo, hi) = (
+            value("all_on_ci_low", row).unwrap(),
+            value("all_on_ci_high", row).unwrap(),
+        );
+        assert!(lo <= k_on as f64 / 4.0 && k_on as f64 / 4.0 <= hi);
+        let label = labels.str().unwrap().get(row).unwrap();
+        let (tol_low, tol_high) = (value("tol_low", row).unwrap(), value("tol_high", row));
+        assert!(
+            tol_low <= 0.01 && tol_high.is_none_or(|h| h > 0.01),
+            "{factor}: [{tol_low}, {tol_high:?})"
+        );
+        assert_eq!(label_at(tol_low), label, "{factor} at tol_low");
+        if tol_low > 0.0 {
+            assert_ne!(
+                label_at(tol_low * (1.0 - 1e-12)),
+                label,
+                "{factor} below tol_low"
+            );
+        }
+        if let Some(h) = tol_high {
+            assert_ne!(label_at(h), label, "{factor} at tol_high");
+            assert_eq!(
+                label_at(h * (1.0 - 1e-12)),
+                label,
+                "{factor} below tol_high"
+            );
+        }
+    }
     for (factor, label) in expected {
         let row = (0..2)
             .find(|&i| factors.str().unwrap().get(i) == Some(factor))
