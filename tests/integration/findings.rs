@@ -546,3 +546,125 @@ fn the_verdict_of_a_real_sweep_follows_from_its_runs() {
         );
     }
 }
+
+/// A run row made by hand (the figures the summary and the scenario checks read).
+fn hand_run(
+    whiten: Whiten,
+    seed: u64,
+    status: sweep::train::Status,
+    r2: f64,
+    best_r2: f64,
+    epochs: Option<u32>,
+    excess: f64,
+) -> results::RunRow {
+    results::RunRow {
+        run_id: format!("{whiten}-{seed}"),
+        run_index: seed as u32,
+        scenario: None,
+        settings: TrainSettings {
+            whiten,
+            seed,
+            ..TrainSettings::default()
+        },
+        data_seed: Some(0),
+        status,
+        message: None,
+        epochs_run: 500,
+        epochs_to_converge: epochs,
+        initial_train_mse: 1.0,
+        final_train_mse: 1e-6 * (1.0 + excess),
+        final_train_r2: r2,
+        best_train_r2: best_r2,
+        excess_mse: excess,
+        weight_norm: 1.0,
+        distance_to_ols: 0.1,
+        ols_mse: 1e-6,
+        ols_r2: 0.5,
+        slow_share: None,
+        slowest_signal_epochs: None,
+    }
+}
+
+/// `summarize` on a hand-made table: one cell of four seeds (two converged, one not, one
+/// diverged, which R² and excess statistics leave out) and one cell of one seed.
+#[test]
+fn summarize_on_a_hand_made_table() {
+    use sweep::train::Status::{Converged, Diverged, NotConverged};
+    let rows = vec![
+        hand_run(Whiten::None, 0, Converged, 0.5, 0.5, Some(10), 0.001),
+        hand_run(Whiten::Zca, 0, NotConverged, 0.3, 0.3, None, 0.4),
+        hand_run(Whiten::None, 1, NotConverged, 0.2, 0.25, None, 0.5),
+        hand_run(Whiten::None, 2, Diverged, -1e9, 0.1, None, 1e9),
+        hand_run(Whiten::None, 3, Converged, 0.4, 0.45, Some(20), 0.003),
+    ];
+    let cells = results::summarize(&rows);
+    assert_eq!(cells.len(), 2, "cells in order of first appearance");
+    let (a, b) = (&cells[0], &cells[1]);
+    assert_eq!(a.settings.whiten, Whiten::None);
+    assert_eq!(a.n_runs, 4);
+    assert_eq!((a.converged_fraction, a.diverged_fraction), (0.5, 0.25));
+    assert_eq!(a.r2_median, Some(0.4));
+    assert!((a.r2_mean.unwrap() - 1.1 / 3.0).abs() < 1e-15);
+    // Sample standard deviation of 0.5, 0.2, 0.4: sqrt(0.07 / 3).
+    assert!((a.r2_std.unwrap() - (0.07f64 / 3.0).sqrt()).abs() < 1e-15);
+    assert_eq!((a.r2_min, a.r2_max), (Some(0.2), Some(0.5)));
+    assert_eq!(a.epochs_to_converge_median, Some(15.0));
+    assert_eq!(a.excess_mse_median, Some(0.003));
+    assert_eq!((b.n_runs, b.r2_median, b.r2_std), (1, Some(0.3), None));
+    assert_eq!(b.epochs_to_converge_median, None);
+}
+
+/// The `at_most` and `never_converges` scenario checks on hand-made runs, each on both sides.
+#[test]
+fn at_most_and_never_converges_checks() {
+    use sweep::config::{Check, Metric, Scenario};
+    use sweep::train::Status::{Converged, NotConverged};
+    let scenario = |check, metric, reported| Scenario {
+        name: "s".into(),
+        description: String::new(),
+        set: toml::Table::new(),
+        metric,
+        check,
+        reported,
+    };
+    let fast = [
+        hand_run(Whiten::Zca, 0, Converged, 0.5, 0.5, Some(10), 0.001),
+        hand_run(Whiten::Zca, 1, Converged, 0.5, 0.5, Some(20), 0.001),
+    ];
+    let fast: Vec<&results::RunRow> = fast.iter().collect();
+    let at_most = |reported| {
+        results::evaluate(
+            &scenario(Check::AtMost, Metric::EpochsToConverge, reported),
+            &fast,
+        )
+        .reproduced
+    };
+    assert!(
+        at_most(30.0) && at_most(15.0) && !at_most(14.0),
+        "median 15 epochs"
+    );
+    let slow = hand_run(Whiten::Zca, 2, NotConverged, 0.4, 0.4, None, 0.2);
+    let mixed = vec![fast[0], &slow];
+    assert!(
+        !results::evaluate(
+            &scenario(Check::AtMost, Metric::EpochsToConverge, 30.0),
+            &mixed
+        )
+        .reproduced,
+        "a seed that never converged"
+    );
+    // Never within 1% of the OLS loss: best R² below 1 - 1.01 x (1 - 0.5) = 0.495.
+    let never = |best: f64| {
+        let runs = [
+            hand_run(Whiten::None, 0, NotConverged, 0.3, 0.3, None, 0.4),
+            hand_run(Whiten::None, 1, NotConverged, 0.3, best, None, 0.4),
+        ];
+        let runs: Vec<&results::RunRow> = runs.iter().collect();
+        results::evaluate(
+            &scenario(Check::NeverConverges, Metric::FinalTrainR2, -21.0),
+            &runs,
+        )
+        .reproduced
+    };
+    assert!(never(0.494) && !never(0.496));
+}
