@@ -12,7 +12,10 @@ use crate::enums::named_enum;
 use crate::error::Result;
 
 /// Keys of `[ablation]`.
-pub(crate) const ABLATION_KEYS: &[&str] = &["factors", "converge_high", "converge_low"];
+pub(crate) const ABLATION_KEYS: &[&str] = &["factors", "converge_high", "converge_low", "alpha"];
+
+/// The default significance level of the verdict's Fisher test.
+pub const DEFAULT_ALPHA: f64 = 0.05;
 const SCENARIO_KEYS: &[&str] = &["name", "description", "set", "metric", "check", "reported"];
 
 /// The `[ablation]` section: which settings are the fixes under test, and the verdict thresholds.
@@ -24,6 +27,8 @@ pub struct Ablation {
     pub converge_high: f64,
     /// A cell "fails" for the verdict when at most this share of its seeds converged.
     pub converge_low: f64,
+    /// `necessary` also needs the two-sided Fisher exact p of the two cells below this.
+    pub alpha: f64,
 }
 
 /// One fix under test.
@@ -106,6 +111,18 @@ pub(crate) fn parse_ablation(
             ),
         ));
     }
+    let alpha = match section.get("alpha") {
+        None => DEFAULT_ALPHA,
+        Some(v) => match v.as_float() {
+            Some(a) if a > 0.0 && a < 1.0 => a,
+            _ => {
+                return Err(loc.error(
+                    "ablation.alpha",
+                    format!("{v} is not accepted: must be a number in (0, 1), e.g. 0.05"),
+                ))
+            }
+        },
+    };
     let Some(Value::Table(factor_table)) = section.get("factors") else {
         return Err(loc.error(
             "ablation.factors",
@@ -119,11 +136,39 @@ pub(crate) fn parse_ablation(
         .iter()
         .map(|(key, on)| parse_factor(key, on, axes, loc))
         .collect::<Result<_>>()?;
+    check_seeds_reach(alpha, axes, section.contains_key("alpha"), loc)?;
     Ok(Some(Ablation {
         factors,
         converge_high,
         converge_low,
+        alpha,
     }))
+}
+
+/// Refuses an ablation whose seeds cannot make any fix `necessary`: with `n` seeds per cell the
+/// smallest two-sided Fisher p of two cells is `2 / C(2n, n)` (n = 3: 0.10, 4: 0.029, 5: 0.0079).
+fn check_seeds_reach(alpha: f64, axes: &[Axis], set: bool, loc: &Locator) -> Result<()> {
+    let smallest_p = |n: u64| 2.0 / (1..=n).map(|i| (n + i) as f64 / i as f64).product::<f64>();
+    let seeds = axes
+        .iter()
+        .find(|a| a.key == "seed")
+        .map_or(1, |a| a.values.len()) as u64;
+    if smallest_p(seeds) < alpha {
+        return Ok(());
+    }
+    let needed = (1..=1000u64)
+        .find(|n| smallest_p(*n) < alpha)
+        .unwrap_or(1000);
+    let key = if set { "ablation.alpha" } else { "grid.seed" };
+    Err(loc.error(
+        key,
+        format!(
+            "{seeds} seed(s) per cell cannot make any fix necessary at alpha = {alpha}: Fisher's exact test of two \
+             cells of {seeds} seed(s) gives at least p = {:.3}; give at least {needed} seeds in grid.seed, or raise \
+             ablation.alpha",
+            smallest_p(seeds)
+        ),
+    ))
 }
 
 fn parse_factor(key: &str, on: &Value, axes: &[Axis], loc: &Locator) -> Result<Factor> {
@@ -251,6 +296,11 @@ pub(crate) fn sections_text(ablation: Option<&Ablation>, scenarios: &[Scenario])
         );
         t.insert("converge_high".into(), Value::Float(a.converge_high));
         t.insert("converge_low".into(), Value::Float(a.converge_low));
+        // Added after the first tables: in the resolved text (and the config hash) only when set
+        // to another value, so that existing results folders stay valid.
+        if a.alpha != DEFAULT_ALPHA {
+            t.insert("alpha".into(), Value::Float(a.alpha));
+        }
         root.insert("ablation".into(), Value::Table(t));
     }
     if !scenarios.is_empty() {

@@ -92,7 +92,8 @@ const CELL_FIGURES: [&str; 9] = [
 ];
 
 const VERDICT_NOTE: &str = "For each context and fix: the all-on cell against the cell with only that fix off. \
-    `necessary`: all-on converges in at least `converge_high` of seeds and one-off in at most `converge_low`; \
+    `necessary`: all-on converges in at least `converge_high` of seeds, one-off in at most `converge_low`, and the \
+    two-sided Fisher exact p of the two counts is below `alpha`; \
     `not_necessary`: one-off converges in at least `converge_high`; else `unclear`. `fisher_p`: two-sided Fisher \
     exact test of the two converged counts; `tol_low`, `tol_high`: the range of `converge_tol` over which the label \
     stays the same; `fragile`: that range does not reach a factor 3 on both sides of the chosen tolerance.";

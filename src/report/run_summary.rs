@@ -44,10 +44,11 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
             .map(|df| df.drop_many(CERTAINTY_COLUMNS.iter().copied()))
         {
             s += &format!(
-                "\nverdict (necessary: all-on converges in >= {} of seeds and one-off in <= {}; fragile: the label \
-                 changes within a factor 3 of converge_tol):\n{}",
+                "\nverdict (necessary: all-on converges in >= {} of seeds, one-off in <= {}, and Fisher p < {}; \
+                 fragile: the label changes within a factor 3 of converge_tol):\n{}",
                 ablation.converge_high,
                 ablation.converge_low,
+                ablation.alpha,
                 text(&df)
             );
         }

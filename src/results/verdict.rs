@@ -20,7 +20,8 @@ named_enum! {
     /// The label of one fix in one context.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Label {
-        /// All-on converges in at least `converge_high` of seeds and the one-off cell in at most `converge_low`.
+        /// All-on converges in at least `converge_high` of seeds, the one-off cell in at most
+        /// `converge_low`, and Fisher's exact p of the two is below `alpha`.
         Necessary => "necessary",
         /// The one-off cell converges in at least `converge_high` of seeds.
         NotNecessary => "not_necessary",
@@ -93,10 +94,13 @@ pub struct VerdictRow {
     pub certainty: Certainty,
 }
 
-/// Labels one fix from the two converged fractions.
-pub fn label(all_on: f64, one_off: Option<f64>, high: f64, low: f64) -> Label {
+/// Labels one fix from the two converged fractions and Fisher's p of their counts.
+pub fn label(all_on: f64, one_off: Option<f64>, fisher_p: Option<f64>, a: &Ablation) -> Label {
+    let (high, low) = (a.converge_high, a.converge_low);
     match one_off {
-        Some(off) if all_on >= high && off <= low => Label::Necessary,
+        Some(off) if all_on >= high && off <= low && fisher_p.is_some_and(|p| p < a.alpha) => {
+            Label::Necessary
+        }
         Some(off) if off >= high => Label::NotNecessary,
         _ => Label::Unclear,
     }
@@ -126,24 +130,25 @@ pub fn verdict(ablation: &Ablation, summary: &[SummaryRow], runs: &[RunRow]) -> 
                 .iter()
                 .find(|c| c.scenario.is_none() && c.settings == off_settings);
             let off = off_cell.map(CellFigures::from);
+            let certainty = certainty(
+                ablation,
+                &cell_runs(&on_cell.settings),
+                off_cell.map(|c| cell_runs(&c.settings)).as_deref(),
+                on_cell.settings.converge_tol,
+            );
             rows.push(VerdictRow {
                 context: on_cell.settings.clone(),
                 factor: factor.key.clone(),
                 label: label(
                     on_cell.converged_fraction,
                     off.map(|o| o.converged_fraction),
-                    ablation.converge_high,
-                    ablation.converge_low,
+                    certainty.fisher_p,
+                    ablation,
                 ),
                 all_on: CellFigures::from(on_cell),
                 one_off: off,
                 all_on_sufficient: on_cell.converged_fraction >= ablation.converge_high,
-                certainty: certainty(
-                    ablation,
-                    &cell_runs(&on_cell.settings),
-                    off_cell.map(|c| cell_runs(&c.settings)).as_deref(),
-                    on_cell.settings.converge_tol,
-                ),
+                certainty,
             });
         }
     }
@@ -211,12 +216,13 @@ fn certainty(ablation: &Ablation, on: &[&RunRow], off: Option<&[&RunRow]>, tol: 
     // The label is a step function of the tolerance, changing only where a run's threshold is.
     let label_at = |t: f64| {
         let fraction = |runs: &[&RunRow]| converged_at(runs, t) as f64 / runs.len().max(1) as f64;
-        label(
-            fraction(on),
-            off.map(fraction),
-            ablation.converge_high,
-            ablation.converge_low,
-        )
+        let p = off
+            .filter(|off| !on.is_empty() && !off.is_empty())
+            .map(|off| {
+                let (n_on, n_off) = (on.len() as u64, off.len() as u64);
+                fisher_exact(converged_at(on, t), n_on, converged_at(off, t), n_off)
+            });
+        label(fraction(on), off.map(fraction), p, ablation)
     };
     let mut steps: Vec<f64> = on
         .iter()

@@ -59,6 +59,9 @@ fn corpus() -> Vec<Case> {
         case("unknown data key", "[data]\nn_row = 10\n", &["bad.toml:2:1", "data.n_row", "did you mean `n_rows`"]),
         case("unknown grid key", &base("[grid]\nbatchsize = [1, 2]\n"), &["grid.batchsize", "did you mean `batch_size`"]),
         case("unknown ablation key", &base("[grid]\nclip = [false, true]\n[ablation]\nfactor = { clip = true }\n"), &["ablation.factor", "did you mean `factors`"]),
+        // Too few seeds for the verdict's significance level: 3 seeds give Fisher p >= 0.10.
+        case("seeds cannot reach alpha", &base("[grid]\nclip = [false, true]\nseed = [0, 1, 2]\n[ablation]\nfactors = { clip = true }\n"), &["grid.seed", "3 seed(s)", "at least 4 seeds", "0.100"]),
+        case("alpha out of range", &base("[grid]\nclip = [false, true]\nseed = [0, 1, 2, 3, 4]\n[ablation]\nfactors = { clip = true }\nalpha = 1.5\n"), &["ablation.alpha", "1.5", "(0, 1)"]),
         // Wrong types.
         case("epochs as text", &base("[grid]\nepochs = [\"many\"]\n"), &["grid.epochs", "\"many\"", "whole number"]),
         case("clip as text", "[train]\nclip = \"yes\"\n", &["bad.toml:2:1", "train.clip", "bool"]),

@@ -8,32 +8,8 @@ use sweep::config::{Ablation, Factor, TrainSettings, Whiten};
 use sweep::data::Dataset;
 use sweep::preprocess::Prepared;
 use sweep::reference::Reference;
-use sweep::results::{self, Label, SummaryRow};
+use sweep::results::{self, Label};
 use toml::Value;
-
-fn cell(whiten: Whiten, clip: bool, batch: u32, converged: f64) -> SummaryRow {
-    SummaryRow {
-        scenario: None,
-        settings: TrainSettings {
-            whiten,
-            clip,
-            batch_size: batch,
-            ..TrainSettings::default()
-        },
-        n_runs: 5,
-        converged_fraction: converged,
-        diverged_fraction: 0.0,
-        r2_median: Some(converged),
-        r2_mean: None,
-        r2_std: None,
-        r2_min: None,
-        r2_max: None,
-        epochs_to_converge_median: (converged > 0.0).then_some(10.0),
-        excess_mse_median: None,
-        slow_share_median: None,
-        slowest_signal_epochs_median: None,
-    }
-}
 
 fn ablation() -> Ablation {
     Ablation {
@@ -51,40 +27,75 @@ fn ablation() -> Ablation {
         ],
         converge_high: 0.8,
         converge_low: 0.2,
+        alpha: 0.05,
     }
 }
 
 #[test]
 fn verdict_labels_follow_the_thresholds_at_their_edges() {
-    assert_eq!(results::label(0.8, Some(0.2), 0.8, 0.2), Label::Necessary);
-    assert_eq!(results::label(0.79, Some(0.0), 0.8, 0.2), Label::Unclear);
-    assert_eq!(results::label(1.0, Some(0.21), 0.8, 0.2), Label::Unclear);
+    let a = ablation();
+    let label = |on, off, p| results::label(on, off, p, &a);
+    assert_eq!(label(0.8, Some(0.2), Some(0.049)), Label::Necessary);
     assert_eq!(
-        results::label(1.0, Some(0.8), 0.8, 0.2),
-        Label::NotNecessary
+        label(0.8, Some(0.2), Some(0.05)),
+        Label::Unclear,
+        "p must be below alpha"
     );
     assert_eq!(
-        results::label(0.0, Some(0.8), 0.8, 0.2),
-        Label::NotNecessary
+        label(1.0, Some(0.0), None),
+        Label::Unclear,
+        "no test, no necessary"
     );
-    assert_eq!(results::label(1.0, None, 0.8, 0.2), Label::Unclear);
+    assert_eq!(label(0.79, Some(0.0), Some(0.001)), Label::Unclear);
+    assert_eq!(label(1.0, Some(0.21), Some(0.001)), Label::Unclear);
+    assert_eq!(label(1.0, Some(0.8), Some(1.0)), Label::NotNecessary);
+    assert_eq!(label(0.0, Some(0.8), Some(0.001)), Label::NotNecessary);
+    assert_eq!(label(1.0, None, None), Label::Unclear);
+}
+
+/// Five seeds of a cell, the first `converged` of them converged (excess 0.1%), the others not (50%).
+fn cell_runs(whiten: Whiten, clip: bool, batch: u32, converged: u64) -> Vec<results::RunRow> {
+    use sweep::train::Status::{Converged, NotConverged};
+    (0..5)
+        .map(|seed| {
+            let done = seed < converged;
+            let mut run = hand_run(
+                whiten,
+                seed,
+                if done { Converged } else { NotConverged },
+                0.5,
+                0.5,
+                done.then_some(10),
+                if done { 0.001 } else { 0.5 },
+            );
+            run.settings.clip = clip;
+            run.settings.batch_size = batch;
+            run.run_id = format!("{whiten}-{clip}-{batch}-{seed}");
+            run
+        })
+        .collect()
 }
 
 #[test]
-fn verdict_on_a_hand_made_summary_table() {
-    // Context batch 1: whitening necessary (0.8 vs 0.2), clipping not (0.8 off).
-    // Context batch 32: all-on fails (0.6): whitening unclear, clipping unclear (off 0.4).
-    let summary = vec![
-        cell(Whiten::Zca, true, 1, 0.8),
-        cell(Whiten::None, true, 1, 0.2),
-        cell(Whiten::Zca, false, 1, 0.8),
-        cell(Whiten::None, false, 1, 0.0),
-        cell(Whiten::Zca, true, 32, 0.6),
-        cell(Whiten::None, true, 32, 0.0),
-        cell(Whiten::Zca, false, 32, 0.4),
-        cell(Whiten::None, false, 32, 0.0),
-    ];
-    let rows = results::verdict(&ablation(), &summary, &[]);
+fn verdict_on_a_hand_made_table() {
+    // Batch 1: whitening necessary (5 of 5 against 0 of 5, Fisher p = 0.0079), clipping not
+    // (its one-off cell converges in 4 of 5). Batch 32: 4 of 5 against 1 of 5 passes the
+    // thresholds 0.8 / 0.2 but not the test (p = 0.21): unclear; clipping unclear (2 of 5 off).
+    let mut runs = Vec::new();
+    for (whiten, clip, batch, converged) in [
+        (Whiten::Zca, true, 1, 5),
+        (Whiten::None, true, 1, 0),
+        (Whiten::Zca, false, 1, 4),
+        (Whiten::None, false, 1, 0),
+        (Whiten::Zca, true, 32, 4),
+        (Whiten::None, true, 32, 1),
+        (Whiten::Zca, false, 32, 2),
+        (Whiten::None, false, 32, 0),
+    ] {
+        runs.extend(cell_runs(whiten, clip, batch, converged));
+    }
+    let summary = results::summarize(&runs);
+    let rows = results::verdict(&ablation(), &summary, &runs);
     let got: Vec<(u32, &str, Label, bool)> = rows
         .iter()
         .map(|r| {
@@ -101,11 +112,13 @@ fn verdict_on_a_hand_made_summary_table() {
         vec![
             (1, "whiten", Label::Necessary, true),
             (1, "clip", Label::NotNecessary, true),
-            (32, "whiten", Label::Unclear, false),
-            (32, "clip", Label::Unclear, false),
+            (32, "whiten", Label::Unclear, true),
+            (32, "clip", Label::Unclear, true),
         ]
     );
-    assert_eq!(rows[0].one_off.unwrap().converged_fraction, 0.2);
+    assert!((rows[0].certainty.fisher_p.unwrap() - 0.007936507936507938).abs() < 1e-15);
+    assert!((rows[2].certainty.fisher_p.unwrap() - 0.2063492063492064).abs() < 1e-14);
+    assert_eq!(rows[2].one_off.unwrap().converged_fraction, 0.2);
     let df = results::verdict_frame(&rows, &["batch_size"]).unwrap();
     assert_eq!(df.height(), 4);
     assert_eq!(df.get_column_names()[0].as_str(), "batch_size");
@@ -230,6 +243,7 @@ clip = [false, true]
 seed = [0, 1]
 [ablation]
 factors = { whiten = "zca", clip = true }
+alpha = 0.5
 "#;
 
 fn run_small(dir: &Path) -> std::path::PathBuf {
@@ -414,7 +428,8 @@ fn the_verdict_of_a_real_sweep_follows_from_its_runs() {
         converged as f64 / total as f64
     };
     let rule = |on: f64, off: f64| {
-        if on >= 0.75 && off <= 0.25 {
+        let p = results::fisher_exact((on * 4.0).round() as u64, 4, (off * 4.0).round() as u64, 4);
+        if on >= 0.75 && off <= 0.25 && p < 0.5 {
             "necessary"
         } else if off >= 0.75 {
             "not_necessary"
