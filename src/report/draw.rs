@@ -351,6 +351,80 @@ pub fn diagnostics(
     )
 }
 
+/// One panel of the verdict-by-tolerance figure: a verdict row's title and its label (0
+/// `not_necessary`, 1 `unclear`, 2 `necessary`) at each tolerance.
+pub struct LabelCurve {
+    pub title: String,
+    pub points: Vec<(f64, f64)>,
+    /// The sweep's `converge_tol`, drawn as a vertical line.
+    pub chosen: f64,
+}
+
+const LABEL_LEVELS: [&str; 3] = ["not necessary", "unclear", "necessary"];
+
+fn label_grid_draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    curves: &[LabelCurve],
+    columns: usize,
+) -> Result<()> {
+    let (head, body) = root.split_vertically(44);
+    head.draw_text(title, &("sans-serif", 22).into_text_style(&head), (16, 12))
+        .map_err(plot_error)?;
+    let rows = curves.len().div_ceil(columns);
+    for (area, curve) in body.split_evenly((rows, columns)).iter().zip(curves) {
+        let mut chart = ChartBuilder::on(area)
+            .caption(&curve.title, ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(34)
+            .y_label_area_size(96)
+            .build_cartesian_2d((1e-4f64..1f64).log_scale(), -0.3f64..2.3f64)
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("converge_tol (log axis)")
+            .x_label_formatter(&|v| format!("{v:.0e}"))
+            .y_labels(3)
+            .y_label_formatter(&|v| {
+                LABEL_LEVELS
+                    .get(v.round() as usize)
+                    .filter(|_| (v - v.round()).abs() < 1e-9)
+                    .map_or(String::new(), |s| s.to_string())
+            })
+            .draw()
+            .map_err(plot_error)?;
+        chart
+            .draw_series(LineSeries::new(curve.points.iter().copied(), &BLUE))
+            .map_err(plot_error)?;
+        chart
+            .draw_series(LineSeries::new(
+                [(curve.chosen, -0.3), (curve.chosen, 2.3)],
+                RED.mix(0.6),
+            ))
+            .map_err(plot_error)?;
+    }
+    Ok(())
+}
+
+/// The verdict's label of every (context, factor) against `converge_tol` on a log axis from 1e-4
+/// to 1, one panel each, the chosen tolerance as a red line.
+pub fn labels_by_tolerance(
+    stem: &Path,
+    title: &str,
+    curves: &[LabelCurve],
+) -> Result<Vec<PathBuf>> {
+    let columns = curves.len().clamp(1, 3);
+    let rows = curves.len().div_ceil(columns).max(1) as u32;
+    let size = (520 * columns as u32, 44 + 260 * rows);
+    let (files, ()) = both_formats(
+        stem,
+        size,
+        |r| label_grid_draw(r, title, curves, columns),
+        |r| label_grid_draw(r, title, curves, columns),
+    )?;
+    Ok(files)
+}
+
 /// One panel of the R² grid: a cell's label and its runs.
 pub struct CellCurves {
     pub label: String,

@@ -9,7 +9,7 @@ mod figures;
 mod run_summary;
 mod table;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
@@ -158,7 +158,8 @@ pub fn report(dir: &Path) -> Result<String> {
         format!("\n## Cells\n\n{}\n{CELLS_NOTE}\n", markdown(&cell_table)),
     );
 
-    let figures = figures::report_figures(dir, &runs, &keys)?;
+    let mut figures = figures::report_figures(dir, &runs, &keys)?;
+    figures.extend(tolerance_figure(dir)?);
     report.md += "\n## Figures\n\n";
     for (title, path) in &figures {
         let rel = path.strip_prefix(dir).unwrap_or(path);
@@ -177,4 +178,70 @@ pub fn report(dir: &Path) -> Result<String> {
         dir.join("figures").display()
     );
     Ok(report.text)
+}
+
+/// The verdict's labels against `converge_tol` (log axis, 1e-4 to 1), recomputed from the saved
+/// runs, when the folder's sweep has an `[ablation]`.
+fn tolerance_figure(dir: &Path) -> Result<Option<(String, PathBuf)>> {
+    let Some((sweep, tables)) = crate::sweep::saved_sweep(dir)? else {
+        return Ok(None);
+    };
+    let Some(ablation) = &sweep.ablation else {
+        return Ok(None);
+    };
+    if tables.verdict.is_empty() {
+        return Ok(None);
+    }
+    let tols: Vec<f64> = (0..=400)
+        .map(|i| 10f64.powf(-4.0 + i as f64 / 100.0))
+        .collect();
+    let labels =
+        crate::results::labels_along_tolerance(ablation, &tables.verdict, &tables.rows, &tols);
+    let keys = crate::sweep::context_keys(&sweep);
+    let curves: Vec<draw::LabelCurve> = tables
+        .verdict
+        .iter()
+        .zip(labels)
+        .map(|(row, labels)| {
+            let context: Vec<String> = keys
+                .iter()
+                .filter_map(|k| {
+                    row.context
+                        .value_of(k)
+                        .map(|v| format!("{k}={}", crate::config::display_value(&v)))
+                })
+                .collect();
+            draw::LabelCurve {
+                title: format!("{} {}", context.join(" "), row.factor)
+                    .trim()
+                    .to_string(),
+                points: tols
+                    .iter()
+                    .zip(labels)
+                    .map(|(t, l)| {
+                        let level = match l {
+                            crate::results::Label::NotNecessary => 0.0,
+                            crate::results::Label::Unclear => 1.0,
+                            crate::results::Label::Necessary => 2.0,
+                        };
+                        (*t, level)
+                    })
+                    .collect(),
+                chosen: row.context.converge_tol,
+            }
+        })
+        .collect();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let files = draw::labels_by_tolerance(
+        &dir.join("figures").join("verdict_by_tolerance"),
+        &format!("{name}: verdict label against converge_tol"),
+        &curves,
+    )?;
+    Ok(Some((
+        "verdict label of every context and fix against converge_tol".to_string(),
+        files[1].clone(),
+    )))
 }

@@ -191,6 +191,48 @@ fn counts(runs: &[&RunRow], tol: f64) -> CellCounts {
     }
 }
 
+/// The label the rule gives at tolerance `t` to the all-on runs `on` and one-off runs `off`.
+fn label_at_tolerance(
+    ablation: &Ablation,
+    on: &[&RunRow],
+    off: Option<&[&RunRow]>,
+    t: f64,
+) -> Label {
+    let fraction = |runs: &[&RunRow]| converged_at(runs, t) as f64 / runs.len().max(1) as f64;
+    let p = off
+        .filter(|off| !on.is_empty() && !off.is_empty())
+        .map(|off| {
+            let (n_on, n_off) = (on.len() as u64, off.len() as u64);
+            fisher_exact(converged_at(on, t), n_on, converged_at(off, t), n_off)
+        });
+    label(fraction(on), off.map(fraction), p, ablation)
+}
+
+/// The label of every verdict row (in the order of [`verdict`]) at each tolerance of `tols`.
+pub fn labels_along_tolerance(
+    ablation: &Ablation,
+    rows: &[VerdictRow],
+    runs: &[RunRow],
+    tols: &[f64],
+) -> Vec<Vec<Label>> {
+    let cell_runs = |settings: &TrainSettings| -> Vec<&RunRow> {
+        runs.iter()
+            .filter(|r| r.scenario.is_none() && cell_settings(&r.settings) == *settings)
+            .collect()
+    };
+    rows.iter()
+        .map(|row| {
+            let factor = ablation.factors.iter().find(|f| f.key == row.factor);
+            let on = cell_runs(&row.context);
+            let off = factor.map(|f| cell_runs(&row.context.with_value(&f.key, &f.off)));
+            let off = off.as_deref().filter(|o| !o.is_empty());
+            tols.iter()
+                .map(|t| label_at_tolerance(ablation, &on, off, *t))
+                .collect()
+        })
+        .collect()
+}
+
 /// Counts, exact tests, intervals, margins and the tolerance interval of one verdict row.
 fn certainty(ablation: &Ablation, on: &[&RunRow], off: Option<&[&RunRow]>, tol: f64) -> Certainty {
     let all_on = counts(on, tol);
@@ -214,16 +256,7 @@ fn certainty(ablation: &Ablation, on: &[&RunRow], off: Option<&[&RunRow]>, tol: 
         mcnemar_exact(b, c)
     });
     // The label is a step function of the tolerance, changing only where a run's threshold is.
-    let label_at = |t: f64| {
-        let fraction = |runs: &[&RunRow]| converged_at(runs, t) as f64 / runs.len().max(1) as f64;
-        let p = off
-            .filter(|off| !on.is_empty() && !off.is_empty())
-            .map(|off| {
-                let (n_on, n_off) = (on.len() as u64, off.len() as u64);
-                fisher_exact(converged_at(on, t), n_on, converged_at(off, t), n_off)
-            });
-        label(fraction(on), off.map(fraction), p, ablation)
-    };
+    let label_at = |t: f64| label_at_tolerance(ablation, on, off, t);
     let mut steps: Vec<f64> = on
         .iter()
         .chain(off.unwrap_or_default())

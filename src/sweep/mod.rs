@@ -230,6 +230,20 @@ pub fn merge(out: &Path) -> Result<Merged> {
     Ok(Merged { sweep, tables })
 }
 
+/// The sweep a finished folder holds (from its manifest) with its tables rebuilt from the parts;
+/// `None` for folders of older versions, whose manifest does not hold the config.
+pub fn saved_sweep(out: &Path) -> Result<Option<(Sweep, Tables)>> {
+    let Some(manifest) = read_manifest(out)? else {
+        return Ok(None);
+    };
+    if manifest.config.is_empty() {
+        return Ok(None);
+    }
+    let sweep = sweep_of_manifest(out, &manifest)?;
+    let tables = Tables::from_saved(&sweep, out)?;
+    Ok(Some((sweep, tables)))
+}
+
 /// The sweep a folder's manifest holds (its resolved config, checked against its hash).
 fn sweep_of_manifest(out: &Path, manifest: &Manifest) -> Result<Sweep> {
     if manifest.config.is_empty() {

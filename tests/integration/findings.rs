@@ -384,6 +384,10 @@ fn report_writes_markdown_with_verdict_and_figures() {
         "{md}"
     );
     assert!(out.join("figures/r2_by_cell.svg").exists());
+    // The labels against converge_tol, one panel per context and fix.
+    let svg = std::fs::read_to_string(out.join("figures/verdict_by_tolerance.svg")).unwrap();
+    assert!(svg.contains("converge_tol") && svg.contains("whiten") && svg.contains("clip"));
+    assert!(md.contains("figures/verdict_by_tolerance.png"));
     let verdict = read(&out.join("verdict.parquet"));
     assert_eq!(verdict.height(), 2, "one context x two factors");
     let runs = read(&out.join("runs.parquet"));
