@@ -205,6 +205,7 @@ impl TrainingTarget {
 
 /// The training features of a data set under one whitening: `x' = W x` with `W` and `W^{-1}`
 /// (the data set's own features without whitening), their column means and row norms.
+#[derive(Clone)]
 pub struct Features {
     pub x: Arc<[f64]>,
     /// `x` rounded to f32, when runs train in f32.
@@ -351,38 +352,41 @@ impl Prepare {
             .collect();
         keys.sort_by_key(|k| k.0);
         keys.dedup_by(|a, b| a.0 == b.0);
-        // One set of training features per data set and whitening, shared by both targets.
-        let mut feature_keys: Vec<(PrepKey, f64)> = keys
+        // One set of training features per data set and whitening, shared by both targets; the
+        // f32 copy of a set is rounded from the f64 one, not whitened again.
+        let features_key = |k: &PrepKey, dtype: Dtype| PrepKey {
+            normalize_target: false,
+            dtype,
+            ..*k
+        };
+        let mut base_keys: Vec<(PrepKey, f64)> = keys
             .iter()
-            .map(|(k, eps)| {
-                (
-                    PrepKey {
-                        normalize_target: false,
-                        ..*k
-                    },
-                    *eps,
-                )
-            })
+            .map(|(k, eps)| (features_key(k, Dtype::F64), *eps))
             .collect();
-        feature_keys.dedup_by(|a, b| a.0 == b.0);
-        let features: BTreeMap<PrepKey, Features> = feature_keys
+        base_keys.sort_by_key(|k| k.0);
+        base_keys.dedup_by(|a, b| a.0 == b.0);
+        let base: BTreeMap<PrepKey, Features> = base_keys
             .par_iter()
             .map(|(key, eps)| {
                 let (data, reference) = &datasets[&key.data_seed];
-                let features = Features::of(data, reference, key.whiten, *eps)?;
-                Ok((*key, features.with_dtype(key.dtype)))
+                Ok((*key, Features::of(data, reference, key.whiten, *eps)?))
             })
             .collect::<Result<Vec<_>>>()?
             .into_iter()
             .collect();
+        let mut features: BTreeMap<PrepKey, Features> = BTreeMap::new();
+        for (k, _) in &keys {
+            features.entry(features_key(k, k.dtype)).or_insert_with(|| {
+                base[&features_key(k, Dtype::F64)]
+                    .clone()
+                    .with_dtype(k.dtype)
+            });
+        }
         let variants: Vec<(PrepKey, Arc<Prepared>)> = keys
             .par_iter()
             .map(|(key, eps)| {
                 let (data, reference) = &datasets[&key.data_seed];
-                let shared = &features[&PrepKey {
-                    normalize_target: false,
-                    ..*key
-                }];
+                let shared = &features[&features_key(key, key.dtype)];
                 let prepared = Prepared::with_features(
                     data.clone(),
                     reference.clone(),

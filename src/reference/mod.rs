@@ -1,6 +1,7 @@
 //! The exact least-squares reference every run is measured against, and the linear algebra it
 //! rests on: double-double arithmetic (`dd`), the design and its double-double products
-//! (`design`), the refined OLS solver (`ols`), the covariance
+//! (`design`), the centring and scaling the solver factors (`scaling`), the refined OLS solver
+//! (`ols`), the covariance
 //! spectrum and whitening (`spectrum`), the NIST StRD check of the solver (`nist`), and small
 //! vector helpers (`vector`). Nothing here knows about configs or training.
 
@@ -8,6 +9,7 @@ mod dd;
 mod design;
 pub mod nist;
 mod ols;
+mod scaling;
 mod spectrum;
 mod vector;
 

@@ -108,11 +108,7 @@ pub fn label(all_on: f64, one_off: Option<f64>, fisher_p: Option<f64>, a: &Ablat
 
 /// The verdict rows, contexts in order of first appearance, factors in declared order.
 pub fn verdict(ablation: &Ablation, summary: &[SummaryRow], runs: &[RunRow]) -> Vec<VerdictRow> {
-    let cell_runs = |settings: &TrainSettings| -> Vec<&RunRow> {
-        runs.iter()
-            .filter(|r| r.scenario.is_none() && cell_settings(&r.settings) == *settings)
-            .collect()
-    };
+    let cell_runs = |settings: &TrainSettings| runs_of_cell(runs, settings);
     let is_all_on = |s: &TrainSettings| {
         ablation
             .factors
@@ -191,6 +187,13 @@ fn counts(runs: &[&RunRow], tol: f64) -> CellCounts {
     }
 }
 
+/// The runs of the grid cell with these settings (scenario runs are not in the grid's cells).
+fn runs_of_cell<'r>(runs: &'r [RunRow], settings: &TrainSettings) -> Vec<&'r RunRow> {
+    runs.iter()
+        .filter(|r| r.scenario.is_none() && cell_settings(&r.settings) == *settings)
+        .collect()
+}
+
 /// The label the rule gives at tolerance `t` to the all-on runs `on` and one-off runs `off`.
 fn label_at_tolerance(
     ablation: &Ablation,
@@ -215,11 +218,7 @@ pub fn labels_along_tolerance(
     runs: &[RunRow],
     tols: &[f64],
 ) -> Vec<Vec<Label>> {
-    let cell_runs = |settings: &TrainSettings| -> Vec<&RunRow> {
-        runs.iter()
-            .filter(|r| r.scenario.is_none() && cell_settings(&r.settings) == *settings)
-            .collect()
-    };
+    let cell_runs = |settings: &TrainSettings| runs_of_cell(runs, settings);
     rows.iter()
         .map(|row| {
             let factor = ablation.factors.iter().find(|f| f.key == row.factor);

@@ -128,7 +128,7 @@ fn run_runs(sweep: &Sweep, opts: &RunOptions, shard: Option<Shard>) -> Result<Ra
         .zip(&mine)
         .filter(|(r, mine)| **mine && saved.contains(&r.id))
         .count();
-    let groups = plan::groups_to_do(sweep, &saved, prepared.max_rows(), &opts.hooks, shard);
+    let groups = plan::groups_to_do(sweep, &saved, prepared.max_rows(), &opts.hooks, &mine);
 
     let prepared_at = Instant::now();
     let bar = execute::progress_bar(share, opts.quiet);

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::hooks::TestHooks;
-use super::shard::{in_share, Shard};
 use crate::config::{RunSpec, Sweep};
 use crate::data;
 use crate::error::{Error, Result};
@@ -30,21 +29,21 @@ pub fn prepare(sweep: &Sweep) -> Result<Prepare> {
 
 /// The runs not saved yet, in groups that train together (see [`group_key`]), longest first
 /// (cost ~ epochs x steps per epoch), so that no long group starts last on an otherwise idle
-/// pool. Neither the grouping nor the order of execution reaches any result.
+/// pool. Only the runs `mine` marks (this invocation's share, see `shard::in_share`) are
+/// considered. Neither the grouping nor the order of execution reaches any result.
 pub fn groups_to_do<'s>(
     sweep: &'s Sweep,
     saved: &BTreeSet<String>,
     rows: usize,
     hooks: &TestHooks,
-    shard: Option<Shard>,
+    mine: &[bool],
 ) -> Vec<Vec<&'s RunSpec>> {
-    let mine = in_share(sweep, shard);
     let mut groups: BTreeMap<GroupKey, Vec<&RunSpec>> = BTreeMap::new();
     let to_do = sweep
         .runs
         .iter()
         .zip(mine)
-        .filter(|(r, mine)| *mine && !saved.contains(&r.id));
+        .filter(|(r, mine)| **mine && !saved.contains(&r.id));
     for (run, _) in to_do {
         // A run that the tests make panic trains alone, so that only it fails.
         let alone = (hooks.panic_run == Some(run.index)).then_some(run.index);

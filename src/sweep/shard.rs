@@ -5,7 +5,7 @@
 //! `SLURM_ARRAY_TASK_ID` (Slurm job arrays) or `JOB_COMPLETION_INDEX` (Kubernetes indexed jobs).
 //! `N` is never derived from the scheduler (a resubmission of `--array=3,17` must keep `N`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::plan::group_key;
 use crate::config::Sweep;
@@ -91,13 +91,13 @@ impl Shard {
 
 /// The shard (of `count`) of every run of the sweep, in run order.
 pub fn shard_of_runs(sweep: &Sweep, count: usize) -> Vec<usize> {
-    let mut rank = BTreeMap::new();
-    for run in &sweep.runs {
-        let next = rank.len();
-        rank.entry(group_key(run)).or_insert(next);
-    }
-    // Ranks in key order, not in first-appearance order, so that they do not depend on run order.
-    let ordered: BTreeMap<_, usize> = rank.keys().enumerate().map(|(g, key)| (*key, g)).collect();
+    // Ranks in key order, not in order of appearance, so that they do not depend on run order.
+    let keys: BTreeSet<_> = sweep.runs.iter().map(group_key).collect();
+    let ordered: BTreeMap<_, usize> = keys
+        .into_iter()
+        .enumerate()
+        .map(|(g, key)| (key, g))
+        .collect();
     sweep
         .runs
         .iter()

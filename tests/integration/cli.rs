@@ -173,13 +173,7 @@ fn data_command_writes_the_data_set_as_the_runs_see_it() {
         .arg(&out_a)
         .assert()
         .success();
-    sweep()
-        .args(["run", "--quiet"])
-        .arg(&config2)
-        .arg("--out")
-        .arg(&out_b)
-        .assert()
-        .success();
+    run_ok(&config2, &out_b, &["--quiet"]);
     let ra = read(&out_a.join("reference.parquet"));
     let rb = read(&out_b.join("reference.parquet"));
     let ca = ra

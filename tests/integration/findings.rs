@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::common::{read, sweep};
+use crate::common::{read, run_ok, sweep};
 use sweep::config::{Ablation, Factor, TrainSettings, Whiten};
 use sweep::data::Dataset;
 use sweep::preprocess::Prepared;
@@ -250,13 +250,7 @@ fn run_small(dir: &Path) -> std::path::PathBuf {
     let config = dir.join("fig.toml");
     std::fs::write(&config, SMALL).unwrap();
     let out = dir.join("fig");
-    sweep()
-        .args(["run", "--quiet"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
+    run_ok(&config, &out, &["--quiet"]);
     out
 }
 
@@ -408,13 +402,7 @@ fn the_verdict_of_a_real_sweep_follows_from_its_runs() {
     )
     .unwrap();
     let out = dir.path().join("verdict");
-    sweep()
-        .args(["run", "--quiet"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
+    run_ok(&config, &out, &["--quiet"]);
     let runs = read(&out.join("runs.parquet"));
     let column = |name: &str| runs.column(name).unwrap().as_materialized_series().clone();
     let (whiten, clip, status) = (column("whiten"), column("clip"), column("status"));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{read, sweep};
+use crate::common::{read, run_ok, sweep};
 
 /// 300 short runs on a small data set.
 const MANY: &str = r#"
@@ -236,13 +236,7 @@ fn small_finished_sweep(
     )
     .unwrap();
     let out = dir.path().join("out");
-    sweep()
-        .args(["run", "--quiet"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
+    run_ok(&config, &out, &["--quiet"]);
     (dir, config, out)
 }
 

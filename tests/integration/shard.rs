@@ -30,6 +30,30 @@ fn assert_same_tables(single: &Path, merged: &Path) {
     }
 }
 
+/// `sweep run ARGS --out OUT CONFIG` with the scheduler's index variables unset, then `env` set;
+/// its output, whatever its exit code.
+fn run_shard(
+    config: &Path,
+    out: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut command = sweep();
+    command
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .arg(config);
+    for var in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"] {
+        command.env_remove(var);
+    }
+    for (var, value) in env {
+        command.env(var, value);
+    }
+    command.output().unwrap()
+}
+
 fn merge(dir: &Path) -> std::process::Output {
     sweep().arg("merge").arg(dir).output().unwrap()
 }
@@ -79,22 +103,12 @@ fn the_index_comes_from_the_scheduler_and_missing_shards_are_named() {
     run_ok(&config, &single, &["--quiet", "--set", "train.epochs=3"]);
     // Shards 0 and 2 of 3 from Slurm's variable; shard 1 from Kubernetes' comes later.
     for index in ["0", "2"] {
-        let output = sweep()
-            .args([
-                "run",
-                "--quiet",
-                "--set",
-                "train.epochs=3",
-                "--shards",
-                "3",
-                "--out",
-            ])
-            .arg(&out)
-            .arg(&config)
-            .env("SLURM_ARRAY_TASK_ID", index)
-            .env_remove("JOB_COMPLETION_INDEX")
-            .output()
-            .unwrap();
+        let output = run_shard(
+            &config,
+            &out,
+            &["--quiet", "--set", "train.epochs=3", "--shards", "3"],
+            &[("SLURM_ARRAY_TASK_ID", index)],
+        );
         assert!(
             output.status.success(),
             "{}",
@@ -120,22 +134,12 @@ fn the_index_comes_from_the_scheduler_and_missing_shards_are_named() {
         !out.join("runs.parquet").exists(),
         "no table while runs are missing"
     );
-    let output = sweep()
-        .args([
-            "run",
-            "--quiet",
-            "--set",
-            "train.epochs=3",
-            "--shards",
-            "3",
-            "--out",
-        ])
-        .arg(&out)
-        .arg(&config)
-        .env("JOB_COMPLETION_INDEX", "1")
-        .env_remove("SLURM_ARRAY_TASK_ID")
-        .output()
-        .unwrap();
+    let output = run_shard(
+        &config,
+        &out,
+        &["--quiet", "--set", "train.epochs=3", "--shards", "3"],
+        &[("JOB_COMPLETION_INDEX", "1")],
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -189,16 +193,7 @@ fn bad_shard_arguments_exit_2_and_write_nothing() {
         (vec!["--shard", "0/2", "--fresh"], "--fresh"),
         (vec!["--shards", "2"], "SLURM_ARRAY_TASK_ID"),
     ] {
-        let output = sweep()
-            .arg("run")
-            .args(&args)
-            .arg("--out")
-            .arg(&out)
-            .arg(&config)
-            .env_remove("SLURM_ARRAY_TASK_ID")
-            .env_remove("JOB_COMPLETION_INDEX")
-            .output()
-            .unwrap();
+        let output = run_shard(&config, &out, &args, &[]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expect), "{args:?}: {stderr}");
@@ -210,20 +205,12 @@ fn bad_shard_arguments_exit_2_and_write_nothing() {
         &out,
         &["--quiet", "--set", "train.epochs=3", "--shard", "0/2"],
     );
-    let output = sweep()
-        .args([
-            "run",
-            "--quiet",
-            "--set",
-            "train.epochs=3",
-            "--shard",
-            "0/3",
-            "--out",
-        ])
-        .arg(&out)
-        .arg(&config)
-        .output()
-        .unwrap();
+    let output = run_shard(
+        &config,
+        &out,
+        &["--quiet", "--set", "train.epochs=3", "--shard", "0/3"],
+        &[],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
@@ -255,20 +242,12 @@ fn shards_and_parts_of_another_build_are_refused() {
     assert!(!build.is_empty() && build != "unknown", "{build}");
     std::fs::write(&manifest, text.replace(&build, "0123456789ab")).unwrap();
     let parts = std::fs::read_dir(out.join("parts")).unwrap().count();
-    let output = sweep()
-        .args([
-            "run",
-            "--quiet",
-            "--set",
-            "train.epochs=3",
-            "--shard",
-            "1/2",
-            "--out",
-        ])
-        .arg(&out)
-        .arg(&config)
-        .output()
-        .unwrap();
+    let output = run_shard(
+        &config,
+        &out,
+        &["--quiet", "--set", "train.epochs=3", "--shard", "1/2"],
+        &[],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
