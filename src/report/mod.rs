@@ -137,8 +137,15 @@ pub fn report(dir: &Path) -> Result<String> {
             crate::VERSION
         ),
     };
+    let saved = crate::sweep::saved_sweep(dir)?;
     if let Some(v) = read_optional(&dir.join("verdict.parquet"))? {
-        let v = v.drop_many(crate::results::CERTAINTY_COLUMNS.iter().copied());
+        let v = match &saved {
+            Some((sweep, tables)) if sweep.ablation.is_some() => crate::results::printed_verdict(
+                &tables.verdict,
+                &crate::sweep::context_keys(sweep),
+            )?,
+            _ => v.drop_many(crate::results::CERTAINTY_COLUMNS.iter().copied()),
+        };
         report.section(
             format!("verdict:\n{}\n", text(&v)),
             format!("\n## Verdict\n\n{VERDICT_NOTE}\n\n{}", markdown(&v)),
@@ -159,7 +166,7 @@ pub fn report(dir: &Path) -> Result<String> {
     );
 
     let mut figures = figures::report_figures(dir, &runs, &keys)?;
-    figures.extend(tolerance_figure(dir)?);
+    figures.extend(tolerance_figure(dir, saved.as_ref())?);
     report.md += "\n## Figures\n\n";
     for (title, path) in &figures {
         let rel = path.strip_prefix(dir).unwrap_or(path);
@@ -181,9 +188,13 @@ pub fn report(dir: &Path) -> Result<String> {
 }
 
 /// The verdict's labels against `converge_tol` (log axis, 1e-4 to 1), recomputed from the saved
-/// runs, when the folder's sweep has an `[ablation]`.
-fn tolerance_figure(dir: &Path) -> Result<Option<(String, PathBuf)>> {
-    let Some((sweep, tables)) = crate::sweep::saved_sweep(dir)? else {
+/// runs, when the folder's sweep has an `[ablation]`; the pooled rows only when the grid varies
+/// the data realization.
+fn tolerance_figure(
+    dir: &Path,
+    saved: Option<&(crate::config::Sweep, crate::sweep::Tables)>,
+) -> Result<Option<(String, PathBuf)>> {
+    let Some((sweep, tables)) = saved else {
         return Ok(None);
     };
     let Some(ablation) = &sweep.ablation else {
@@ -195,11 +206,16 @@ fn tolerance_figure(dir: &Path) -> Result<Option<(String, PathBuf)>> {
     let tols: Vec<f64> = (0..=400)
         .map(|i| 10f64.powf(-4.0 + i as f64 / 100.0))
         .collect();
-    let labels =
-        crate::results::labels_along_tolerance(ablation, &tables.verdict, &tables.rows, &tols);
-    let keys = crate::sweep::context_keys(&sweep);
-    let curves: Vec<draw::LabelCurve> = tables
+    let any_pooled = tables.verdict.iter().any(|r| r.pooled);
+    let rows: Vec<crate::results::VerdictRow> = tables
         .verdict
+        .iter()
+        .filter(|r| r.pooled == any_pooled)
+        .cloned()
+        .collect();
+    let labels = crate::results::labels_along_tolerance(ablation, &rows, &tables.rows, &tols);
+    let keys = crate::sweep::context_keys(sweep);
+    let curves: Vec<draw::LabelCurve> = rows
         .iter()
         .zip(labels)
         .map(|(row, labels)| {

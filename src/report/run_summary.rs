@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::table::text;
 use crate::config::{display_value, Sweep, TrainSettings};
-use crate::results::{scenarios_frame, verdict_frame, SummaryRow, CERTAINTY_COLUMNS};
+use crate::results::{printed_verdict, scenarios_frame, SummaryRow};
 use crate::sweep::{context_keys, SweepResult};
 use crate::train::Status;
 
@@ -40,9 +40,7 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
     let mut s = reference_lines(result);
     s += &cell_table(sweep, &tables.summary);
     if let Some(ablation) = &sweep.ablation {
-        if let Ok(df) = verdict_frame(&tables.verdict, &context_keys(sweep))
-            .map(|df| df.drop_many(CERTAINTY_COLUMNS.iter().copied()))
-        {
+        if let Ok(df) = printed_verdict(&tables.verdict, &context_keys(sweep)) {
             s += &format!(
                 "\nverdict (necessary: all-on converges in >= {} of seeds, one-off in <= {}, and Fisher p < {}; \
                  fragile: the label changes within a factor 3 of converge_tol):\n{}",
@@ -103,12 +101,20 @@ fn cell_table(sweep: &Sweep, summary: &[SummaryRow]) -> String {
         .axes
         .iter()
         .all(|a| a.key == "seed" || a.key == "data_seed");
+    let realizations = sweep.grid.axes.iter().any(|a| a.key == "data_seed");
     let labels: Vec<String> = summary
         .iter()
-        .map(|c| match (&c.scenario, only_seeds) {
-            (Some(name), true) => name.clone(),
-            (Some(name), false) => format!("{name}: {}", cell_label(sweep, &c.settings)),
-            (None, _) => cell_label(sweep, &c.settings),
+        .map(|c| {
+            let label = match (&c.scenario, only_seeds) {
+                (Some(name), true) => name.clone(),
+                (Some(name), false) => format!("{name}: {}", cell_label(sweep, &c.settings)),
+                (None, _) => cell_label(sweep, &c.settings),
+            };
+            match c.data_seed.filter(|_| realizations) {
+                Some(seed) if label == "(single cell)" => format!("data_seed={seed}"),
+                Some(seed) => format!("{label} data_seed={seed}"),
+                None => label,
+            }
         })
         .collect();
     let width = labels

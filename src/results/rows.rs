@@ -133,10 +133,13 @@ impl RunRow {
     }
 }
 
-/// One row of `summary.parquet`: a cell (every setting but `seed` and `data_seed`) across seeds.
+/// One row of `summary.parquet`: a cell (every setting but `seed`, on one data set) across seeds.
 #[derive(Clone, Debug)]
 pub struct SummaryRow {
     pub scenario: Option<String>,
+    /// The data realization of the cell's runs (`None` for file data, and for cells pooled over
+    /// realizations).
+    pub data_seed: Option<u64>,
     /// The cell's settings (`seed` is meaningless here and left out of the table).
     pub settings: TrainSettings,
     pub n_runs: u32,
@@ -181,12 +184,26 @@ pub fn cell_settings(settings: &TrainSettings) -> TrainSettings {
     }
 }
 
-/// Aggregates run rows into cells, in order of first appearance.
+/// Aggregates run rows into cells (scenario, settings but the seed, data realization), in order
+/// of first appearance.
 pub fn summarize(rows: &[RunRow]) -> Vec<SummaryRow> {
-    type CellKey = (Option<String>, TrainSettings);
+    summarize_by(rows, |r| r.data_seed)
+}
+
+/// Aggregates run rows into cells pooled over data realizations (`data_seed` `None`).
+pub fn summarize_pooled(rows: &[RunRow]) -> Vec<SummaryRow> {
+    summarize_by(rows, |_| None)
+}
+
+fn summarize_by(rows: &[RunRow], realization: impl Fn(&RunRow) -> Option<u64>) -> Vec<SummaryRow> {
+    type CellKey = (Option<String>, TrainSettings, Option<u64>);
     let mut cells: Vec<(CellKey, Vec<&RunRow>)> = Vec::new();
     for row in rows {
-        let key = (row.scenario.clone(), cell_settings(&row.settings));
+        let key = (
+            row.scenario.clone(),
+            cell_settings(&row.settings),
+            realization(row),
+        );
         match cells.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(row),
             None => cells.push((key, vec![row])),
@@ -194,7 +211,7 @@ pub fn summarize(rows: &[RunRow]) -> Vec<SummaryRow> {
     }
     cells
         .into_iter()
-        .map(|((scenario, settings), members)| {
+        .map(|((scenario, settings, data_seed), members)| {
             let n = members.len() as f64;
             let fraction = |s: Status| members.iter().filter(|r| r.status == s).count() as f64 / n;
             let alive: Vec<&&RunRow> = members
@@ -214,6 +231,7 @@ pub fn summarize(rows: &[RunRow]) -> Vec<SummaryRow> {
             let excess: Vec<f64> = alive.iter().map(|r| r.excess_mse).collect();
             SummaryRow {
                 scenario,
+                data_seed,
                 settings,
                 n_runs: members.len() as u32,
                 converged_fraction: fraction(Status::Converged),

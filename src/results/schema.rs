@@ -52,6 +52,7 @@ into_column!(
     i64,
     Option<i64>,
     bool,
+    Option<bool>,
     String,
     Option<String>
 );
@@ -63,7 +64,7 @@ impl IntoColumn for Vec<&str> {
 }
 
 /// A count, index or seed as the tables store it.
-fn int(v: impl Into<i128>) -> i64 {
+pub(crate) fn int(v: impl Into<i128>) -> i64 {
     i64::try_from(v.into()).expect("counts and seeds fit in i64")
 }
 
@@ -262,7 +263,10 @@ pub fn epochs_from_frame(df: &DataFrame) -> Result<BTreeMap<String, Vec<EpochSta
 
 /// `summary.parquet` as a frame.
 pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
-    let mut columns = vec![col("scenario", rows, |r| r.scenario.clone())];
+    let mut columns = vec![
+        col("scenario", rows, |r| r.scenario.clone()),
+        col("data_seed", rows, |r| r.data_seed.map(int)),
+    ];
     let settings: Vec<&TrainSettings> = rows.iter().map(|r| &r.settings).collect();
     columns.extend(settings_columns(&settings, |k| k != "seed"));
     columns.extend([

@@ -5,11 +5,15 @@
 //! tested on hand-made tables; how sure each label is comes from the runs: the converged counts,
 //! the exact Fisher and (seed-paired) McNemar p-values, Clopper-Pearson 95% intervals, the
 //! margins in excess MSE, and the interval of `converge_tol` over which the label stays the same.
+//!
+//! When the grid varies the data realization (`data_seed`), every context gets one row per
+//! realization (its seeds only) and one pooled row whose counts sum over the realizations, with
+//! whether the realizations' labels agree.
 
 use polars::prelude::*;
 
-use super::rows::{cell_settings, median, RunRow, SummaryRow};
-use super::schema::{col, frame, settings_columns};
+use super::rows::{cell_settings, median, summarize_pooled, RunRow, SummaryRow};
+use super::schema::{col, frame, int, settings_columns};
 use super::stats::{clopper_pearson, fisher_exact, mcnemar_exact};
 use crate::config::{Ablation, TrainSettings};
 use crate::enums::named_enum;
@@ -84,6 +88,12 @@ pub struct Certainty {
 pub struct VerdictRow {
     /// The all-on cell's settings; the context is its values on the context keys.
     pub context: TrainSettings,
+    /// The runs' data realization (`None` on pooled rows and for file data).
+    pub data_seed: Option<u64>,
+    /// The counts sum over every data realization of the context.
+    pub pooled: bool,
+    /// On pooled rows: whether every realization's own row has the same label.
+    pub realizations_agree: Option<bool>,
     pub factor: String,
     pub label: Label,
     pub all_on: CellFigures,
@@ -106,9 +116,48 @@ pub fn label(all_on: f64, one_off: Option<f64>, fisher_p: Option<f64>, a: &Ablat
     }
 }
 
-/// The verdict rows, contexts in order of first appearance, factors in declared order.
+/// The verdict rows: contexts in order of first appearance, factors in declared order, and for
+/// each the rows of the data realizations in order, then (with two or more) the pooled row.
 pub fn verdict(ablation: &Ablation, summary: &[SummaryRow], runs: &[RunRow]) -> Vec<VerdictRow> {
-    let cell_runs = |settings: &TrainSettings| runs_of_cell(runs, settings);
+    let mut rows = verdict_rows(ablation, summary, runs, false);
+    let mut realizations: Vec<Option<u64>> = summary
+        .iter()
+        .filter(|c| c.scenario.is_none())
+        .map(|c| c.data_seed)
+        .collect();
+    realizations.sort_unstable();
+    realizations.dedup();
+    if realizations.len() > 1 {
+        let mut pooled = verdict_rows(ablation, &summarize_pooled(runs), runs, true);
+        for row in &mut pooled {
+            let mut labels = rows
+                .iter()
+                .filter(|r| r.context == row.context && r.factor == row.factor)
+                .map(|r| r.label);
+            let first = labels.next();
+            row.realizations_agree = Some(labels.all(|l| Some(l) == first));
+        }
+        rows.extend(pooled);
+    }
+    let context_rank = |row: &VerdictRow| rows.iter().position(|r| r.context == row.context);
+    let factor_rank = |row: &VerdictRow| ablation.factors.iter().position(|f| f.key == row.factor);
+    let mut keyed: Vec<_> = rows
+        .iter()
+        .map(|r| (context_rank(r), factor_rank(r), r.pooled))
+        .zip(rows.iter().cloned())
+        .collect();
+    keyed.sort_by_key(|(key, _)| *key);
+    keyed.into_iter().map(|(_, row)| row).collect()
+}
+
+/// The verdict rows of the cells of `summary` (per realization, or pooled).
+fn verdict_rows(
+    ablation: &Ablation,
+    summary: &[SummaryRow],
+    runs: &[RunRow],
+    pooled: bool,
+) -> Vec<VerdictRow> {
+    let cell_runs = |c: &SummaryRow| runs_of_cell(runs, &c.settings, c.data_seed, pooled);
     let is_all_on = |s: &TrainSettings| {
         ablation
             .factors
@@ -122,18 +171,21 @@ pub fn verdict(ablation: &Ablation, summary: &[SummaryRow], runs: &[RunRow]) -> 
     {
         for factor in &ablation.factors {
             let off_settings = on_cell.settings.with_value(&factor.key, &factor.off);
-            let off_cell = summary
-                .iter()
-                .find(|c| c.scenario.is_none() && c.settings == off_settings);
+            let off_cell = summary.iter().find(|c| {
+                c.scenario.is_none() && c.settings == off_settings && c.data_seed == on_cell.data_seed
+            });
             let off = off_cell.map(CellFigures::from);
             let certainty = certainty(
                 ablation,
-                &cell_runs(&on_cell.settings),
-                off_cell.map(|c| cell_runs(&c.settings)).as_deref(),
+                &cell_runs(on_cell),
+                off_cell.map(cell_runs).as_deref(),
                 on_cell.settings.converge_tol,
             );
             rows.push(VerdictRow {
                 context: on_cell.settings.clone(),
+                data_seed: on_cell.data_seed,
+                pooled,
+                realizations_agree: None,
                 factor: factor.key.clone(),
                 label: label(
                     on_cell.converged_fraction,
@@ -187,10 +239,20 @@ fn counts(runs: &[&RunRow], tol: f64) -> CellCounts {
     }
 }
 
-/// The runs of the grid cell with these settings (scenario runs are not in the grid's cells).
-fn runs_of_cell<'r>(runs: &'r [RunRow], settings: &TrainSettings) -> Vec<&'r RunRow> {
+/// The runs of the grid cell with these settings on data realization `data_seed`, or on every
+/// realization when `pooled` (scenario runs are not in the grid's cells).
+fn runs_of_cell<'r>(
+    runs: &'r [RunRow],
+    settings: &TrainSettings,
+    data_seed: Option<u64>,
+    pooled: bool,
+) -> Vec<&'r RunRow> {
     runs.iter()
-        .filter(|r| r.scenario.is_none() && cell_settings(&r.settings) == *settings)
+        .filter(|r| {
+            r.scenario.is_none()
+                && (pooled || r.data_seed == data_seed)
+                && cell_settings(&r.settings) == *settings
+        })
         .collect()
 }
 
@@ -218,12 +280,14 @@ pub fn labels_along_tolerance(
     runs: &[RunRow],
     tols: &[f64],
 ) -> Vec<Vec<Label>> {
-    let cell_runs = |settings: &TrainSettings| runs_of_cell(runs, settings);
+    let cell_runs = |row: &VerdictRow, settings: &TrainSettings| {
+        runs_of_cell(runs, settings, row.data_seed, row.pooled)
+    };
     rows.iter()
         .map(|row| {
             let factor = ablation.factors.iter().find(|f| f.key == row.factor);
-            let on = cell_runs(&row.context);
-            let off = factor.map(|f| cell_runs(&row.context.with_value(&f.key, &f.off)));
+            let on = cell_runs(row, &row.context);
+            let off = factor.map(|f| cell_runs(row, &row.context.with_value(&f.key, &f.off)));
             let off = off.as_deref().filter(|o| !o.is_empty());
             tols.iter()
                 .map(|t| label_at_tolerance(ablation, &on, off, *t))
@@ -288,6 +352,38 @@ fn certainty(ablation: &Ablation, on: &[&RunRow], off: Option<&[&RunRow]>, tol: 
     }
 }
 
+/// The verdict as `sweep run` and `sweep report` print it: the pooled rows when the grid varies
+/// the data realization (with `by_realization`, how many realizations gave each label), else
+/// every row; without the columns of [`CERTAINTY_COLUMNS`] and the realization keys.
+pub fn printed_verdict(rows: &[VerdictRow], context_keys: &[&str]) -> Result<DataFrame> {
+    let pooled: Vec<VerdictRow> = rows.iter().filter(|r| r.pooled).cloned().collect();
+    let shown = if pooled.is_empty() { rows } else { &pooled };
+    let mut df = verdict_frame(shown, context_keys)?
+        .drop_many(CERTAINTY_COLUMNS.iter().copied().chain(["data_seed", "pooled", "realizations_agree"]));
+    if !pooled.is_empty() {
+        let tally = |p: &VerdictRow| {
+            let labels: Vec<Label> = rows
+                .iter()
+                .filter(|r| !r.pooled && r.context == p.context && r.factor == p.factor)
+                .map(|r| r.label)
+                .collect();
+            let mut parts = Vec::new();
+            for l in [Label::Necessary, Label::NotNecessary, Label::Unclear] {
+                let k = labels.iter().filter(|x| **x == l).count();
+                if k > 0 {
+                    parts.push(format!("{} x{k}", l.as_str()));
+                }
+            }
+            parts.join(", ")
+        };
+        let column = col("by_realization", &pooled, tally);
+        let at = df.get_column_index("label").map_or(0, |i| i + 1);
+        df.insert_column(at, column)
+            .map_err(|e| crate::error::Error::table("the printed verdict", e))?;
+    }
+    Ok(df)
+}
+
 /// The columns of `verdict.parquet` the printed verdict leaves out (`sweep report` and the end of
 /// `sweep run` print the labels, the cell figures, the excess-MSE margins, Fisher's p, the
 /// tolerance interval and the fragile flag; the counts, McNemar's p, the intervals and the
@@ -313,6 +409,8 @@ pub fn verdict_frame(rows: &[VerdictRow], context_keys: &[&str]) -> Result<DataF
     let contexts: Vec<&TrainSettings> = rows.iter().map(|r| &r.context).collect();
     let mut columns: Vec<Column> = settings_columns(&contexts, |k| context_keys.contains(&k));
     columns.extend([
+        col("data_seed", rows, |r| r.data_seed.map(int)),
+        col("pooled", rows, |r| r.pooled),
         col("factor", rows, |r| r.factor.clone()),
         col("label", rows, |r| r.label.as_str()),
         col("all_on_converged_fraction", rows, |r| {
@@ -367,6 +465,7 @@ pub fn verdict_frame(rows: &[VerdictRow], context_keys: &[&str]) -> Result<DataF
         col("tol_low", rows, |r| c(r).tol_low),
         col("tol_high", rows, |r| c(r).tol_high),
         col("fragile", rows, |r| c(r).fragile),
+        col("realizations_agree", rows, |r| r.realizations_agree),
     ]);
     frame(columns)
 }

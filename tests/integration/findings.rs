@@ -124,6 +124,68 @@ fn verdict_on_a_hand_made_table() {
     assert_eq!(df.get_column_names()[0].as_str(), "batch_size");
 }
 
+#[test]
+fn verdict_pools_data_realizations_on_a_hand_made_table() {
+    // Realization 0: whitening necessary (5 of 5 against 0 of 5); realization 1: unclear (4 of 5
+    // against 1 of 5, p = 0.21). Pooled: 9 of 10 against 1 of 10, Fisher p = 0.00109 (scipy
+    // 1.14 `fisher_exact([[9, 1], [1, 9]])`): necessary, and the realizations disagree.
+    // Clipping is not necessary in both (its one-off cell: 5 of 5, then 4 of 5).
+    let mut runs = Vec::new();
+    for (data_seed, whiten, clip, converged) in [
+        (0, Whiten::Zca, true, 5),
+        (0, Whiten::None, true, 0),
+        (0, Whiten::Zca, false, 5),
+        (1, Whiten::Zca, true, 4),
+        (1, Whiten::None, true, 1),
+        (1, Whiten::Zca, false, 4),
+    ] {
+        for mut run in cell_runs(whiten, clip, 32, converged) {
+            run.data_seed = Some(data_seed);
+            run.run_id = format!("{}-{data_seed}", run.run_id);
+            runs.push(run);
+        }
+    }
+    let summary = results::summarize(&runs);
+    assert_eq!(summary.len(), 6, "one cell per setting and realization");
+    assert!(summary.iter().all(|c| c.n_runs == 5));
+    assert_eq!(summary[3].data_seed, Some(1));
+    let rows = results::verdict(&ablation(), &summary, &runs);
+    let got: Vec<(&str, Option<u64>, bool, Label, Option<bool>)> = rows
+        .iter()
+        .map(|r| (r.factor.as_str(), r.data_seed, r.pooled, r.label, r.realizations_agree))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("whiten", Some(0), false, Label::Necessary, None),
+            ("whiten", Some(1), false, Label::Unclear, None),
+            ("whiten", None, true, Label::Necessary, Some(false)),
+            ("clip", Some(0), false, Label::NotNecessary, None),
+            ("clip", Some(1), false, Label::NotNecessary, None),
+            ("clip", None, true, Label::NotNecessary, Some(true)),
+        ]
+    );
+    let pooled = &rows[2].certainty;
+    assert_eq!((pooled.all_on.converged, pooled.all_on.runs), (9, 10));
+    let off = pooled.one_off.unwrap();
+    assert_eq!((off.converged, off.runs), (1, 10));
+    assert!((pooled.fisher_p.unwrap() - 0.001093333910671372).abs() < 1e-15);
+    assert_eq!(rows[2].all_on.converged_fraction, 0.9);
+    // Paired by (seed, realization): all-on converged and one-off not in all 5 pairs of
+    // realization 0 and in seeds 1, 2, 3 of realization 1; the reverse in none.
+    assert!((pooled.mcnemar_p.unwrap() - results::mcnemar_exact(8, 0)).abs() < 1e-15);
+
+    let printed = results::printed_verdict(&rows, &["batch_size"]).unwrap();
+    assert_eq!(printed.height(), 2, "the pooled rows only");
+    let tally = printed.column("by_realization").unwrap();
+    assert_eq!(tally.str().unwrap().get(0), Some("necessary x1, unclear x1"));
+    assert_eq!(tally.str().unwrap().get(1), Some("not_necessary x2"));
+    let df = results::verdict_frame(&rows, &["batch_size"]).unwrap();
+    for name in ["data_seed", "pooled", "realizations_agree"] {
+        assert!(df.column(name).is_ok(), "{name}");
+    }
+}
+
 /// Sylvester Hadamard matrix of order 8: columns 1..3 are orthogonal with mean 0.
 fn hadamard8() -> Vec<Vec<f64>> {
     let mut h = vec![vec![1.0]];
