@@ -27,7 +27,7 @@ TABLES = {
     "epochs": {"run_id": STR, "epoch": I64, "weight_norm": F64, "prediction": F64, "loss": F64,
                "gradient_norm": F64, "update_ratio": F64, "clipped_fraction": F64, "train_mse": F64,
                "train_r2": F64},
-    "summary": {"scenario": STR, **{k: v for k, v in SETTINGS.items() if k != "seed"}, "n_runs": I64, "converged_fraction": F64,
+    "summary": {"scenario": STR, "data_seed": I64, **{k: v for k, v in SETTINGS.items() if k != "seed"}, "n_runs": I64, "converged_fraction": F64,
                 "diverged_fraction": F64, "r2_median": F64, "r2_mean": F64, "r2_std": F64, "r2_min": F64,
                 "r2_max": F64, "epochs_to_converge_median": F64, "excess_mse_median": F64,
                 "slow_share_median": F64, "slowest_signal_epochs_median": F64},
@@ -35,6 +35,16 @@ TABLES = {
                   "intercept": F64, "mse": F64, "r2": F64, "rank": I64, "condition_number": F64,
                   "weight_norm": F64, "residual_sd": F64},
 }
+# verdict.parquet (with [ablation]): the context keys, then these columns.
+VERDICT = {"data_seed": I64, "pooled": BOOL, "factor": STR, "label": STR, "all_on_converged_fraction": F64,
+           "one_off_converged_fraction": F64, "all_on_r2_median": F64, "one_off_r2_median": F64,
+           "all_on_epochs_median": F64, "one_off_epochs_median": F64, "all_on_sufficient": BOOL,
+           "all_on_converged": I64, "all_on_runs": I64, "one_off_converged": I64, "one_off_runs": I64,
+           "fisher_p": F64, "mcnemar_p": F64, "all_on_ci_low": F64, "all_on_ci_high": F64, "one_off_ci_low": F64,
+           "one_off_ci_high": F64, "all_on_excess_mse_median": F64, "all_on_excess_mse_min": F64,
+           "all_on_excess_mse_max": F64, "one_off_excess_mse_median": F64, "one_off_excess_mse_min": F64,
+           "one_off_excess_mse_max": F64, "tol_low": F64, "tol_high": F64, "fragile": BOOL,
+           "realizations_agree": BOOL}
 # Plain or large strings (never string_view, which pyarrow < 16 cannot read) and signed 64-bit integers.
 ARROW = {STR: (pa.string(), pa.large_string()), I64: (pa.int64(),), F64: (pa.float64(),), BOOL: (pa.bool_(),)}
 DUCK = {STR: ("VARCHAR",), I64: ("BIGINT",), F64: ("DOUBLE",), BOOL: ("BOOLEAN",)}
@@ -70,9 +80,19 @@ def main(folder: Path) -> int:
     runs_in_cells = duckdb.sql(f"SELECT sum(n_runs) FROM read_parquet('{summary}')").fetchall()[0][0]
     if runs_in_cells != heights["runs"]:
         failures.append(f"summary: cells hold {runs_in_cells} runs, runs.parquet has {heights['runs']}")
+    verdict = folder / "verdict.parquet"
+    if verdict.exists():
+        arrow = pq.read_table(verdict)
+        names = list(arrow.schema.names)
+        if names[-len(VERDICT):] != list(VERDICT):
+            failures.append(f"verdict: columns {names} do not end with the documented {list(VERDICT)}")
+        for name, kind in VERDICT.items():
+            if name in names and arrow.schema.field(name).type not in ARROW[kind]:
+                failures.append(f"verdict.{name}: pyarrow type {arrow.schema.field(name).type}, expected {kind}")
+        heights["verdict"] = arrow.num_rows
     for f in failures:
         print("FAIL", f)
-    print(f"check_tables: {len(TABLES)} tables, {sum(heights.values())} rows, {len(failures)} problems")
+    print(f"check_tables: {len(heights)} tables, {sum(heights.values())} rows, {len(failures)} problems")
     return 1 if failures else 0
 
 
