@@ -16,7 +16,7 @@ SETTINGS = {
     "epochs": I64, "batch_size": I64, "learning_rate": F64, "whiten": STR, "whiten_eps": F64,
     "normalize_target": BOOL, "clip": BOOL, "clip_norm": F64, "init": STR, "init_scale": F64,
     "init_zero_fraction": F64, "weight_decay": F64, "optimizer": STR, "momentum": F64, "seed": I64,
-    "converge_tol": F64, "dtype": STR,
+    "converge_tol": F64, "dtype": STR, "weight_decay_on": STR,
 }
 TABLES = {
     "runs": {"run_id": STR, "run_index": I64, "scenario": STR, **SETTINGS, "data_seed": I64, "status": STR, "message": STR,

@@ -28,7 +28,7 @@ pub use grid::{Axis, Exclude, Grid, RunSpec};
 pub use locate::locate_key;
 pub use resolved::TopLevel;
 pub use settings::{
-    canonical_train_value, Dtype, Init, Optimizer, TrainSettings, Whiten, TRAIN_KEYS,
+    canonical_train_value, DecayOn, Dtype, Init, Optimizer, TrainSettings, Whiten, TRAIN_KEYS,
 };
 
 use ablation::ABLATION_KEYS;

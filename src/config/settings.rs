@@ -63,6 +63,26 @@ impl Dtype {
     }
 }
 
+named_enum! {
+    /// Which weights `weight_decay` penalizes: the training-coordinate weights `w'` (after any
+    /// whitening), or the same model's weights in the data set's feature units, `u = W^T w'` (the
+    /// ridge penalty on the features, in the run's target units; the same penalty whatever the
+    /// whitening).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum DecayOn {
+        #[default]
+        Training => "training",
+        Features => "features",
+    }
+}
+
+impl DecayOn {
+    fn is_training(&self) -> bool {
+        *self == DecayOn::Training
+    }
+}
+
 /// The settings of one run: every `[train]` key. Field order is the canonical order used for
 /// run ids and table columns, so it must not depend on the order of keys in a file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,6 +109,8 @@ pub struct TrainSettings {
     /// later follows the same rule.
     #[serde(skip_serializing_if = "Dtype::is_f64")]
     pub dtype: Dtype,
+    #[serde(skip_serializing_if = "DecayOn::is_training")]
+    pub weight_decay_on: DecayOn,
 }
 
 impl Default for TrainSettings {
@@ -111,6 +133,7 @@ impl Default for TrainSettings {
             seed: 0,
             converge_tol: 0.01,
             dtype: Dtype::F64,
+            weight_decay_on: DecayOn::Training,
         }
     }
 }
@@ -134,6 +157,7 @@ pub const TRAIN_KEYS: &[&str] = &[
     "seed",
     "converge_tol",
     "dtype",
+    "weight_decay_on",
 ];
 
 /// A range check failed: the key and what is accepted.
@@ -216,6 +240,9 @@ impl TrainSettings {
             .entry("dtype")
             .or_insert_with(|| Value::String(self.dtype.as_str().into()));
         table
+            .entry("weight_decay_on")
+            .or_insert_with(|| Value::String(self.weight_decay_on.as_str().into()));
+        table
     }
 
     /// The value of one key as a TOML value (used for grid listing and excludes).
@@ -269,12 +296,13 @@ mod tests {
         };
         let all = TrainSettings {
             dtype: Dtype::F32,
+            weight_decay_on: DecayOn::Features,
             ..TrainSettings::default()
         };
         assert_eq!(keys(&all), TRAIN_KEYS);
         // Keys added later stay out of the canonical text (run ids, config hash) at their default.
         let defaults = TrainSettings::default();
-        assert_eq!(keys(&defaults), TRAIN_KEYS[..TRAIN_KEYS.len() - 1]);
+        assert_eq!(keys(&defaults), TRAIN_KEYS[..TRAIN_KEYS.len() - 2]);
         let listed: Vec<String> = defaults.full_table().keys().cloned().collect();
         assert_eq!(listed.len(), TRAIN_KEYS.len());
         assert_eq!(
@@ -296,6 +324,8 @@ mod tests {
         check(Whiten::ALL);
         check(Init::ALL);
         check(Optimizer::ALL);
+        check(Dtype::ALL);
+        check(DecayOn::ALL);
     }
 
     #[test]

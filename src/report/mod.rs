@@ -125,7 +125,10 @@ pub fn report(dir: &Path) -> Result<String> {
     let keys = varying_columns(&summary);
     let mut cell_columns: Vec<&str> = keys.iter().map(String::as_str).collect();
     // The cell table tells realizations apart; the figures pool them.
-    if summary.column("data_seed").is_ok_and(|c| c.n_unique().unwrap_or(1) > 1) {
+    if summary
+        .column("data_seed")
+        .is_ok_and(|c| c.n_unique().unwrap_or(1) > 1)
+    {
         cell_columns.push("data_seed");
     }
     cell_columns.extend(CELL_FIGURES);

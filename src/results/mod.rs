@@ -24,6 +24,6 @@ pub use schema::{
 };
 pub use stats::{clopper_pearson, fisher_exact, mcnemar_exact};
 pub use verdict::{
-    label, labels_along_tolerance, printed_verdict, verdict, verdict_frame, CellFigures, Label, VerdictRow,
-    CERTAINTY_COLUMNS,
+    label, labels_along_tolerance, printed_verdict, verdict, verdict_frame, CellFigures, Label,
+    VerdictRow, CERTAINTY_COLUMNS,
 };

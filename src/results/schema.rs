@@ -88,6 +88,7 @@ fn settings_column(key: &str, settings: &[&TrainSettings]) -> Column {
         "seed" => col(key, settings, |s| int(s.seed)),
         "converge_tol" => col(key, settings, |s| s.converge_tol),
         "dtype" => col(key, settings, |s| s.dtype.as_str()),
+        "weight_decay_on" => col(key, settings, |s| s.weight_decay_on.as_str()),
         other => unreachable!("`{other}` is not a train key"),
     }
 }

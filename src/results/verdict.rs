@@ -172,7 +172,9 @@ fn verdict_rows(
         for factor in &ablation.factors {
             let off_settings = on_cell.settings.with_value(&factor.key, &factor.off);
             let off_cell = summary.iter().find(|c| {
-                c.scenario.is_none() && c.settings == off_settings && c.data_seed == on_cell.data_seed
+                c.scenario.is_none()
+                    && c.settings == off_settings
+                    && c.data_seed == on_cell.data_seed
             });
             let off = off_cell.map(CellFigures::from);
             let certainty = certainty(
@@ -358,8 +360,12 @@ fn certainty(ablation: &Ablation, on: &[&RunRow], off: Option<&[&RunRow]>, tol: 
 pub fn printed_verdict(rows: &[VerdictRow], context_keys: &[&str]) -> Result<DataFrame> {
     let pooled: Vec<VerdictRow> = rows.iter().filter(|r| r.pooled).cloned().collect();
     let shown = if pooled.is_empty() { rows } else { &pooled };
-    let mut df = verdict_frame(shown, context_keys)?
-        .drop_many(CERTAINTY_COLUMNS.iter().copied().chain(["data_seed", "pooled", "realizations_agree"]));
+    let mut df =
+        verdict_frame(shown, context_keys)?.drop_many(CERTAINTY_COLUMNS.iter().copied().chain([
+            "data_seed",
+            "pooled",
+            "realizations_agree",
+        ]));
     if !pooled.is_empty() {
         let tally = |p: &VerdictRow| {
             let labels: Vec<Label> = rows

@@ -5,6 +5,7 @@
 //! optimizer buffers are allocated once per run, nothing per step. Parameters are kept as one
 //! vector, weights then bias, so the optimizers and the clipping treat `(w, b)` together.
 
+mod full_pass;
 mod init;
 mod kernel;
 mod optimizer;
@@ -80,7 +81,7 @@ impl RunOutcome {
 /// Full-pass MSE and R² in original units for training-coordinate parameters, as the training
 /// loop computes them every epoch.
 pub fn full_pass(prep: &Prepared, params: &[f64]) -> (f64, f64) {
-    sgd::full_pass(prep, params)
+    full_pass::full_pass(prep, params)
 }
 
 /// Loss growth factor over the initial train MSE that counts as divergence.

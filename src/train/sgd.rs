@@ -21,11 +21,12 @@
 //! features, parameters, gradients and optimizer state are of that type; the per-epoch full pass
 //! widens every value exactly and sums in f64, so reported figures are f64 whatever the type.
 
+use super::full_pass::{add_squared_error, full_pass, mse_and_r2};
 use super::init::{initial_params, shuffle_epoch};
-use super::kernel::{axpy, axpy_norm2, dot, dot_wide, norm2, prefetch, scale_axpy_norm2, Real};
+use super::kernel::{axpy, axpy_norm2, dot, norm2, prefetch, scale_axpy_norm2, Real};
 use super::optimizer::OptimizerState;
 use super::{EpochStats, RunOutcome, Status, DIVERGENCE_FACTOR};
-use crate::config::{Dtype, Optimizer, TrainSettings};
+use crate::config::{DecayOn, Dtype, Optimizer, TrainSettings};
 use crate::preprocess::Prepared;
 use crate::rng;
 
@@ -70,6 +71,9 @@ pub struct Member<'a, T> {
     weight_norm2: T,
     /// Plain SGD at batch size 1: the gradient is never formed.
     single_row: bool,
+    /// `W W^T` (row-major), when weight decay acts on the feature-unit weights `W^T w'` of a
+    /// whitened run: the decay's gradient is `weight_decay W W^T w'`.
+    decay_metric: Option<Vec<T>>,
     sums: EpochSums,
     minibatch: Minibatch<T>,
     initial_train_mse: f64,
@@ -129,6 +133,19 @@ impl<'a, T: Element> Member<'a, T> {
             .into_iter()
             .map(T::of)
             .collect();
+        let decay_metric = (s.weight_decay_on == DecayOn::Features && s.weight_decay != 0.0)
+            .then_some(prep.whitening.as_ref())
+            .flatten()
+            .map(|w| {
+                let m = w * w.transpose();
+                let mut out = Vec::with_capacity(d * d);
+                for j in 0..d {
+                    for k in 0..d {
+                        out.push(T::of(m[(j, k)]));
+                    }
+                }
+                out
+            });
         Member {
             s,
             prep,
@@ -137,7 +154,10 @@ impl<'a, T: Element> Member<'a, T> {
             params,
             grad: vec![T::ZERO; d + 1],
             optimizer: OptimizerState::new(s.optimizer, s.momentum, d + 1),
-            single_row: s.batch_size == 1 && s.optimizer == Optimizer::Sgd,
+            single_row: s.batch_size == 1
+                && s.optimizer == Optimizer::Sgd
+                && decay_metric.is_none(),
+            decay_metric,
             sums: EpochSums::default(),
             minibatch: Minibatch::new(T::ZERO),
             epochs: Vec::with_capacity(s.epochs as usize),
@@ -346,8 +366,18 @@ impl<T: Element> Member<'_, T> {
         let (gw, gb) = self.grad.split_at_mut(d);
         let scale = T::of(2.0 / self.minibatch.rows as f64);
         let wd = T::of(s.weight_decay);
-        for (g, wj) in gw.iter_mut().zip(&self.params[..d]) {
-            *g = g.mul_add(scale, wd * *wj);
+        let w = &self.params[..d];
+        match &self.decay_metric {
+            None => {
+                for (g, wj) in gw.iter_mut().zip(w) {
+                    *g = g.mul_add(scale, wd * *wj);
+                }
+            }
+            Some(metric) => {
+                for (g, m) in gw.iter_mut().zip(metric.chunks_exact(d)) {
+                    *g = g.mul_add(scale, wd * dot(m, w));
+                }
+            }
         }
         gb[0] = self.minibatch.residual_sum * scale;
         let gradient_norm = norm2(&self.grad).sqrt();
@@ -443,30 +473,4 @@ fn full_passes<T: Element>(members: &[Member<T>]) -> Vec<Option<(f64, f64)>> {
         .zip(sse)
         .map(|(m, sse)| sse.map(|sse| mse_and_r2(m.prep, sse)))
         .collect()
-}
-
-/// Train MSE and R² in original units of any parameters (in the run's type, on the rows of
-/// that type), by a pass over every row in f64; the same bits at every SIMD level.
-#[inline(always)]
-pub fn full_pass<T: Element>(prep: &Prepared, params: &[T]) -> (f64, f64) {
-    // A loop, not a closure: a closure would be compiled without the caller's target features.
-    let mut sse = 0.0;
-    for (i, row) in T::rows(prep).chunks_exact(prep.d()).enumerate() {
-        sse = add_squared_error(prep, params, row, i, sse);
-    }
-    mse_and_r2(prep, sse)
-}
-
-/// `sse` plus the squared error, in original units, of row `i` (whose features are `row`),
-/// computed in f64 whatever the run's type.
-#[inline(always)]
-fn add_squared_error<T: Real>(prep: &Prepared, params: &[T], row: &[T], i: usize, sse: f64) -> f64 {
-    let (w, b) = params.split_at(prep.d());
-    let prediction = (dot_wide(w, row) + b[0].wide()).mul_add(prep.y_scale, prep.y_mean);
-    let r = prediction - prep.data.y[i];
-    r.mul_add(r, sse)
-}
-
-fn mse_and_r2(prep: &Prepared, sse: f64) -> (f64, f64) {
-    (sse / prep.n() as f64, 1.0 - sse / prep.sst)
 }

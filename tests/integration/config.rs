@@ -110,6 +110,22 @@ fn a_later_key_at_its_default_keeps_run_ids_and_the_config_hash() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("dtype") && err.contains("f16"), "{err}");
+    // The same for `weight_decay_on`.
+    let training = load(GRID, &["train.weight_decay_on=\"training\""]).unwrap();
+    let features = load(GRID, &["train.weight_decay_on=\"features\""]).unwrap();
+    assert_eq!(ids(&plain), ids(&training));
+    assert_eq!(plain.config_hash, training.config_hash);
+    assert!(ids(&plain).iter().zip(ids(&features)).all(|(a, b)| a != &b));
+    assert!(features
+        .resolved_toml
+        .contains("weight_decay_on = \"features\""));
+    let err = load(GRID, &["train.weight_decay_on=\"both\""])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("weight_decay_on") && err.contains("both") && err.contains("features"),
+        "{err}"
+    );
 }
 
 #[test]

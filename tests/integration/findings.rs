@@ -152,7 +152,15 @@ fn verdict_pools_data_realizations_on_a_hand_made_table() {
     let rows = results::verdict(&ablation(), &summary, &runs);
     let got: Vec<(&str, Option<u64>, bool, Label, Option<bool>)> = rows
         .iter()
-        .map(|r| (r.factor.as_str(), r.data_seed, r.pooled, r.label, r.realizations_agree))
+        .map(|r| {
+            (
+                r.factor.as_str(),
+                r.data_seed,
+                r.pooled,
+                r.label,
+                r.realizations_agree,
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -178,7 +186,10 @@ fn verdict_pools_data_realizations_on_a_hand_made_table() {
     let printed = results::printed_verdict(&rows, &["batch_size"]).unwrap();
     assert_eq!(printed.height(), 2, "the pooled rows only");
     let tally = printed.column("by_realization").unwrap();
-    assert_eq!(tally.str().unwrap().get(0), Some("necessary x1, unclear x1"));
+    assert_eq!(
+        tally.str().unwrap().get(0),
+        Some("necessary x1, unclear x1")
+    );
     assert_eq!(tally.str().unwrap().get(1), Some("not_necessary x2"));
     let df = results::verdict_frame(&rows, &["batch_size"]).unwrap();
     for name in ["data_seed", "pooled", "realizations_agree"] {

@@ -11,3 +11,4 @@ mod numerics;
 mod reference;
 mod resume;
 mod shard;
+mod weight_decay;

@@ -9,7 +9,7 @@ use sweep::reference::DD;
 use sweep::reference::{self, Reference, Spectrum};
 use sweep::train::{self, SimdLevel, Status};
 
-fn dataset(x: Vec<f64>, y: Vec<f64>, d: usize) -> Dataset {
+pub(crate) fn dataset(x: Vec<f64>, y: Vec<f64>, d: usize) -> Dataset {
     let n = y.len();
     Dataset {
         n,
@@ -21,7 +21,7 @@ fn dataset(x: Vec<f64>, y: Vec<f64>, d: usize) -> Dataset {
     }
 }
 
-fn prepared(data: Dataset, whiten: Whiten, eps: f64, normalize: bool) -> Prepared {
+pub(crate) fn prepared(data: Dataset, whiten: Whiten, eps: f64, normalize: bool) -> Prepared {
     let reference = Reference::of(&data).unwrap();
     Prepared::new(Arc::new(data), Arc::new(reference), whiten, eps, normalize).unwrap()
 }
@@ -37,7 +37,7 @@ fn prepared_in(data: Dataset, whiten: Whiten, eps: f64, normalize: bool, dtype: 
 }
 
 /// A deterministic pseudo-random sequence for test designs (no dependence on rand's algorithms).
-fn lcg(seed: u64, len: usize) -> Vec<f64> {
+pub(crate) fn lcg(seed: u64, len: usize) -> Vec<f64> {
     let mut s = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
