@@ -197,6 +197,38 @@ fn verdict_pools_data_realizations_on_a_hand_made_table() {
     }
 }
 
+/// A real sweep over two data realizations: summary cells per realization, verdict rows per
+/// realization and pooled (counts summed), and the printed pooled verdict with its tally.
+#[test]
+fn a_sweep_over_realizations_writes_per_realization_and_pooled_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fig.toml");
+    std::fs::write(&config, SMALL).unwrap();
+    let out = dir.path().join("fig");
+    let sets = ["--quiet", "--set", "grid.data_seed=[0, 1]"];
+    run_ok(&config, &out, &sets);
+    let summary = read(&out.join("summary.parquet"));
+    assert_eq!(summary.height(), 8, "4 cells x 2 realizations");
+    let seeds = summary.column("data_seed").unwrap().i64().unwrap().clone();
+    assert_eq!(seeds.iter().flatten().filter(|s| *s == 1).count(), 4);
+    let verdict = read(&out.join("verdict.parquet"));
+    assert_eq!(verdict.height(), 6, "2 factors x (2 realizations + pooled)");
+    let column = |name: &str| verdict.column(name).unwrap().clone();
+    let pooled: Vec<bool> = column("pooled").bool().unwrap().iter().flatten().collect();
+    assert_eq!(pooled, [false, false, true, false, false, true]);
+    let counts = |name: &str| -> Vec<i64> { column(name).i64().unwrap().iter().flatten().collect() };
+    let (on, runs) = (counts("all_on_converged"), counts("all_on_runs"));
+    for row in [2, 5] {
+        assert_eq!(on[row], on[row - 2] + on[row - 1], "pooled counts are sums");
+        assert_eq!(runs[row], 4);
+        assert!(column("data_seed").i64().unwrap().get(row).is_none());
+        assert!(column("realizations_agree").bool().unwrap().get(row).is_some());
+    }
+    let output = sweep().arg("report").arg(&out).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("by_realization") && text.contains(" x"), "{text}");
+}
+
 /// Sylvester Hadamard matrix of order 8: columns 1..3 are orthogonal with mean 0.
 fn hadamard8() -> Vec<Vec<f64>> {
     let mut h = vec![vec![1.0]];
