@@ -171,6 +171,23 @@ pub fn list_text(sweep: &Sweep) -> String {
         s += "\n";
     }
     s += &format!("{} runs\n", sweep.runs.len());
+    if let (Some(seeds), Some(a)) = (sweep.adaptive_seeds(), &sweep.ablation) {
+        let grid_runs = sweep.runs.iter().filter(|r| r.scenario.is_none()).count() as u64;
+        let most = (grid_runs / seeds.min) * seeds.max + (sweep.runs.len() as u64 - grid_runs);
+        s += &format!(
+            "adaptive seeds: these are the first batch (seeds 0..{}); after each batch {} more seeds go to the \
+             cells of the verdict rows still open, up to {} seeds per cell ({} batches at most, Fisher's test at \
+             alpha {} / {} = {:.4}); at most {} runs\n",
+            seeds.min,
+            seeds.step,
+            seeds.max,
+            seeds.batches(),
+            a.alpha,
+            seeds.batches(),
+            a.test_alpha(),
+            most
+        );
+    }
     s
 }
 
@@ -199,6 +216,13 @@ pub fn status_text(dir: &Path) -> Result<String> {
         manifest.short_hash(),
         if tables { "written" } else { finish }
     );
+    if manifest.config.contains("[ablation.seeds]") {
+        text.push_str(&format!(
+            "adaptive seeds: the first batch has {} runs and later batches add seeds where the verdict is open, \
+             so the counts above are of the first batch; rerun the same `sweep run` to finish\n",
+            manifest.runs
+        ));
+    }
     if let Some(progress) = shards {
         let incomplete: Vec<usize> = (0..progress.len())
             .filter(|&s| progress[s].0 < progress[s].1)

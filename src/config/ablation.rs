@@ -12,7 +12,8 @@ use crate::enums::named_enum;
 use crate::error::Result;
 
 /// Keys of `[ablation]`.
-pub(crate) const ABLATION_KEYS: &[&str] = &["factors", "converge_high", "converge_low", "alpha"];
+pub(crate) const ABLATION_KEYS: &[&str] =
+    &["factors", "converge_high", "converge_low", "alpha", "seeds"];
 
 /// The default significance level of the verdict's Fisher test.
 pub const DEFAULT_ALPHA: f64 = 0.05;
@@ -27,8 +28,36 @@ pub struct Ablation {
     pub converge_high: f64,
     /// A cell "fails" for the verdict when at most this share of its seeds converged.
     pub converge_low: f64,
-    /// `necessary` also needs the two-sided Fisher exact p of the two cells below this.
+    /// `necessary` also needs the two-sided Fisher exact p of the two cells below this (divided
+    /// by the planned batches when seeds are added adaptively: [`Ablation::test_alpha`]).
     pub alpha: f64,
+    /// Seeds added only where the verdict is still open, instead of `grid.seed`.
+    pub seeds: Option<AdaptiveSeeds>,
+}
+
+/// `[ablation] seeds = { min, max, step }`: seeds `0..min` run first; after each batch the next
+/// `step` seeds go to the cells of the verdict rows still open, up to `max` seeds per cell.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdaptiveSeeds {
+    pub min: u64,
+    pub max: u64,
+    pub step: u64,
+}
+
+impl AdaptiveSeeds {
+    /// Batches planned: the first, and one per step up to `max`.
+    pub fn batches(&self) -> u64 {
+        1 + (self.max - self.min).div_ceil(self.step)
+    }
+}
+
+impl Ablation {
+    /// The level Fisher's p is compared with: `alpha`, divided by the number of planned batches
+    /// when seeds are added adaptively (testing after every batch would otherwise inflate the
+    /// false positives).
+    pub fn test_alpha(&self) -> f64 {
+        self.alpha / self.seeds.map_or(1, |s| s.batches()) as f64
+    }
 }
 
 /// One fix under test.
@@ -136,36 +165,107 @@ pub(crate) fn parse_ablation(
         .iter()
         .map(|(key, on)| parse_factor(key, on, axes, loc))
         .collect::<Result<_>>()?;
-    check_seeds_reach(alpha, axes, section.contains_key("alpha"), loc)?;
-    Ok(Some(Ablation {
+    let seeds = section
+        .get("seeds")
+        .map(|v| parse_seeds(v, axes, loc))
+        .transpose()?;
+    let ablation = Ablation {
         factors,
         converge_high,
         converge_low,
         alpha,
-    }))
+        seeds,
+    };
+    check_seeds_reach(&ablation, axes, section.contains_key("alpha"), loc)?;
+    Ok(Some(ablation))
+}
+
+/// `seeds = { min, max, step }`: whole numbers, 1 <= min <= max, step >= 1, and no `grid.seed`.
+fn parse_seeds(value: &Value, axes: &[Axis], loc: &Locator) -> Result<AdaptiveSeeds> {
+    let at = "ablation.seeds";
+    let expected = "expected a table such as seeds = { min = 5, max = 40, step = 5 }";
+    let Value::Table(t) = value else {
+        return Err(loc.error(at, format!("{value} is not accepted: {expected}")));
+    };
+    if let Some(key) = t
+        .keys()
+        .find(|k| !["min", "max", "step"].contains(&k.as_str()))
+    {
+        return Err(loc.unknown_key(at, key, &["min", "max", "step"]));
+    }
+    let number = |key: &str| match t.get(key) {
+        Some(Value::Integer(i)) if *i >= 1 => Ok(*i as u64),
+        Some(v) => Err(loc.error(
+            at,
+            format!("{key} = {v} is not accepted: must be a whole number >= 1"),
+        )),
+        None => Err(loc.error(at, format!("{key} is missing: {expected}"))),
+    };
+    let seeds = AdaptiveSeeds {
+        min: number("min")?,
+        max: number("max")?,
+        step: number("step")?,
+    };
+    if seeds.max < seeds.min {
+        return Err(loc.error(
+            at,
+            format!(
+                "max = {} is not accepted: must be at least min = {}",
+                seeds.max, seeds.min
+            ),
+        ));
+    }
+    if axes.iter().any(|a| a.key == "seed") {
+        return Err(loc.error(
+            "grid.seed",
+            "grid.seed cannot be given with ablation.seeds, which chooses the seeds (0, 1, 2, ...): remove one",
+        ));
+    }
+    Ok(seeds)
 }
 
 /// Refuses an ablation whose seeds cannot make any fix `necessary`: with `n` seeds per cell the
 /// smallest two-sided Fisher p of two cells is `2 / C(2n, n)` (n = 3: 0.10, 4: 0.029, 5: 0.0079).
-fn check_seeds_reach(alpha: f64, axes: &[Axis], set: bool, loc: &Locator) -> Result<()> {
+/// With adaptive seeds, the most seeds a cell can get (`max`) against the per-batch level.
+fn check_seeds_reach(a: &Ablation, axes: &[Axis], set: bool, loc: &Locator) -> Result<()> {
     let smallest_p = |n: u64| 2.0 / (1..=n).map(|i| (n + i) as f64 / i as f64).product::<f64>();
-    let seeds = axes
-        .iter()
-        .find(|a| a.key == "seed")
-        .map_or(1, |a| a.values.len()) as u64;
+    let alpha = a.test_alpha();
+    let seeds = match a.seeds {
+        Some(s) => s.max,
+        None => axes
+            .iter()
+            .find(|a| a.key == "seed")
+            .map_or(1, |a| a.values.len()) as u64,
+    };
     if smallest_p(seeds) < alpha {
         return Ok(());
     }
     let needed = (1..=1000u64)
         .find(|n| smallest_p(*n) < alpha)
         .unwrap_or(1000);
-    let key = if set { "ablation.alpha" } else { "grid.seed" };
+    let (key, give) = match (a.seeds, set) {
+        (Some(s), _) => (
+            "ablation.seeds",
+            format!(
+                "raise seeds.max to at least {needed} (alpha {} over {} planned batches is {alpha:.4})",
+                a.alpha,
+                s.batches()
+            ),
+        ),
+        (None, true) => (
+            "ablation.alpha",
+            format!("give at least {needed} seeds in grid.seed, or raise ablation.alpha"),
+        ),
+        (None, false) => (
+            "grid.seed",
+            format!("give at least {needed} seeds in grid.seed, or raise ablation.alpha"),
+        ),
+    };
     Err(loc.error(
         key,
         format!(
             "{seeds} seed(s) per cell cannot make any fix necessary at alpha = {alpha}: Fisher's exact test of two \
-             cells of {seeds} seed(s) gives at least p = {:.3}; give at least {needed} seeds in grid.seed, or raise \
-             ablation.alpha",
+             cells of {seeds} seed(s) gives at least p = {:.3}; {give}",
             smallest_p(seeds)
         ),
     ))
@@ -300,6 +400,13 @@ pub(crate) fn sections_text(ablation: Option<&Ablation>, scenarios: &[Scenario])
         // to another value, so that existing results folders stay valid.
         if a.alpha != DEFAULT_ALPHA {
             t.insert("alpha".into(), Value::Float(a.alpha));
+        }
+        if let Some(s) = a.seeds {
+            let mut seeds = Table::new();
+            seeds.insert("min".into(), Value::Integer(s.min as i64));
+            seeds.insert("max".into(), Value::Integer(s.max as i64));
+            seeds.insert("step".into(), Value::Integer(s.step as i64));
+            t.insert("seeds".into(), Value::Table(seeds));
         }
         root.insert("ablation".into(), Value::Table(t));
     }

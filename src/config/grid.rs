@@ -49,7 +49,12 @@ pub(crate) struct RunIdentity {
 }
 
 impl RunIdentity {
-    fn id(&self, settings: &TrainSettings, data_seed: Option<u64>, data: &str) -> String {
+    pub(crate) fn id(
+        &self,
+        settings: &TrainSettings,
+        data_seed: Option<u64>,
+        data: &str,
+    ) -> String {
         let text = format!(
             "sweep_seed={}\ndata={data}\ndata_seed={data_seed:?}\n{}",
             self.sweep_seed,

@@ -22,7 +22,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use toml::{Table, Value};
 
-pub use ablation::{Ablation, Check, Factor, Metric, Scenario};
+pub use ablation::{Ablation, AdaptiveSeeds, Check, Factor, Metric, Scenario};
 pub use data_section::{DataConfig, DataSource, DataSpec, FILE_KEYS, GENERATOR_KEYS};
 pub use grid::{Axis, Exclude, Grid, RunSpec};
 pub use locate::locate_key;
@@ -73,6 +73,27 @@ impl Sweep {
     pub fn varying_keys(&self) -> Vec<&str> {
         self.grid.axes.iter().map(|a| a.key.as_str()).collect()
     }
+
+    /// The seeds an adaptive ablation adds where its verdict is open (`None`: a fixed grid).
+    pub fn adaptive_seeds(&self) -> Option<AdaptiveSeeds> {
+        self.ablation.as_ref().and_then(|a| a.seeds)
+    }
+
+    /// The grid run with these settings (seed included) on data set `data_seed`, with the id the
+    /// grid's expansion would give it, placed after the current runs.
+    pub fn grid_run(&self, settings: TrainSettings, data_seed: Option<u64>) -> RunSpec {
+        let identity = RunIdentity {
+            sweep_seed: self.seed,
+            data: self.data.identity(),
+        };
+        RunSpec {
+            index: self.runs.len(),
+            id: identity.id(&settings, data_seed, &identity.data),
+            settings,
+            data_seed,
+            scenario: None,
+        }
+    }
 }
 
 /// Loads, validates and expands a config file with `--set` overrides applied in order.
@@ -112,7 +133,21 @@ pub fn from_text(
     let grid = Grid::parse(&sections.grid, &data, &loc)?;
     let ablation = ablation::parse_ablation(&table, &grid.axes, &loc)?;
     let scenarios = ablation::parse_scenarios(&table, &grid.axes, &loc)?;
-    let total = grid.check_size(scenarios.len(), top.max_runs, &loc)?;
+    // Adaptive seeds: the runs are those of a seed axis 0..min (counted at its most, 0..max,
+    // against max_runs); the resolved text keeps the grid as written.
+    let mut run_grid = grid.clone();
+    let adaptive = ablation.as_ref().and_then(|a| a.seeds);
+    if let Some(seeds) = adaptive {
+        run_grid.axes.push(Axis {
+            key: "seed".into(),
+            values: (0..seeds.max).map(|i| Value::Integer(i as i64)).collect(),
+        });
+    }
+    let total = run_grid.check_size(scenarios.len(), top.max_runs, &loc)?;
+    if let Some(seeds) = adaptive {
+        let axis = run_grid.axes.last_mut().expect("the seed axis");
+        axis.values.truncate(seeds.min as usize);
+    }
     let resolved_toml = Resolved {
         top: &top,
         data: &data.config,
@@ -126,8 +161,8 @@ pub fn from_text(
         sweep_seed: top.seed,
         data: data.identity(),
     };
-    let runs = grid.expand(&base, &identity, &data, &scenarios);
-    check_runs(&runs, total, &grid, &loc)?;
+    let runs = run_grid.expand(&base, &identity, &data, &scenarios);
+    check_runs(&runs, total, &run_grid, &loc)?;
     Ok(Sweep {
         name: top.name,
         seed: top.seed,
@@ -135,7 +170,7 @@ pub fn from_text(
         resolved_toml,
         data,
         base,
-        grid,
+        grid: run_grid,
         runs,
         ablation,
         scenarios,

@@ -41,12 +41,20 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
     s += &cell_table(sweep, &tables.summary);
     if let Some(ablation) = &sweep.ablation {
         if let Ok(df) = printed_verdict(&tables.verdict, &context_keys(sweep)) {
+            let level = match ablation.seeds {
+                Some(seeds) => format!(
+                    "{:.4} (alpha {} over {} planned batches of seeds)",
+                    ablation.test_alpha(),
+                    ablation.alpha,
+                    seeds.batches()
+                ),
+                None => ablation.alpha.to_string(),
+            };
             s += &format!(
-                "\nverdict (necessary: all-on converges in >= {} of seeds, one-off in <= {}, and Fisher p < {}; \
+                "\nverdict (necessary: all-on converges in >= {} of seeds, one-off in <= {}, and Fisher p < {level}; \
                  fragile: the label changes within a factor 3 of converge_tol):\n{}",
                 ablation.converge_high,
                 ablation.converge_low,
-                ablation.alpha,
                 text(&df)
             );
         }

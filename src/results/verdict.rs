@@ -108,7 +108,9 @@ pub struct VerdictRow {
 pub fn label(all_on: f64, one_off: Option<f64>, fisher_p: Option<f64>, a: &Ablation) -> Label {
     let (high, low) = (a.converge_high, a.converge_low);
     match one_off {
-        Some(off) if all_on >= high && off <= low && fisher_p.is_some_and(|p| p < a.alpha) => {
+        Some(off)
+            if all_on >= high && off <= low && fisher_p.is_some_and(|p| p < a.test_alpha()) =>
+        {
             Label::Necessary
         }
         Some(off) if off >= high => Label::NotNecessary,

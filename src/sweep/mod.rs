@@ -5,6 +5,7 @@
 //! The results of a run depend only on its settings, its seeds and the data, never on the
 //! thread count or on which other runs share the sweep; tables are written in run order.
 
+mod adaptive;
 mod execute;
 mod finish;
 mod hooks;
@@ -16,6 +17,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use adaptive::{is_open, next_batch, replay};
 pub use execute::{pool, PART_RUNS, PART_SECONDS};
 pub use finish::Tables;
 pub use hooks::TestHooks;
@@ -56,13 +58,30 @@ pub struct SweepResult {
 /// finish, then builds and writes the tables from every saved run.
 pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     let start = Instant::now();
-    let Ran {
-        prepared,
-        resumed,
-        threads,
-        prepared_at,
-        ..
-    } = run_runs(sweep, opts, None)?;
+    // With adaptive seeds, batch after batch until the verdict is settled (see `adaptive`).
+    let mut sweep = sweep.clone();
+    let mut batch_opts = opts.clone();
+    let (mut resumed, mut preparing, mut running) = (0, Duration::ZERO, Duration::ZERO);
+    // Runs of the earlier batches of this invocation, saved by it.
+    let mut earlier = 0;
+    let (prepared, threads) = loop {
+        let batch_start = Instant::now();
+        let ran = run_runs(&sweep, &batch_opts, None)?;
+        preparing += ran.prepared_at - batch_start;
+        running += ran.prepared_at.elapsed();
+        resumed += ran.resumed - earlier;
+        batch_opts.fresh = false;
+        let added = match sweep.adaptive_seeds() {
+            Some(_) => next_batch(&sweep, &Tables::from_saved(&sweep, &opts.out)?.verdict),
+            None => Vec::new(),
+        };
+        if added.is_empty() {
+            break (ran.prepared, ran.threads);
+        }
+        earlier = sweep.runs.len();
+        sweep.runs.extend(added);
+    };
+    let sweep = &sweep;
     let ran_at = Instant::now();
 
     let tables = Tables::from_saved(sweep, &opts.out)?;
@@ -77,8 +96,8 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
              prepare_seconds = {:.3}\nrun_seconds = {:.3}\nwrite_seconds = {:.3}\n\
              runs = {}\nruns_resumed = {}\njobs = {}\nsimd = \"{}\"\nversion = \"{VERSION}\"\n",
             wall.as_secs_f64(),
-            (prepared_at - start).as_secs_f64(),
-            (ran_at - prepared_at).as_secs_f64(),
+            preparing.as_secs_f64(),
+            running.as_secs_f64(),
             ran_at.elapsed().as_secs_f64(),
             tables.rows.len(),
             resumed,
@@ -170,6 +189,14 @@ pub fn run_shard(sweep: &Sweep, opts: &RunOptions, shard: Shard) -> Result<Shard
                 .into(),
         ));
     }
+    if let Some(seeds) = sweep.adaptive_seeds() {
+        return Err(Error::Usage(format!(
+            "--shard and --shards are not accepted for a sweep with adaptive seeds (ablation.seeds = {{ min = {}, \
+             max = {}, step = {} }}): each batch depends on the verdict of all runs before it; run it in one \
+             process (`sweep run CONFIG --out DIR`, which resumes), or give the seeds in grid.seed to shard it",
+            seeds.min, seeds.max, seeds.step
+        )));
+    }
     let start = Instant::now();
     let ran = run_runs(sweep, opts, Some(shard))?;
     Ok(ShardResult {
@@ -196,6 +223,14 @@ pub fn merge(out: &Path) -> Result<Merged> {
         ))
     })?;
     let sweep = sweep_of_manifest(out, &manifest)?;
+    if sweep.adaptive_seeds().is_some() {
+        return Err(Error::Usage(format!(
+            "{} holds a sweep with adaptive seeds, which runs in one process and writes its own tables: finish \
+             it with `sweep run CONFIG --out {}`",
+            out.display(),
+            out.display()
+        )));
+    }
     let saved = persist::saved_statuses(out)?;
     let missing: Vec<usize> = sweep
         .runs
@@ -239,7 +274,7 @@ pub fn saved_sweep(out: &Path) -> Result<Option<(Sweep, Tables)>> {
     if manifest.config.is_empty() {
         return Ok(None);
     }
-    let sweep = sweep_of_manifest(out, &manifest)?;
+    let sweep = replay(&sweep_of_manifest(out, &manifest)?, out)?;
     let tables = Tables::from_saved(&sweep, out)?;
     Ok(Some((sweep, tables)))
 }

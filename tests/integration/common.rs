@@ -4,6 +4,27 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::{DataFrame, ParquetReader, SerReader};
 
+/// The tables a finished sweep with `[ablation]` writes.
+pub const TABLES: [&str; 5] = [
+    "runs.parquet",
+    "epochs.parquet",
+    "summary.parquet",
+    "reference.parquet",
+    "verdict.parquet",
+];
+
+/// Asserts that every table of `expected` exists in `got` with the same bytes.
+pub fn assert_same_tables(expected: &Path, got: &Path) {
+    for table in TABLES {
+        let a = expected.join(table);
+        if a.exists() {
+            let b = std::fs::read(got.join(table))
+                .unwrap_or_else(|e| panic!("{table} missing in {}: {e}", got.display()));
+            assert!(std::fs::read(&a).unwrap() == b, "{table} differs");
+        }
+    }
+}
+
 /// The `sweep` binary under test.
 pub fn sweep() -> assert_cmd::Command {
     assert_cmd::Command::new(env!("CARGO_BIN_EXE_sweep"))

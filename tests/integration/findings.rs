@@ -28,6 +28,7 @@ fn ablation() -> Ablation {
         converge_high: 0.8,
         converge_low: 0.2,
         alpha: 0.05,
+        seeds: None,
     }
 }
 
@@ -216,17 +217,25 @@ fn a_sweep_over_realizations_writes_per_realization_and_pooled_rows() {
     let column = |name: &str| verdict.column(name).unwrap().clone();
     let pooled: Vec<bool> = column("pooled").bool().unwrap().iter().flatten().collect();
     assert_eq!(pooled, [false, false, true, false, false, true]);
-    let counts = |name: &str| -> Vec<i64> { column(name).i64().unwrap().iter().flatten().collect() };
+    let counts =
+        |name: &str| -> Vec<i64> { column(name).i64().unwrap().iter().flatten().collect() };
     let (on, runs) = (counts("all_on_converged"), counts("all_on_runs"));
     for row in [2, 5] {
         assert_eq!(on[row], on[row - 2] + on[row - 1], "pooled counts are sums");
         assert_eq!(runs[row], 4);
         assert!(column("data_seed").i64().unwrap().get(row).is_none());
-        assert!(column("realizations_agree").bool().unwrap().get(row).is_some());
+        assert!(column("realizations_agree")
+            .bool()
+            .unwrap()
+            .get(row)
+            .is_some());
     }
     let output = sweep().arg("report").arg(&out).output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("by_realization") && text.contains(" x"), "{text}");
+    assert!(
+        text.contains("by_realization") && text.contains(" x"),
+        "{text}"
+    );
 }
 
 /// Sylvester Hadamard matrix of order 8: columns 1..3 are orthogonal with mean 0.

@@ -1,6 +1,7 @@
 //! The one integration-test binary: every end-to-end and library-level test, one module per
 //! concern, sharing the helpers of `common` (the real binary, Parquet reading, temp files).
 
+mod adaptive;
 mod bad_input;
 mod cli;
 mod common;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{read, run_ok, sweep};
+use crate::common::{read, run_ok, sweep, TABLES};
 
 /// 300 short runs on a small data set.
 const MANY: &str = r#"
@@ -30,14 +30,6 @@ seed = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20
 [ablation]
 factors = { whiten = "zca", clip = true }
 "#;
-
-const TABLES: [&str; 5] = [
-    "runs.parquet",
-    "epochs.parquet",
-    "summary.parquet",
-    "reference.parquet",
-    "verdict.parquet",
-];
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sweep")

@@ -4,30 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{run_ok, sweep};
-
-const TABLES: &[&str] = &[
-    "runs.parquet",
-    "epochs.parquet",
-    "summary.parquet",
-    "reference.parquet",
-    "verdict.parquet",
-];
+use crate::common::{assert_same_tables, run_ok, sweep};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// Asserts that every table of `single` exists in `merged` with the same bytes.
-fn assert_same_tables(single: &Path, merged: &Path) {
-    for table in TABLES {
-        let a = single.join(table);
-        if a.exists() {
-            let b = std::fs::read(merged.join(table))
-                .unwrap_or_else(|e| panic!("{table} missing after merge: {e}"));
-            assert!(std::fs::read(&a).unwrap() == b, "{table} differs");
-        }
-    }
 }
 
 /// `sweep run ARGS --out OUT CONFIG` with the scheduler's index variables unset, then `env` set;
