@@ -218,8 +218,9 @@ pub fn status_text(dir: &Path) -> Result<String> {
     );
     if manifest.config.contains("[ablation.seeds]") {
         text.push_str(&format!(
-            "adaptive seeds: the first batch has {} runs and later batches add seeds where the verdict is open, \
-             so the counts above are of the first batch; rerun the same `sweep run` to finish\n",
+            "adaptive seeds: {} runs is the first batch; later batches add seeds where the verdict is open, so \
+             more runs may be done and `missing` counts the first batch only; an interrupted sweep finishes by \
+             rerunning the same `sweep run`\n",
             manifest.runs
         ));
     }

@@ -187,6 +187,12 @@ fn adaptive_seeds_refuse_a_seed_axis_bad_bounds_and_sharding() {
         &ADAPTIVE.replace("min = 5, max = 15, step = 5", "min = 3, max = 4, step = 1"),
         &["ablation.seeds", "seeds.max"],
     );
+    // max_runs counts the most the sweep can run: 4 cells x 15 seeds.
+    bad(
+        "cap.toml",
+        &ADAPTIVE.replace("name = \"adaptive\"", "name = \"adaptive\"\nmax_runs = 59"),
+        &["max_runs", "60"],
+    );
     let config = write(dir.path(), "adaptive.toml", ADAPTIVE);
     let out = dir.path().join("sharded");
     let output = sweep()

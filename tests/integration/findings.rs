@@ -238,6 +238,36 @@ fn a_sweep_over_realizations_writes_per_realization_and_pooled_rows() {
     );
 }
 
+/// Which rows adaptive seeds keep open: those more seeds could still relabel.
+#[test]
+fn open_rows_are_the_unclear_ones_more_seeds_could_relabel() {
+    // (all-on, whiten-off) converged of 5: nothing works; 4 vs 1 (p = 0.21); 5 vs 3; 5 vs 0.
+    let mut runs = Vec::new();
+    for (batch, on, off) in [(1, 0, 0), (4, 4, 1), (16, 5, 3), (32, 5, 0)] {
+        runs.extend(cell_runs(Whiten::Zca, true, batch, on));
+        runs.extend(cell_runs(Whiten::None, true, batch, off));
+    }
+    let mut a = ablation();
+    a.factors.retain(|f| f.key == "whiten");
+    let rows = results::verdict(&a, &results::summarize(&runs), &runs);
+    let got: Vec<(u32, Label, bool)> = rows
+        .iter()
+        .map(|r| (r.context.batch_size, r.label, sweep::sweep::is_open(r, &a)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            // Both intervals end at 0.52 < 0.8: no label can change.
+            (1, Label::Unclear, false),
+            // All-on [0.28, 0.99] reaches 0.8 and one-off [0.005, 0.72] reaches down to 0.2.
+            (4, Label::Unclear, true),
+            // One-off [0.15, 0.95] reaches 0.8: it could become not necessary.
+            (16, Label::Unclear, true),
+            (32, Label::Necessary, false),
+        ]
+    );
+}
+
 /// Sylvester Hadamard matrix of order 8: columns 1..3 are orthogonal with mean 0.
 fn hadamard8() -> Vec<Vec<f64>> {
     let mut h = vec![vec![1.0]];
