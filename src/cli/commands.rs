@@ -216,7 +216,7 @@ pub fn status_text(dir: &Path) -> Result<String> {
         manifest.short_hash(),
         if tables { "written" } else { finish }
     );
-    if manifest.config.contains("[ablation.seeds]") {
+    if sweep::is_adaptive(dir, &manifest) {
         text.push_str(&format!(
             "adaptive seeds: {} runs is the first batch; later batches add seeds where the verdict is open, so \
              more runs may be done and `missing` counts the first batch only; an interrupted sweep finishes by \

@@ -37,6 +37,7 @@ fn set_words(set: &[String]) -> String {
 /// runs (and names the indices to resubmit) even when a task failed.
 pub(super) fn slurm_script(args: &SlurmArgs) -> Result<String> {
     let sweep = config::load(&args.config, &args.set)?;
+    crate::sweep::refuse_adaptive_shards(&sweep)?;
     if args.array == 0 {
         return Err(Error::Usage(
             "--array 0 is not accepted: give the number of array tasks, >= 1".into(),
@@ -100,6 +101,7 @@ echo "submitted array job $array ({n} tasks) and merge job $merge; watch with: {
 /// is done (it retries while `sweep merge` exits 3).
 pub(super) fn k8s_manifest(args: &K8sArgs) -> Result<String> {
     let sweep = config::load(&args.config, &args.set)?;
+    crate::sweep::refuse_adaptive_shards(&sweep)?;
     if args.completions == 0 || args.parallelism == 0 {
         return Err(Error::Usage(
             "--completions and --parallelism must be >= 1".into(),

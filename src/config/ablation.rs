@@ -228,7 +228,11 @@ fn parse_seeds(value: &Value, axes: &[Axis], loc: &Locator) -> Result<AdaptiveSe
 /// smallest two-sided Fisher p of two cells is `2 / C(2n, n)` (n = 3: 0.10, 4: 0.029, 5: 0.0079).
 /// With adaptive seeds, the most seeds a cell can get (`max`) against the per-batch level.
 fn check_seeds_reach(a: &Ablation, axes: &[Axis], set: bool, loc: &Locator) -> Result<()> {
-    let smallest_p = |n: u64| 2.0 / (1..=n).map(|i| (n + i) as f64 / i as f64).product::<f64>();
+    // Past about 540 seeds C(2n, n) overflows f64 and p is 0: no need to count further.
+    let smallest_p = |n: u64| {
+        let n = n.min(1100);
+        2.0 / (1..=n).map(|i| (n + i) as f64 / i as f64).product::<f64>()
+    };
     let alpha = a.test_alpha();
     let seeds = match a.seeds {
         Some(s) => s.max,

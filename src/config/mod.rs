@@ -138,6 +138,23 @@ pub fn from_text(
     let mut run_grid = grid.clone();
     let adaptive = ablation.as_ref().and_then(|a| a.seeds);
     if let Some(seeds) = adaptive {
+        if !scenarios.is_empty() {
+            return Err(loc.error(
+                "ablation.seeds",
+                "adaptive seeds are not accepted with [[scenario]]: the verdict is computed on the grid's own \
+                 cells, which a config with scenarios does not run; give the seeds in grid.seed, or run the \
+                 scenarios in a config of their own",
+            ));
+        }
+        if seeds.max > top.max_runs {
+            return Err(loc.error(
+                "ablation.seeds",
+                format!(
+                    "max = {} seeds per cell is above max_runs = {}; set max_runs higher to allow it",
+                    seeds.max, top.max_runs
+                ),
+            ));
+        }
         run_grid.axes.push(Axis {
             key: "seed".into(),
             values: (0..seeds.max).map(|i| Value::Integer(i as i64)).collect(),
@@ -162,7 +179,9 @@ pub fn from_text(
         data: data.identity(),
     };
     let runs = run_grid.expand(&base, &identity, &data, &scenarios);
-    check_runs(&runs, total, &run_grid, &loc)?;
+    // An adaptive sweep may grow every cell from `min` to `max` seeds.
+    let growth = adaptive.map_or((1, 1), |s| (s.max, s.min));
+    check_runs(&runs, total, growth, &run_grid, &loc)?;
     Ok(Sweep {
         name: top.name,
         seed: top.seed,
@@ -258,15 +277,27 @@ fn top_level(table: &Table, loc: &Locator) -> Result<TopLevel> {
     })
 }
 
-/// The expanded runs: at least one, and an epochs table that fits in memory.
-fn check_runs(runs: &[RunSpec], total: u64, grid: &Grid, loc: &Locator) -> Result<()> {
+/// The expanded runs: at least one, and an epochs table that fits in memory, also once every
+/// cell has grown by `growth` (`(max, min)` seeds for adaptive seeds, else `(1, 1)`).
+fn check_runs(
+    runs: &[RunSpec],
+    total: u64,
+    growth: (u64, u64),
+    grid: &Grid,
+    loc: &Locator,
+) -> Result<()> {
     if runs.is_empty() {
         return Err(loc.error(
             "grid.exclude.0",
             format!("the excludes remove all {total} runs of the grid"),
         ));
     }
-    let epoch_rows: u64 = runs.iter().map(|r| u64::from(r.settings.epochs)).sum();
+    let epoch_rows: u64 = runs
+        .iter()
+        .map(|r| u64::from(r.settings.epochs))
+        .sum::<u64>()
+        / growth.1
+        * growth.0;
     if epoch_rows > MAX_EPOCH_ROWS {
         let key = if grid.axes.iter().any(|a| a.key == "epochs") {
             "grid.epochs"

@@ -90,21 +90,25 @@ pub fn next_batch(sweep: &Sweep, verdict: &[VerdictRow]) -> Vec<RunSpec> {
     added
 }
 
-/// The sweep with every batch the saved runs in `out` decide, as far as they are saved: the
-/// runs a finished adaptive sweep ran (the sweep unchanged when it is not adaptive).
+/// The sweep with every batch the saved runs in `out` decide, as far as whole batches are saved:
+/// the runs a finished adaptive sweep ran (the sweep unchanged when it is not adaptive).
 pub fn replay(sweep: &Sweep, out: &Path) -> Result<Sweep> {
     let mut sweep = sweep.clone();
     if sweep.adaptive_seeds().is_none() {
         return Ok(sweep);
     }
     let saved = persist::saved_statuses(out)?;
-    while sweep.runs.iter().all(|r| saved.contains_key(&r.id)) {
+    if !sweep.runs.iter().all(|r| saved.contains_key(&r.id)) {
+        return Ok(sweep);
+    }
+    loop {
         let tables = Tables::from_saved(&sweep, out)?;
         let added = next_batch(&sweep, &tables.verdict);
-        if added.is_empty() {
-            break;
+        // Only whole batches: a batch interrupted before all its runs were saved is not part of
+        // what the folder holds.
+        if added.is_empty() || !added.iter().all(|r| saved.contains_key(&r.id)) {
+            return Ok(sweep);
         }
         sweep.runs.extend(added);
     }
-    Ok(sweep)
 }

@@ -71,10 +71,12 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
         running += ran.prepared_at.elapsed();
         resumed += ran.resumed - earlier;
         batch_opts.fresh = false;
+        let deciding = Instant::now();
         let added = match sweep.adaptive_seeds() {
             Some(_) => next_batch(&sweep, &Tables::from_saved(&sweep, &opts.out)?.verdict),
             None => Vec::new(),
         };
+        running += deciding.elapsed();
         if added.is_empty() {
             break (ran.prepared, ran.threads);
         }
@@ -189,14 +191,7 @@ pub fn run_shard(sweep: &Sweep, opts: &RunOptions, shard: Shard) -> Result<Shard
                 .into(),
         ));
     }
-    if let Some(seeds) = sweep.adaptive_seeds() {
-        return Err(Error::Usage(format!(
-            "--shard and --shards are not accepted for a sweep with adaptive seeds (ablation.seeds = {{ min = {}, \
-             max = {}, step = {} }}): each batch depends on the verdict of all runs before it; run it in one \
-             process (`sweep run CONFIG --out DIR`, which resumes), or give the seeds in grid.seed to shard it",
-            seeds.min, seeds.max, seeds.step
-        )));
-    }
+    refuse_adaptive_shards(sweep)?;
     let start = Instant::now();
     let ran = run_runs(sweep, opts, Some(shard))?;
     Ok(ShardResult {
@@ -205,6 +200,26 @@ pub fn run_shard(sweep: &Sweep, opts: &RunOptions, shard: Shard) -> Result<Shard
         resumed: ran.resumed,
         wall: start.elapsed(),
     })
+}
+
+/// Refuses to shard a sweep with adaptive seeds (`--shard`, `--shards`, `sweep slurm`, `sweep k8s`).
+pub fn refuse_adaptive_shards(sweep: &Sweep) -> Result<()> {
+    match sweep.adaptive_seeds() {
+        Some(seeds) => Err(Error::Usage(format!(
+            "sharding (--shard, --shards, sweep slurm, sweep k8s) is not accepted for a sweep with adaptive seeds \
+             (ablation.seeds = {{ min = {}, max = {}, step = {} }}): each batch depends on the verdict of all runs \
+             before it; run it in one process (`sweep run CONFIG --out DIR`, which resumes), or give the seeds in \
+             grid.seed to shard it",
+            seeds.min, seeds.max, seeds.step
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Whether the sweep recorded in a folder's manifest adds seeds adaptively (false when the
+/// manifest is of an older version and does not hold the config).
+pub fn is_adaptive(out: &Path, manifest: &Manifest) -> bool {
+    sweep_of_manifest(out, manifest).is_ok_and(|s| s.adaptive_seeds().is_some())
 }
 
 /// What `sweep merge` found.
