@@ -1,7 +1,9 @@
 //! Records the build id as `SWEEP_BUILD`: the git commit, plus a hash of the uncommitted changes
 //! to the sources, `Cargo.toml`, `Cargo.lock` and this file when there are any (a dirty tree is not
 //! the same build). Git computes the hash (`git hash-object`), so no crate is built for it; outside
-//! a git checkout the id is `unknown`.
+//! a git checkout the id is `unknown`. Also the compiler (`SWEEP_RUSTC`), the target triple
+//! (`SWEEP_TARGET`) and the locked faer and polars versions (`SWEEP_FAER`, `SWEEP_POLARS`), which
+//! every table's metadata records.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -52,6 +54,23 @@ fn build_id() -> Option<String> {
     }
 }
 
+/// The version `Cargo.lock` pins for package `name`.
+fn locked_version(lock: &str, name: &str) -> String {
+    let wanted = format!("name = \"{name}\"");
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == wanted {
+            if let Some(v) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = "))
+            {
+                return v.trim_matches('"').to_string();
+            }
+        }
+    }
+    "unknown".to_string()
+}
+
 fn main() {
     for path in TRACKED {
         println!("cargo:rerun-if-changed={path}");
@@ -66,4 +85,23 @@ fn main() {
     }
     let id = build_id().unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=SWEEP_BUILD={id}");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let version = Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(|| "unknown".to_string(), |o| text(o.stdout));
+    println!("cargo:rustc-env=SWEEP_RUSTC={version}");
+    let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".to_string());
+    println!("cargo:rustc-env=SWEEP_TARGET={target}");
+    let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
+    println!(
+        "cargo:rustc-env=SWEEP_FAER={}",
+        locked_version(&lock, "faer")
+    );
+    println!(
+        "cargo:rustc-env=SWEEP_POLARS={}",
+        locked_version(&lock, "polars")
+    );
 }

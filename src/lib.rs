@@ -45,6 +45,36 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The build id: the git commit, plus a hash of uncommitted source changes (`build.rs`).
 pub const BUILD: &str = env!("SWEEP_BUILD");
 
+/// The compiler, target triple and the faer and polars versions of this build (`build.rs`).
+pub const RUSTC: &str = env!("SWEEP_RUSTC");
+pub const TARGET: &str = env!("SWEEP_TARGET");
+pub const FAER_VERSION: &str = env!("SWEEP_FAER");
+pub const POLARS_VERSION: &str = env!("SWEEP_POLARS");
+
+/// The build facts every table's metadata records, as (key, value) pairs.
+pub fn build_facts() -> Vec<(String, String)> {
+    [
+        ("sweep.version", VERSION),
+        ("sweep.build", BUILD),
+        ("sweep.rustc", RUSTC),
+        ("sweep.target", TARGET),
+        ("sweep.faer", FAER_VERSION),
+        ("sweep.polars", POLARS_VERSION),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The machine's host name (`unknown` when it cannot be read).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 /// The CPU model, from `/proc/cpuinfo` (`unknown` elsewhere): parts record it, since faer's
 /// last bits may differ between CPU kinds.
 pub fn cpu_model() -> String {

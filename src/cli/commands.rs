@@ -26,6 +26,7 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
         jobs: args.jobs.map(usize::from).or_else(slurm_cpus),
         quiet: args.quiet,
         fresh: args.fresh,
+        allow_build_change: args.allow_build_change,
         hooks: sweep::TestHooks::from_env(),
     };
     if let Some((shard, source)) = shard {
@@ -205,7 +206,7 @@ pub fn status_text(dir: &Path) -> Result<String> {
     };
     let mut text = format!(
         "{}: {} runs, {done} done ({} converged, {} not converged, {} diverged, {} failed), {} missing\n\
-         config {}; tables {}\n",
+         config {}; build {}; tables {}\n",
         dir.display(),
         manifest.runs,
         count(Status::Converged),
@@ -214,6 +215,11 @@ pub fn status_text(dir: &Path) -> Result<String> {
         count(Status::Failed),
         manifest.runs.saturating_sub(done),
         manifest.short_hash(),
+        if manifest.accepted_builds().is_empty() {
+            "not recorded".to_string()
+        } else {
+            manifest.accepted_builds().join(" + ")
+        },
         if tables { "written" } else { finish }
     );
     if sweep::is_adaptive(dir, &manifest) {

@@ -74,6 +74,10 @@ struct RunArgs {
     /// (without it, a rerun resumes: saved runs are skipped).
     #[arg(long)]
     fresh: bool,
+    /// Resume a folder whose runs another build made, adding this build's runs to them (refused
+    /// without it, since another build's numbers may differ; the manifest records both builds).
+    #[arg(long, conflicts_with_all = ["fresh", "shard", "shards"])]
+    allow_build_change: bool,
     /// Run only shard I of N (0-based) and write its parts, not the tables; `sweep merge` builds
     /// them once every shard is done. Runs that train together stay in one shard.
     #[arg(long, value_name = "I/N", conflicts_with = "shards")]

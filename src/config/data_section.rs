@@ -147,8 +147,9 @@ impl DataSpec {
         Ok(DataSpec { config, source })
     }
 
-    /// What identifies the data for run ids: generator parameters, or the file's content hash.
-    pub(crate) fn identity(&self) -> String {
+    /// What identifies the data for run ids: generator parameters, or the file's content hash
+    /// (`file_sha256`, computed once by the caller).
+    pub(crate) fn identity(&self, file_sha256: Option<&str>) -> String {
         let c = &self.config;
         match &self.source {
             DataSource::LaggedLevels => format!(
@@ -157,12 +158,21 @@ impl DataSpec {
             ),
             DataSource::File { path, target, features } => {
                 // A missing file is reported later, with the data errors; its id uses the path.
-                let digest = match std::fs::read(path) {
-                    Ok(bytes) => super::hex_sha256(&bytes),
-                    Err(_) => format!("unreadable:{}", path.display()),
-                };
+                let digest = file_sha256
+                    .map_or_else(|| format!("unreadable:{}", path.display()), str::to_string);
                 format!("file sha256={digest} target={target:?} features={features:?} standardize={}", c.standardize)
             }
+        }
+    }
+
+    /// The hex SHA-256 of the data file (`None` for the generator, or a file that cannot be read:
+    /// that is reported with the data errors).
+    pub fn file_sha256(&self) -> Option<String> {
+        match &self.source {
+            DataSource::LaggedLevels => None,
+            DataSource::File { path, .. } => std::fs::read(path)
+                .ok()
+                .map(|bytes| super::hex_sha256(&bytes)),
         }
     }
 

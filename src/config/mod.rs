@@ -66,6 +66,10 @@ pub struct Sweep {
     pub resolved_toml: String,
     /// Hex SHA-256 of `resolved_toml`.
     pub config_hash: String,
+    /// Hex SHA-256 of the data file (`None` for the built-in generator).
+    pub data_sha256: Option<String>,
+    /// What identifies the data in run ids (generator parameters or the file's hash).
+    pub data_identity: String,
 }
 
 impl Sweep {
@@ -84,7 +88,7 @@ impl Sweep {
     pub fn grid_run(&self, settings: TrainSettings, data_seed: Option<u64>) -> RunSpec {
         let identity = RunIdentity {
             sweep_seed: self.seed,
-            data: self.data.identity(),
+            data: self.data_identity.clone(),
         };
         RunSpec {
             index: self.runs.len(),
@@ -174,9 +178,10 @@ pub fn from_text(
         scenarios: &scenarios,
     }
     .text();
+    let data_sha256 = data.file_sha256();
     let identity = RunIdentity {
         sweep_seed: top.seed,
-        data: data.identity(),
+        data: data.identity(data_sha256.as_deref()),
     };
     let runs = run_grid.expand(&base, &identity, &data, &scenarios);
     // An adaptive sweep may grow every cell from `min` to `max` seeds.
@@ -187,6 +192,8 @@ pub fn from_text(
         seed: top.seed,
         config_hash: hex_sha256(resolved_toml.as_bytes()),
         resolved_toml,
+        data_sha256,
+        data_identity: identity.data.clone(),
         data,
         base,
         grid: run_grid,

@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Delete what an earlier sweep left in `out` and start afresh.
     pub fresh: bool,
+    /// Add runs to a folder whose runs another build made (the manifest records both builds).
+    pub allow_build_change: bool,
     /// Behaviour the tests ask for, read once at start-up.
     pub hooks: TestHooks,
 }
@@ -96,7 +98,8 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
              wall_seconds = {:.3}\n\
              # data, reference and preprocessing; the runs; reading the parts back and writing the tables\n\
              prepare_seconds = {:.3}\nrun_seconds = {:.3}\nwrite_seconds = {:.3}\n\
-             runs = {}\nruns_resumed = {}\njobs = {}\nsimd = \"{}\"\nversion = \"{VERSION}\"\n",
+             runs = {}\nruns_resumed = {}\njobs = {}\nsimd = \"{}\"\nversion = \"{VERSION}\"\nbuild = \"{}\"\n\
+             cpu = \"{}\"\nhost = \"{}\"\n",
             wall.as_secs_f64(),
             preparing.as_secs_f64(),
             running.as_secs_f64(),
@@ -105,6 +108,9 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
             resumed,
             threads,
             crate::train::SimdLevel::detect(),
+            crate::BUILD,
+            crate::cpu_model(),
+            crate::host_name(),
         ),
     )?;
     Ok(SweepResult {
@@ -133,10 +139,10 @@ fn run_runs(sweep: &Sweep, opts: &RunOptions, shard: Option<Shard>) -> Result<Ra
     let pool = pool(opts.jobs)?;
     // Every input check (config against the folder, data, batch size, whitening) comes before
     // anything is written.
-    persist::check_compatible(&opts.out, sweep, opts.fresh, shard)?;
+    persist::check_compatible(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
     let prepared = pool.install(|| prepare(sweep))?;
     check_writable(&opts.out)?;
-    let store = persist::Store::open(&opts.out, sweep, opts.fresh, shard)?;
+    let store = persist::Store::open(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
     let (mut reference, metadata) = finish::reference_table(sweep, &prepared)?;
     store.write_reference(&mut reference, &metadata)?;
     // Only the runs files are read here; the tables are built from everything saved at the end.
@@ -260,7 +266,8 @@ pub fn merge(out: &Path) -> Result<Merged> {
         )));
     }
     let (builds, machines) = persist::part_provenance(out)?;
-    if let Some(other) = builds.iter().find(|b| **b != manifest.build) {
+    let accepted = manifest.accepted_builds();
+    if let Some(other) = builds.iter().find(|b| !accepted.contains(&b.as_str())) {
         return Err(Error::Results(format!(
             "{}: parts of build {other} sit beside the folder's build {}: a sweep must be merged from the parts \
              of one build; delete the other build's parts and rerun their shards",
@@ -397,9 +404,11 @@ pub fn check_writable(dir: &Path) -> Result<()> {
 
 /// Key-value metadata carried by every table.
 pub fn table_metadata(sweep: &Sweep) -> Vec<(String, String)> {
-    vec![
-        ("sweep.version".into(), VERSION.into()),
-        ("sweep.config".into(), sweep.resolved_toml.clone()),
-        ("sweep.config_hash".into(), sweep.config_hash.clone()),
-    ]
+    let mut meta = crate::build_facts();
+    meta.push(("sweep.config".into(), sweep.resolved_toml.clone()));
+    meta.push(("sweep.config_hash".into(), sweep.config_hash.clone()));
+    if let Some(sha) = &sweep.data_sha256 {
+        meta.push(("sweep.data_sha256".into(), sha.clone()));
+    }
+    meta
 }

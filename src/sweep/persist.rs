@@ -63,9 +63,30 @@ pub struct Manifest {
     /// The resolved config (absent in folders of older versions).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub config: String,
+    /// SHA-256 of the data file of a file-backed sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
+    /// Other builds allowed to add runs (`--allow-build-change`), in the order they came.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_builds: Vec<String>,
+    /// The machine that created the folder: CPU model, SIMD level of the kernels, host name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cpu: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub simd: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
 }
 
 impl Manifest {
+    /// The folder's build and the builds allowed beside it.
+    pub fn accepted_builds(&self) -> Vec<&str> {
+        std::iter::once(self.build.as_str())
+            .chain(self.also_builds.iter().map(String::as_str))
+            .filter(|b| !b.is_empty())
+            .collect()
+    }
+
     /// A manifest this tool could have written: the hash is 64 hex digits.
     fn check(&self, path: &Path) -> Result<()> {
         let hex =
@@ -117,16 +138,33 @@ pub fn read_manifest(out: &Path) -> Result<Option<Manifest>> {
 }
 
 /// Checks, before anything is written, that `out` may hold this sweep: either it holds no
-/// sweep, or the same config (or `fresh` is set).
-/// A shard must also agree with the folder's shard count.
+/// sweep, or the same config run by this build (or `fresh` is set; or, for a run that is not a
+/// shard, `allow_build_change`). A shard must also agree with the folder's shard count.
 pub fn check_compatible(
     out: &Path,
     sweep: &Sweep,
     fresh: bool,
     shard: Option<Shard>,
+    allow_build_change: bool,
 ) -> Result<()> {
     if fresh {
         return Ok(());
+    }
+    if let Some(m) = read_manifest(out)? {
+        if m.config_hash == sweep.config_hash && shard.is_none() && !allow_build_change {
+            let other = other_builds(out, &m)?;
+            if !other.is_empty() {
+                return Err(Error::Config(format!(
+                    "{} holds runs of build {}, and this is build {}: the numbers of another build may differ, \
+                     so its runs are not mixed with this build's; rerun with --fresh to delete them and start \
+                     afresh, or with --allow-build-change to add this build's runs to them (the manifest then \
+                     records both builds)",
+                    out.display(),
+                    other.join(", "),
+                    crate::BUILD
+                )));
+            }
+        }
     }
     match read_manifest(out)? {
         Some(m) if m.config_hash != sweep.config_hash => Err(Error::Config(format!(
@@ -158,11 +196,54 @@ pub fn check_compatible(
     }
 }
 
+/// Records this build in the manifest beside the folder's own (`--allow-build-change`), unless
+/// it is one of them already.
+fn allow_this_build(out: &Path) -> Result<()> {
+    let Some(mut manifest) = read_manifest(out)? else {
+        return Ok(());
+    };
+    if manifest.accepted_builds().contains(&crate::BUILD) {
+        return Ok(());
+    }
+    manifest.also_builds.push(crate::BUILD.to_string());
+    let text = toml::to_string(&manifest).expect("manifest serializes");
+    results::write_atomic(&out.join(MANIFEST), |f| {
+        use std::io::Write;
+        f.write_all(text.as_bytes())
+            .map_err(|e| Error::io("writing the manifest", e))
+    })
+}
+
+/// The builds other than this one whose runs `out` holds: the folder's own build and those of
+/// its parts, less those the manifest allows (`--allow-build-change`). Folders and parts of
+/// versions that did not record a build count as no build.
+pub fn other_builds(out: &Path, manifest: &Manifest) -> Result<Vec<String>> {
+    let (mut builds, _) = part_provenance(out)?;
+    builds.push(manifest.build.clone());
+    builds.sort();
+    builds.dedup();
+    let accepted = manifest.accepted_builds();
+    // Once this build was allowed beside the folder's, the builds allowed with it are too.
+    let mixed = accepted.contains(&crate::BUILD);
+    Ok(builds
+        .into_iter()
+        .filter(|b| {
+            !b.is_empty() && b != crate::BUILD && !(mixed && accepted.contains(&b.as_str()))
+        })
+        .collect())
+}
+
 impl Store {
     /// Opens `out` for `sweep` (see [`check_compatible`]); with `fresh`, deletes what an earlier
     /// sweep left there first. Writes the manifest when there is none.
-    pub fn open(out: &Path, sweep: &Sweep, fresh: bool, shard: Option<Shard>) -> Result<Store> {
-        check_compatible(out, sweep, fresh, shard)?;
+    pub fn open(
+        out: &Path,
+        sweep: &Sweep,
+        fresh: bool,
+        shard: Option<Shard>,
+        allow_build_change: bool,
+    ) -> Result<Store> {
+        check_compatible(out, sweep, fresh, shard, allow_build_change)?;
         let parts = out.join(PARTS);
         if fresh {
             let remove = |p: PathBuf| match std::fs::remove_file(&p) {
@@ -190,6 +271,11 @@ impl Store {
             build: crate::BUILD.into(),
             shards: shard.map(|s| s.count as u64),
             config: sweep.resolved_toml.clone(),
+            data_sha256: sweep.data_sha256.clone(),
+            also_builds: Vec::new(),
+            cpu: crate::cpu_model(),
+            simd: crate::simd::SimdLevel::detect().to_string(),
+            host: crate::host_name(),
         };
         let text = toml::to_string(&manifest).expect("manifest serializes");
         // Created once: a shard that started at the same moment may have created it first, and
@@ -200,13 +286,15 @@ impl Store {
                 .map_err(|e| Error::io("writing the manifest", e))
         })?;
         if !created {
-            check_compatible(out, sweep, false, shard)?;
+            check_compatible(out, sweep, false, shard, allow_build_change)?;
+            if allow_build_change {
+                allow_this_build(out)?;
+            }
         }
         let tag = shard.map_or("all".to_string(), |s| s.tag());
         let attempt: u64 = rand::random();
         let mut metadata = super::table_metadata(sweep);
         metadata.push(("sweep.shard".into(), tag.clone()));
-        metadata.push(("sweep.build".into(), crate::BUILD.into()));
         metadata.push(("sweep.cpu".into(), crate::cpu_model()));
         metadata.push((
             "sweep.simd".into(),

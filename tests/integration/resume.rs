@@ -1,7 +1,7 @@
 //! Reliability end to end: a sweep killed with SIGKILL at several points (early, half-way,
 //! during the final write) and restarted each time writes the same bytes as an uninterrupted
 //! one, with no run lost or saved twice; a panicking run is a `failed` row; a folder holding
-//! another config is refused; `sweep status` counts what is saved.
+//! another config or another build is refused; `sweep status` counts what is saved.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
@@ -263,6 +263,57 @@ fn a_folder_holding_another_config_is_refused_until_fresh() {
         .success();
     let epochs = read(&out.join("epochs.parquet"));
     assert_eq!(epochs.height(), 4);
+}
+
+/// A folder whose runs another build made is refused on resume, naming both builds, until
+/// `--fresh` or `--allow-build-change` (after which the manifest lists both and resumes go on).
+#[test]
+fn a_folder_of_another_build_is_refused_until_allowed() {
+    let (_dir, config, out) = small_finished_sweep(3);
+    let manifest = out.join("manifest.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let build = text
+        .lines()
+        .find_map(|l| l.strip_prefix("build = "))
+        .expect("the manifest records the build")
+        .trim_matches('"')
+        .to_string();
+    // The parts record the build too: rewrite the manifest as if another build had made them all.
+    std::fs::write(&manifest, text.replace(&build, "0123456789ab")).unwrap();
+    let rerun = |extra: &[&str]| {
+        sweep()
+            .args(["run", "--quiet"])
+            .args(extra)
+            .arg(&config)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let refused = rerun(&[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("0123456789ab")
+            && stderr.contains(&build)
+            && stderr.contains("--allow-build-change")
+            && stderr.contains("--fresh"),
+        "{stderr}"
+    );
+    assert!(rerun(&["--allow-build-change"]).status.success());
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(
+        text.contains("also_builds") && text.contains(&build),
+        "{text}"
+    );
+    // Both builds are accepted from now on; `sweep status` names them.
+    assert!(rerun(&[]).status.success());
+    let status = sweep().arg("status").arg(&out).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains(&format!("build 0123456789ab + {build}")),
+        "{status}"
+    );
 }
 
 /// Runs `sweep ARGS...` and returns its exit code and stderr.
