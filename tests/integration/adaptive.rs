@@ -187,6 +187,17 @@ fn adaptive_seeds_refuse_a_seed_axis_bad_bounds_and_sharding() {
         &ADAPTIVE.replace("min = 5, max = 15, step = 5", "min = 3, max = 4, step = 1"),
         &["ablation.seeds", "seeds.max"],
     );
+    bad(
+        "scenario.toml",
+        &(ADAPTIVE.to_string()
+            + "[[scenario]]\nname = \"s\"\nset = { init = \"zeros\" }\nmetric = \"final_train_r2\"\ncheck = \"value\"\nreported = 0.5\n"),
+        &["ablation.seeds", "[[scenario]]"],
+    );
+    bad(
+        "huge.toml",
+        &ADAPTIVE.replace("max = 15", "max = 1000000000000"),
+        &["ablation.seeds", "max_runs"],
+    );
     // max_runs counts the most the sweep can run: 4 cells x 15 seeds.
     bad(
         "cap.toml",
@@ -207,4 +218,30 @@ fn adaptive_seeds_refuse_a_seed_axis_bad_bounds_and_sharding() {
         err.contains("adaptive seeds") && err.contains("--shard"),
         "{err}"
     );
+    assert!(!out.exists(), "nothing written");
+    let launchers: [&[&str]; 2] = [
+        &["slurm", "--array", "2"],
+        &[
+            "k8s",
+            "--completions",
+            "2",
+            "--parallelism",
+            "2",
+            "--image",
+            "img",
+            "--claim",
+            "pvc",
+        ],
+    ];
+    for launcher in launchers {
+        let output = sweep()
+            .args(launcher)
+            .arg(&config)
+            .args(["--out", "/shared/x"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{launcher:?}: {err}");
+        assert!(err.contains("adaptive seeds"), "{launcher:?}: {err}");
+    }
 }
