@@ -35,6 +35,9 @@ pub enum Error {
     /// array indices to resubmit). Exit code 3.
     #[error("{0}")]
     Incomplete(String),
+    /// `sweep reproduce` re-ran the tables and they differ (the report says how). Exit code 4.
+    #[error("{0}")]
+    NotReproduced(String),
     /// The output location cannot be used.
     #[error("cannot write to {path}: {message}")]
     Output { path: PathBuf, message: String },
@@ -69,6 +72,7 @@ impl Error {
             | Error::Output { .. } => 2,
             Error::Tool(_) | Error::Io { .. } | Error::Table { .. } | Error::Plot(_) => 1,
             Error::Incomplete(_) => 3,
+            Error::NotReproduced(_) => 4,
         }
     }
 

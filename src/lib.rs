@@ -31,6 +31,7 @@ pub mod data;
 pub mod preprocess;
 pub mod reference;
 pub mod report;
+pub mod reproduce;
 pub mod results;
 pub mod sweep;
 pub mod train;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{ConfigArgs, DataArgs, DirArgs, NistArgs, OlsArgs, PlotArgs, RunArgs};
+use super::{ConfigArgs, DataArgs, DirArgs, NistArgs, OlsArgs, PlotArgs, ReproduceArgs, RunArgs};
 use crate::config::{self, display_value, Sweep};
 use crate::error::{Error, Result};
 use crate::reference::nist;
@@ -83,6 +83,39 @@ pub(super) fn list(args: ConfigArgs) -> Result<()> {
     let sweep = config::load(&args.config, &args.set)?;
     print!("{}", list_text(&sweep));
     Ok(())
+}
+
+/// `sweep reproduce`: the report on stdout; exit 4 when a table is not reproduced.
+pub(super) fn reproduce(args: ReproduceArgs) -> Result<()> {
+    for (name, v) in [("--rtol", args.rtol), ("--atol", args.atol)] {
+        if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(Error::Usage(format!(
+                "{name} {v} is not accepted: give a finite number >= 0"
+            )));
+        }
+    }
+    let tolerance =
+        (args.rtol.is_some() || args.atol.is_some()).then(|| crate::reproduce::Tolerance {
+            rtol: args.rtol.unwrap_or(0.0),
+            atol: args.atol.unwrap_or(0.0),
+        });
+    let request = crate::reproduce::Request {
+        path: args.path,
+        out: args.out,
+        data: args.data,
+        runs: args.runs.map(|k| k as usize),
+        tolerance,
+        jobs: args.jobs.map(usize::from),
+    };
+    let done = crate::reproduce::reproduce(&request)?;
+    print!("{}", done.text);
+    if done.reproduced {
+        Ok(())
+    } else {
+        Err(Error::NotReproduced(
+            "not reproduced (the report above says which tables and columns differ)".into(),
+        ))
+    }
 }
 
 /// `sweep status`.

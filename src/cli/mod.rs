@@ -44,6 +44,9 @@ enum Command {
     List(ConfigArgs),
     /// Print the verdict, scenario and cell tables of a finished sweep; write report.md and figures.
     Report(DirArgs),
+    /// Re-run a results folder, or one of its tables, from the config its metadata records and
+    /// compare (exit 0 when every table is reproduced, 4 when one is not).
+    Reproduce(ReproduceArgs),
     /// Draw figures (SVG and PNG) into DIR/figures: R² by cell, or the diagnostics of a run or cell.
     Plot(PlotArgs),
     /// Fit OLS on a CSV or Parquet file with the exact reference solver and print the fit.
@@ -101,6 +104,31 @@ struct ConfigArgs {
     /// Override a config key by its dotted path.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct ReproduceArgs {
+    /// A results folder, or one of its Parquet tables.
+    path: PathBuf,
+    /// Re-run into this folder and keep it [default: a temporary folder, removed afterwards].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// The data file of a file-backed sweep, when it has moved (its SHA-256 must match).
+    #[arg(long, value_name = "FILE")]
+    data: Option<PathBuf>,
+    /// Re-run only the K smallest run ids and compare their rows of runs and epochs.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    runs: Option<u64>,
+    /// Numbers within this relative difference count as reproduced (strings, labels, statuses
+    /// must still be identical).
+    #[arg(long, value_name = "R")]
+    rtol: Option<f64>,
+    /// Numbers within this absolute difference count as reproduced.
+    #[arg(long, value_name = "A")]
+    atol: Option<f64>,
+    /// Worker threads [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
 }
 
 #[derive(Args, Debug)]
@@ -243,6 +271,7 @@ pub fn main() -> i32 {
 fn dispatch(command: Command) -> crate::error::Result<()> {
     match command {
         Command::Run(args) => commands::run(args),
+        Command::Reproduce(args) => commands::reproduce(args),
         Command::Status(args) => commands::status(args),
         Command::Merge(args) => commands::merge(args),
         Command::Slurm(args) => {

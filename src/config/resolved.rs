@@ -5,7 +5,7 @@
 use toml::{Table, Value};
 
 use super::ablation::{sections_text, Ablation, Scenario};
-use super::data_section::DataConfig;
+use super::data_section::{DataConfig, GENERATOR_KEYS};
 use super::grid::Grid;
 use super::settings::TrainSettings;
 
@@ -34,10 +34,15 @@ impl Resolved<'_> {
         root.insert("name".into(), Value::String(self.top.name.clone()));
         root.insert("seed".into(), Value::Integer(self.top.seed as i64));
         root.insert("max_runs".into(), Value::Integer(self.top.max_runs as i64));
-        root.insert(
-            "data".into(),
-            Value::Table(Table::try_from(self.data).expect("data serializes")),
-        );
+        let mut data = Table::try_from(self.data).expect("data serializes");
+        if self.data.path.is_some() {
+            // A data file's section lists the file's keys only (generator keys are refused
+            // beside a path, so the text must not hold them to load again).
+            for key in GENERATOR_KEYS {
+                data.remove(*key);
+            }
+        }
+        root.insert("data".into(), Value::Table(data));
         root.insert("train".into(), Value::Table(self.base.to_table()));
         let mut grid = Table::new();
         for axis in &self.grid.axes {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 pub use adaptive::{is_open, next_batch, replay};
 pub use execute::{pool, PART_RUNS, PART_SECONDS};
-pub use finish::Tables;
+pub use finish::{reference_table, Tables};
 pub use hooks::TestHooks;
 pub use persist::{read_manifest, status_counts, Manifest, MANIFEST, PARTS};
 pub use plan::prepare;

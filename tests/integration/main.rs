@@ -10,6 +10,7 @@ mod config_props;
 mod findings;
 mod numerics;
 mod reference;
+mod reproduce;
 mod resume;
 mod shard;
 mod weight_decay;
