@@ -6,6 +6,7 @@
 
 mod draw;
 mod figures;
+mod paper;
 mod run_summary;
 mod table;
 
@@ -17,6 +18,7 @@ pub use draw::{
     diagnostics, r2_grid, use_log, CellCurves, Plotted, RunCurves, Series, DIAGNOSTICS,
 };
 pub use figures::{plot, read_curves};
+pub use paper::{escape, tabular};
 pub use run_summary::{cell_label, summary_text};
 pub use table::{markdown, number, text};
 
@@ -145,6 +147,7 @@ pub fn report(dir: &Path) -> Result<String> {
         ),
     };
     let saved = crate::sweep::saved_sweep(dir)?;
+    let mut paper_tables: Vec<(&str, DataFrame)> = Vec::new();
     if let Some(v) = read_optional(&dir.join("verdict.parquet"))? {
         let v = match &saved {
             Some((sweep, tables)) if sweep.ablation.is_some() => crate::results::printed_verdict(
@@ -157,6 +160,7 @@ pub fn report(dir: &Path) -> Result<String> {
             format!("verdict:\n{}\n", text(&v)),
             format!("\n## Verdict\n\n{VERDICT_NOTE}\n\n{}", markdown(&v)),
         );
+        paper_tables.push(("verdict", v));
     }
     if let Some(s) = read_optional(&dir.join("scenarios.parquet"))? {
         report.section(
@@ -166,6 +170,7 @@ pub fn report(dir: &Path) -> Result<String> {
             ),
             format!("\n## The report's scenarios\n\n{}", markdown(&s)),
         );
+        paper_tables.push(("scenarios", s));
     }
     report.section(
         format!("cells:\n{}", text(&cell_table)),
@@ -183,13 +188,28 @@ pub fn report(dir: &Path) -> Result<String> {
             rel.with_extension("svg").display()
         );
     }
+    paper_tables.push(("cells", cell_table));
+    let written = paper::write_tables(dir, &mut paper_tables)?;
+    report.md += &format!(
+        "\n## Tables for papers\n\n`tables/` holds the verdict, scenario and cell tables above as bare booktabs \
+         `tabular`s for `\\input` (numbers to {} significant digits) and as CSV (every digit): {}.\n",
+        paper::SIGNIFICANT,
+        written
+            .iter()
+            .map(|p| format!("`{}`", p.strip_prefix(dir).unwrap_or(p).display()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    report.md += &paper::reproduce_section(dir)?;
     let report_path = dir.join("report.md");
     write_text(&report_path, &report.md)?;
     report.text += &format!(
-        "\nwrote {} and {} figures in {}\n",
+        "\nwrote {}, {} figures in {} and {} table files (LaTeX and CSV) in {}\n",
         report_path.display(),
         figures.len() * 2,
-        dir.join("figures").display()
+        dir.join("figures").display(),
+        written.len(),
+        dir.join("tables").display()
     );
     Ok(report.text)
 }

@@ -277,7 +277,13 @@ fn the_readme_findings_at_batch_32_hold() {
     let dir = tempfile::tempdir().unwrap();
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/ablation.toml");
     let out = dir.path().join("guard");
-    let sets = ["--quiet", "--set", "grid.batch_size=[32]", "--set", "train.epochs=50"];
+    let sets = [
+        "--quiet",
+        "--set",
+        "grid.batch_size=[32]",
+        "--set",
+        "train.epochs=50",
+    ];
     run_ok(&config, &out, &sets);
     let verdict = read(&out.join("verdict.parquet"));
     let strings = |df: &polars::prelude::DataFrame, name: &str| -> Vec<String> {
@@ -285,9 +291,17 @@ fn the_readme_findings_at_batch_32_hold() {
         c.iter().map(|v| v.unwrap_or("").to_string()).collect()
     };
     let (factors, labels) = (strings(&verdict, "factor"), strings(&verdict, "label"));
-    assert_eq!(verdict.height(), 12, "3 factors x (3 realizations + pooled)");
+    assert_eq!(
+        verdict.height(),
+        12,
+        "3 factors x (3 realizations + pooled)"
+    );
     for (factor, label) in factors.iter().zip(&labels) {
-        let expected = if factor == "whiten" { "necessary" } else { "not_necessary" };
+        let expected = if factor == "whiten" {
+            "necessary"
+        } else {
+            "not_necessary"
+        };
         assert_eq!(label, expected, "{factor}");
     }
     let summary = read(&out.join("summary.parquet"));
@@ -307,12 +321,23 @@ fn the_readme_findings_at_batch_32_hold() {
         let (n, c) = (normalize.get(i).unwrap(), clip.get(i).unwrap());
         if whiten[i] == "none" && !n && !c {
             no_fix += 1;
-            assert!(median.get(i).unwrap() < -3.0, "no-fix median R² {:?}", median.get(i));
-            assert!(max.get(i).unwrap() < 0.0, "no-fix R² negative in every seed");
+            assert!(
+                median.get(i).unwrap() < -3.0,
+                "no-fix median R² {:?}",
+                median.get(i)
+            );
+            assert!(
+                max.get(i).unwrap() < 0.0,
+                "no-fix R² negative in every seed"
+            );
         }
         if whiten[i] == "zca" && n && c {
             all_on += 1;
-            assert_eq!(converged.get(i), Some(1.0), "all three fixes converge in every seed");
+            assert_eq!(
+                converged.get(i),
+                Some(1.0),
+                "all three fixes converge in every seed"
+            );
         }
     }
     assert_eq!((no_fix, all_on), (3, 3), "one cell of each per realization");
@@ -578,9 +603,62 @@ fn report_writes_markdown_with_verdict_and_figures() {
     assert!(md.contains("figures/verdict_by_tolerance.png"));
     let verdict = read(&out.join("verdict.parquet"));
     assert_eq!(verdict.height(), 2, "one context x two factors");
+    // The tables for papers: bare booktabs tabulars, escaped, and the same rows as CSV.
+    for name in ["verdict", "cells"] {
+        let tex = std::fs::read_to_string(out.join(format!("tables/{name}.tex"))).unwrap();
+        check_tabular(&tex, dir.path(), name);
+        let csv = std::fs::read_to_string(out.join(format!("tables/{name}.csv"))).unwrap();
+        assert_eq!(
+            csv.lines().count(),
+            tex.lines().filter(|l| l.ends_with("\\\\")).count(),
+            "{name}: a header and the same rows"
+        );
+    }
+    assert!(
+        md.contains("## Reproduce") && md.contains("sweep reproduce"),
+        "{md}"
+    );
     let runs = read(&out.join("runs.parquet"));
     let share = runs.column("slow_share").unwrap().f64().unwrap().clone();
     assert!(share.iter().flatten().all(|v| (0.0..=1.0).contains(&v)));
+}
+
+/// A LaTeX tabular from `sweep report`: one balanced booktabs `tabular`, no float, every
+/// underscore escaped; compiled by `pdflatex` when this machine has one.
+fn check_tabular(tex: &str, dir: &Path, name: &str) {
+    assert_eq!(tex.matches("\\begin{tabular}").count(), 1, "{name}: {tex}");
+    assert_eq!(tex.matches("\\end{tabular}").count(), 1, "{name}");
+    for rule in ["\\toprule", "\\midrule", "\\bottomrule"] {
+        assert_eq!(tex.matches(rule).count(), 1, "{name}: {rule}");
+    }
+    assert!(!tex.contains("\\begin{table}"), "{name}: a bare tabular");
+    let unescaped = tex
+        .char_indices()
+        .filter(|(i, c)| *c == '_' && !tex[..*i].ends_with('\\'))
+        .count();
+    assert_eq!(unescaped, 0, "{name}: unescaped underscores in {tex}");
+    let has_pdflatex = std::process::Command::new("pdflatex")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_pdflatex {
+        let doc = dir.join(format!("{name}-doc.tex"));
+        std::fs::write(&doc, format!(
+            "\\documentclass{{article}}\n\\usepackage{{booktabs}}\n\\usepackage[margin=5mm,paperwidth=120cm]{{geometry}}\n\\begin{{document}}\n{tex}\\end{{document}}\n"
+        ))
+        .unwrap();
+        let run = std::process::Command::new("pdflatex")
+            .args(["-interaction=nonstopmode", "-halt-on-error"])
+            .arg(&doc)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&run.stdout)
+        );
+    }
 }
 
 /// The verdict of a small real sweep, recomputed independently from its `runs.parquet`: each
