@@ -47,7 +47,7 @@ enum Command {
     /// Re-run a results folder, or one of its tables, from the config its metadata records and
     /// compare (exit 0 when every table is reproduced, 4 when one is not).
     Reproduce(ReproduceArgs),
-    /// Draw figures (SVG and PNG) into DIR/figures: R² by cell, or the diagnostics of a run or cell.
+    /// Draw figures (SVG and PNG) into DIR/figures: the excess MSE over OLS by cell, or the diagnostics of a run or cell.
     Plot(PlotArgs),
     /// Fit OLS on a CSV or Parquet file with the exact reference solver and print the fit.
     Ols(OlsArgs),

@@ -1,17 +1,18 @@
 //! Figures with plotters, as SVG and PNG: the five per-epoch diagnostics the report plotted
 //! (weight_norm, prediction, loss, gradient_norm, update_ratio) plus train R², one line per run;
-//! and train R² against epoch for every cell of a sweep, with the OLS R² drawn as a line.
+//! the excess train MSE over OLS against epoch for every cell of a sweep, on one shared log axis;
+//! and the verdict's labels against `converge_tol`.
 //!
-//! A panel whose values are all positive and span more than two decades is drawn as log10 of
-//! the value, and its axis says so. Figures are written to a temporary name and renamed.
+//! A panel whose values are all positive and span more than two decades gets a real log axis
+//! (ticks at powers of ten, labelled `1e-4`), and its axis says so; nothing is clipped.
 
 use std::path::{Path, PathBuf};
 
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 
-use crate::error::{Error, Result};
+use super::canvas::{both_formats, plot_error};
+use crate::error::Result;
 use crate::train::EpochStats;
 
 /// The points plotted in one panel, per series.
@@ -35,6 +36,7 @@ pub struct RunCurves {
     pub gradient_norm: Vec<f64>,
     pub update_ratio: Vec<f64>,
     pub train_r2: Vec<f64>,
+    pub train_mse: Vec<f64>,
 }
 
 /// The diagnostics panels, in drawing order: (column name, values of a run).
@@ -60,6 +62,7 @@ impl RunCurves {
             gradient_norm: values(|e| e.gradient_norm),
             update_ratio: values(|e| e.update_ratio),
             train_r2: values(|e| e.train_r2),
+            train_mse: values(|e| e.train_mse),
         }
     }
 
@@ -89,35 +92,7 @@ impl RunCurves {
     }
 }
 
-fn plot_error(e: impl std::fmt::Display) -> Error {
-    Error::Plot(e.to_string())
-}
-
-/// Registers a TrueType font for text (plotters needs one for PNG and for text layout).
-fn ensure_font() -> Result<()> {
-    static FONT: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
-    FONT.get_or_init(|| {
-        let candidates = [
-            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/TTF/DejaVuSans.ttf",
-            "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-        ];
-        let path = std::env::var("SWEEP_FONT").ok().map(PathBuf::from).into_iter().chain(candidates.iter().map(PathBuf::from));
-        for p in path {
-            if let Ok(bytes) = std::fs::read(&p) {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                return plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-                    .map_err(|_| format!("{} is not a usable TrueType font", p.display()));
-            }
-        }
-        Err("plotting needs a TrueType font: install DejaVu Sans (Debian: fonts-dejavu-core) or set SWEEP_FONT=/path/to/font.ttf".into())
-    })
-    .clone()
-    .map_err(Error::Plot)
-}
-
-/// How a panel's values are drawn: as they are, or as log10 when positive and spanning decades.
+/// Whether a panel's values are drawn on a log axis: all positive and spanning more than two decades.
 pub fn use_log(values: impl Iterator<Item = f64> + Clone) -> bool {
     let finite = values.filter(|v| v.is_finite());
     let (min, max) = finite
@@ -128,7 +103,8 @@ pub fn use_log(values: impl Iterator<Item = f64> + Clone) -> bool {
     finite.clone().all(|v| v > 0.0) && min.is_finite() && max / min > 100.0
 }
 
-/// The plotted range of a panel: `x0..x1` and `y0..y1`, padded, never empty.
+/// The plotted range of a panel: `x0..x1` and `y0..y1`, padded (by a factor on a log axis),
+/// never empty.
 struct Bounds {
     x: (f64, f64),
     y: (f64, f64),
@@ -137,15 +113,30 @@ struct Bounds {
 }
 
 impl Bounds {
-    /// The range of the plotted points and the reference line; `None` when nothing is finite.
-    fn of(plotted: &Plotted, reference: Option<f64>) -> Option<Bounds> {
+    /// The range of the plotted points and the reference line, or `fixed` for `y` (a range shared
+    /// by the panels of a figure); `None` when nothing is finite.
+    fn of(
+        plotted: &Plotted,
+        reference: Option<f64>,
+        log: bool,
+        fixed: Option<(f64, f64)>,
+    ) -> Option<Bounds> {
         let min_max = |acc: (f64, f64), v: f64| (acc.0.min(v), acc.1.max(v));
         let empty = (f64::INFINITY, f64::NEG_INFINITY);
         let (x0, x1) = plotted.iter().flatten().map(|p| p.0).fold(empty, min_max);
-        let ys = plotted.iter().flatten().map(|p| p.1).chain(reference);
-        let (mut y0, mut y1) = ys.fold(empty, min_max);
         if !x0.is_finite() {
             return None;
+        }
+        let ys = plotted.iter().flatten().map(|p| p.1).chain(reference);
+        let (mut y0, mut y1) = fixed.unwrap_or_else(|| ys.fold(empty, min_max));
+        let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+        if log {
+            let factor = (y1 / y0).powf(0.05).max(1.5);
+            return Some(Bounds {
+                x: (x0, x1),
+                y: (y0 / factor, y1 * factor),
+                span: y1 - y0,
+            });
         }
         if y1 - y0 < 1e-12 * y1.abs().max(1e-300) {
             (y0, y1) = (
@@ -154,7 +145,6 @@ impl Bounds {
             );
         }
         let pad = 0.05 * (y1 - y0);
-        let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
         Some(Bounds {
             x: (x0, x1),
             y: (y0 - pad, y1 + pad),
@@ -163,83 +153,108 @@ impl Bounds {
     }
 }
 
-/// Draws one panel; returns the points actually plotted per series (after the log transform).
+/// A tick label on a log axis: `1e-4` for powers of ten, else one significant digit (`2e-4`).
+fn log_tick(v: f64) -> String {
+    let e = v.log10();
+    if (e - e.round()).abs() < 1e-6 {
+        format!("1e{}", e.round() as i32)
+    } else {
+        format!("{v:.0e}")
+    }
+}
+
+/// Draws one panel; returns the points plotted per series (the finite ones; on a log axis, the
+/// positive ones). Values all positive and spanning more than two decades get a real log axis;
+/// `y_range` fixes the range (shared by the panels of a figure that are compared).
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
     y_name: &str,
     series: &[Series],
     reference: Option<(f64, &str)>,
-    y_clip: Option<(f64, f64)>,
+    y_range: Option<(f64, f64)>,
     legend: bool,
 ) -> Result<Plotted> {
-    let log = use_log(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
-    let transform = |v: f64| {
-        let v = if log { v.log10() } else { v };
-        match y_clip {
-            Some((lo, hi)) => v.clamp(lo, hi),
-            None => v,
-        }
+    let log = match y_range {
+        Some((lo, hi)) => lo > 0.0 && hi / lo > 100.0,
+        None => use_log(series.iter().flat_map(|s| s.points.iter().map(|p| p.1))),
     };
     let plotted: Plotted = series
         .iter()
         .map(|s| {
             s.points
                 .iter()
-                .filter(|p| p.1.is_finite())
-                .map(|&(x, y)| (x, transform(y)))
+                .filter(|p| p.1.is_finite() && (!log || p.1 > 0.0))
+                .copied()
                 .collect()
         })
         .collect();
-    let Some(bounds) = Bounds::of(&plotted, reference.map(|r| transform(r.0))) else {
+    let Some(bounds) = Bounds::of(&plotted, reference.map(|r| r.0), log, y_range) else {
         return Ok(plotted);
     };
     let ((x0, x1), (y_lo, y_hi), span) = (bounds.x, bounds.y, bounds.span);
     let y_desc = if log {
-        format!("log10 {y_name}")
+        format!("{y_name} (log axis)")
     } else {
         y_name.to_string()
     };
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 15))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d(x0..x1, y_lo..y_hi)
-        .map_err(plot_error)?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc(y_desc)
-        .x_labels(6)
-        .y_labels(6)
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| super::table::number(if v.abs() < 1e-9 * span { 0.0 } else { *v }))
-        .label_style(("sans-serif", 14))
-        .axis_desc_style(("sans-serif", 15))
-        .draw()
-        .map_err(plot_error)?;
-    let reference = reference.map(|(value, label)| (transform(value), label));
-    draw_lines(&mut chart, series, &plotted, reference, (x0, x1))?;
-    if legend && (series.len() > 1 || reference.is_some()) {
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
+    let builder = || {
+        let mut b = ChartBuilder::on(area);
+        b.caption(title, ("sans-serif", 15))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(80);
+        b
+    };
+    // The same mesh, lines and legend on either kind of y axis.
+    macro_rules! finish {
+        ($chart:expr, $format:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc(y_desc.as_str())
+                .x_labels(6)
+                .y_labels(6)
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter($format)
+                .label_style(("sans-serif", 14))
+                .axis_desc_style(("sans-serif", 15))
+                .draw()
+                .map_err(plot_error)?;
+            draw_lines(&mut chart, series, &plotted, reference, (x0, x1))?;
+            if legend && (series.len() > 1 || reference.is_some()) {
+                chart
+                    .configure_series_labels()
+                    .label_font(("sans-serif", 13))
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK.mix(0.4))
+                    .position(SeriesLabelPosition::UpperRight)
+                    .draw()
+                    .map_err(plot_error)?;
+            }
+        }};
+    }
+    if log {
+        let chart = builder()
+            .build_cartesian_2d(x0..x1, (y_lo..y_hi).log_scale())
             .map_err(plot_error)?;
+        finish!(chart, &|v: &f64| log_tick(*v));
+    } else {
+        let chart = builder()
+            .build_cartesian_2d(x0..x1, y_lo..y_hi)
+            .map_err(plot_error)?;
+        finish!(chart, &|v: &f64| super::table::number(
+            if v.abs() < 1e-9 * span { 0.0 } else { *v }
+        ));
     }
     Ok(plotted)
 }
 
-type Chart<'a, 'b, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
-
-/// One line per series, and the reference value (already transformed) as a black line across
-/// `x`, each with its legend entry.
-fn draw_lines<DB: DrawingBackend>(
-    chart: &mut Chart<'_, '_, DB>,
+/// One line per series, and the reference value as a black line across `x`, each with its
+/// legend entry; on a linear or a log y axis.
+fn draw_lines<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
     series: &[Series],
     plotted: &Plotted,
     reference: Option<(f64, &str)>,
@@ -270,45 +285,6 @@ fn draw_lines<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Writes an SVG and a PNG of the same figure (`stem.svg`, `stem.png`); returns both paths and
-/// what `draw` returned for the SVG.
-fn both_formats<T>(
-    stem: &Path,
-    size: (u32, u32),
-    draw: impl Fn(&DrawingArea<SVGBackend, plotters::coord::Shift>) -> Result<T>,
-    draw_png: impl Fn(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<T>,
-) -> Result<(Vec<PathBuf>, T)> {
-    ensure_font()?;
-    let svg = stem.with_extension("svg");
-    let png = stem.with_extension("png");
-    let tmp = |p: &Path| {
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        p.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
-    };
-    let (svg_tmp, png_tmp) = (tmp(&svg), tmp(&png));
-    let result = {
-        let root = SVGBackend::new(&svg_tmp, size).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_error)?;
-        let r = draw(&root)?;
-        root.present().map_err(plot_error)?;
-        r
-    };
-    {
-        let root = BitMapBackend::new(&png_tmp, size).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_error)?;
-        draw_png(&root)?;
-        root.present().map_err(plot_error)?;
-    }
-    for (from, to) in [(&svg_tmp, &svg), (&png_tmp, &png)] {
-        std::fs::rename(from, to)
-            .map_err(|e| Error::io(format!("renaming to {}", to.display()), e))?;
-    }
-    Ok((vec![svg, png], result))
-}
-
 fn diagnostics_draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
@@ -325,13 +301,12 @@ fn diagnostics_draw<DB: DrawingBackend>(
         .enumerate()
     {
         let series: Vec<Series> = runs.iter().map(|r| r.series(name)).collect();
-        let clip = (name == "train_r2").then_some((-1.0, 1.0));
         let y_name = if name == "train_r2" {
-            "train R² (clipped to [-1, 1])"
+            "train R²"
         } else {
             name
         };
-        plotted.push(panel(area, name, y_name, &series, None, clip, i == 0)?);
+        plotted.push(panel(area, name, y_name, &series, None, None, i == 0)?);
     }
     Ok(plotted)
 }
@@ -425,22 +400,35 @@ pub fn labels_by_tolerance(
     Ok(files)
 }
 
-/// One panel of the R² grid: a cell's label and its runs.
-pub struct CellCurves {
+/// The smallest excess MSE drawn: runs started at the OLS solution can end a hair below its loss.
+pub const EXCESS_FLOOR: f64 = 1e-12;
+
+/// One panel of the excess-MSE grid: a cell's label, one line per run (`(epoch, excess)`, the
+/// excess floored at [`EXCESS_FLOOR`]) and its `converge_tol`.
+pub struct ExcessCell {
     pub label: String,
-    pub runs: Vec<RunCurves>,
-    pub ols_r2: f64,
+    pub runs: Vec<Series>,
+    pub converge_tol: f64,
 }
 
-fn r2_grid_draw<DB: DrawingBackend>(
+fn excess_grid_draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
-    cells: &[CellCurves],
+    cells: &[ExcessCell],
     columns: usize,
 ) -> Result<()> {
     let (head, body) = root.split_vertically(44);
     head.draw_text(title, &("sans-serif", 22).into_text_style(&head), (16, 12))
         .map_err(plot_error)?;
+    // One y range for every panel, so that cells compare at a glance.
+    let values = cells
+        .iter()
+        .flat_map(|c| c.runs.iter().flat_map(|s| s.points.iter().map(|p| p.1)))
+        .chain(cells.iter().map(|c| c.converge_tol))
+        .filter(|v| v.is_finite() && *v > 0.0);
+    let shared = values.fold(None, |acc: Option<(f64, f64)>, v| {
+        Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))))
+    });
     let rows = cells.len().div_ceil(columns);
     for (i, (area, cell)) in body
         .split_evenly((rows, columns))
@@ -448,23 +436,22 @@ fn r2_grid_draw<DB: DrawingBackend>(
         .zip(cells)
         .enumerate()
     {
-        let series: Vec<Series> = cell.runs.iter().map(|r| r.series("train_r2")).collect();
-        let reference = Some((cell.ols_r2, "OLS R²"));
         panel(
             area,
             &cell.label,
-            "train R² (clipped to [-1, 1])",
-            &series,
-            reference,
-            Some((-1.0, 1.0)),
+            "excess MSE over OLS (MSE / OLS - 1)",
+            &cell.runs,
+            Some((cell.converge_tol, "converge_tol: converged below")),
+            shared,
             i == 0,
         )?;
     }
     Ok(())
 }
 
-/// Train R² against epoch for every cell, one panel per cell, the OLS R² as a black line.
-pub fn r2_grid(stem: &Path, title: &str, cells: &[CellCurves]) -> Result<Vec<PathBuf>> {
+/// The excess train MSE over the OLS MSE against epoch for every cell, one panel per cell on one
+/// shared log axis, `converge_tol` as a black line.
+pub fn excess_grid(stem: &Path, title: &str, cells: &[ExcessCell]) -> Result<Vec<PathBuf>> {
     let columns = if cells.len() <= 4 {
         cells.len().max(1)
     } else if cells.len() <= 9 {
@@ -477,8 +464,8 @@ pub fn r2_grid(stem: &Path, title: &str, cells: &[CellCurves]) -> Result<Vec<Pat
     let (files, ()) = both_formats(
         stem,
         size,
-        |r| r2_grid_draw(r, title, cells, columns),
-        |r| r2_grid_draw(r, title, cells, columns),
+        |r| excess_grid_draw(r, title, cells, columns),
+        |r| excess_grid_draw(r, title, cells, columns),
     )?;
     Ok(files)
 }

@@ -1,13 +1,13 @@
 //! Which figures a results folder gets and where their data comes from: every run's curves
 //! from `epochs.parquet`, cells from `runs.parquet`, the ablation's factors from the config in
-//! the tables' metadata; `sweep plot` draws one run, one cell or the R² grid on request.
+//! the tables' metadata; `sweep plot` draws one run, one cell or the excess-MSE grid on request.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use super::draw::{self, CellCurves, RunCurves};
+use super::draw::{self, ExcessCell, RunCurves, Series, EXCESS_FLOOR};
 use super::{require, row_key, value_text, varying_columns};
 use crate::config::display_value;
 use crate::error::{Error, Result};
@@ -25,11 +25,13 @@ pub fn read_curves(dir: &Path) -> Result<BTreeMap<String, RunCurves>> {
         .collect())
 }
 
-/// A cell of the sweep as the report sees it: its label, its runs (with seed labels), its OLS R².
+/// A cell of the sweep as the report sees it: its label, its runs (with seed labels), their OLS
+/// MSE (each run's own data set), and its `converge_tol`.
 struct Cell {
     label: String,
     run_ids: Vec<(String, String)>,
-    ols_r2: f64,
+    ols_mse: Vec<f64>,
+    converge_tol: f64,
 }
 
 fn cells(runs: &DataFrame, keys: &[String]) -> Vec<Cell> {
@@ -41,17 +43,38 @@ fn cells(runs: &DataFrame, keys: &[String]) -> Vec<Cell> {
             Some(k) if k == "scenario" => value_text(runs, k, i),
             Some(_) => row_key(runs, keys, i),
         };
+        // Runs of several data realizations pool in a cell: their labels say which.
+        let realizations = runs
+            .column("data_seed")
+            .is_ok_and(|c| c.n_unique().unwrap_or(1) > 1);
         let run = (
             value_text(runs, "run_id", i),
-            format!("seed {}", value_text(runs, "seed", i)),
+            if realizations {
+                format!(
+                    "seed {}, data {}",
+                    value_text(runs, "seed", i),
+                    value_text(runs, "data_seed", i)
+                )
+            } else {
+                format!("seed {}", value_text(runs, "seed", i))
+            },
         );
-        let ols_r2 = value_text(runs, "ols_r2", i).parse().unwrap_or(f64::NAN);
+        let number = |column: &str| value_text(runs, column, i).parse().unwrap_or(f64::NAN);
+        let ols_mse = runs
+            .column("ols_mse")
+            .ok()
+            .and_then(|c| c.f64().ok().and_then(|v| v.get(i)))
+            .unwrap_or(f64::NAN);
         match cells.iter_mut().find(|c| c.label == label) {
-            Some(c) => c.run_ids.push(run),
+            Some(c) => {
+                c.run_ids.push(run);
+                c.ols_mse.push(ols_mse);
+            }
             None => cells.push(Cell {
                 label,
                 run_ids: vec![run],
-                ols_r2,
+                ols_mse: vec![ols_mse],
+                converge_tol: number("converge_tol"),
             }),
         }
     }
@@ -69,14 +92,40 @@ fn curves_of(all: &BTreeMap<String, RunCurves>, runs: &[(String, String)]) -> Ve
         .collect()
 }
 
-/// The panels of the R² grid, one per cell.
-fn grid_cells(cells: &[Cell], curves: &BTreeMap<String, RunCurves>) -> Vec<CellCurves> {
+/// The panels of the excess-MSE grid, one per cell: each run's train MSE over its OLS MSE,
+/// minus 1, floored at [`EXCESS_FLOOR`] (not finite for a diverged epoch, which is not drawn).
+fn excess_cells(cells: &[Cell], curves: &BTreeMap<String, RunCurves>) -> Vec<ExcessCell> {
     cells
         .iter()
-        .map(|c| CellCurves {
+        .map(|c| ExcessCell {
             label: c.label.clone(),
-            runs: curves_of(curves, &c.run_ids),
-            ols_r2: c.ols_r2,
+            runs: c
+                .run_ids
+                .iter()
+                .zip(&c.ols_mse)
+                .filter_map(|((id, label), ols)| {
+                    curves.get(id).map(|r| Series {
+                        label: label.clone(),
+                        points: r
+                            .epoch
+                            .iter()
+                            .zip(&r.train_mse)
+                            .map(|(e, mse)| {
+                                let excess = mse / ols - 1.0;
+                                (
+                                    *e,
+                                    if excess.is_finite() {
+                                        excess.max(EXCESS_FLOOR)
+                                    } else {
+                                        f64::NAN
+                                    },
+                                )
+                            })
+                            .collect(),
+                    })
+                })
+                .collect(),
+            converge_tol: c.converge_tol,
         })
         .collect()
 }
@@ -111,7 +160,7 @@ fn factor_values(dir: &Path) -> Result<Vec<(String, String)>> {
         .collect())
 }
 
-/// Draws the figures the report links: R² by cell, and the diagnostics of the key cells (per
+/// Draws the figures the report links: the excess MSE over OLS by cell, and the diagnostics of the key cells (per
 /// context, all fixes on and all fixes off; else every scenario; else the first and last cell).
 pub(super) fn report_figures(
     dir: &Path,
@@ -128,14 +177,14 @@ pub(super) fn report_figures(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut written = Vec::new();
-    let grid: Vec<CellCurves> = grid_cells(&cells, &curves);
-    let files = draw::r2_grid(
-        &fig_dir.join("r2_by_cell"),
-        &format!("{name}: train R² by cell"),
+    let grid = excess_cells(&cells, &curves);
+    let files = draw::excess_grid(
+        &fig_dir.join("excess_by_cell"),
+        &format!("{name}: excess train MSE over OLS by cell"),
         &grid,
     )?;
     written.push((
-        "train R² against epoch, every cell".to_string(),
+        "excess train MSE over OLS against epoch, every cell (log axis)".to_string(),
         files[1].clone(),
     ));
 
@@ -238,6 +287,10 @@ pub fn plot(dir: &Path, run: Option<&str>, cell: &[String]) -> Result<Vec<PathBu
     }
     let summary = require(dir, "summary.parquet")?;
     let keys = varying_columns(&summary);
-    let grid: Vec<CellCurves> = grid_cells(&cells(&runs, &keys), &curves);
-    draw::r2_grid(&fig_dir.join("r2_by_cell"), "train R² by cell", &grid)
+    let grid = excess_cells(&cells(&runs, &keys), &curves);
+    draw::excess_grid(
+        &fig_dir.join("excess_by_cell"),
+        "excess train MSE over OLS by cell",
+        &grid,
+    )
 }

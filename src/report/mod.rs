@@ -4,6 +4,7 @@
 //! or Markdown; `run_summary` is what `sweep run` prints when it finishes. Everything here reads
 //! Parquet files only, so it works on any results folder, however old.
 
+mod canvas;
 mod draw;
 mod figures;
 mod paper;
@@ -15,7 +16,8 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 pub use draw::{
-    diagnostics, r2_grid, use_log, CellCurves, Plotted, RunCurves, Series, DIAGNOSTICS,
+    diagnostics, excess_grid, use_log, ExcessCell, Plotted, RunCurves, Series, DIAGNOSTICS,
+    EXCESS_FLOOR,
 };
 pub use figures::{plot, read_curves};
 pub use paper::{escape, tabular};

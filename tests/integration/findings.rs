@@ -505,17 +505,12 @@ fn plotted_series_equal_the_epochs_table_and_the_svg_is_well_formed() {
     assert_eq!(files.len(), 2);
     let table = epochs_values(&out, &run_id, "weight_norm");
     assert_eq!(table.len(), 12);
-    let log = sweep::report::use_log(table.iter().copied());
+    // The values themselves are plotted (a log axis, when there is one, is the axis's business).
     let series = &plotted[0][0];
     assert_eq!(series.len(), table.len());
     for ((i, (x, y)), v) in series.iter().enumerate().zip(&table) {
         assert_eq!(*x, (i + 1) as f64);
-        let expected = if log { v.log10() } else { *v };
-        assert!(
-            (y - expected).abs() <= 1e-12 * expected.abs().max(1.0),
-            "epoch {}: {y} vs {expected}",
-            i + 1
-        );
+        assert_eq!(y.to_bits(), v.to_bits(), "epoch {}: {y} vs {v}", i + 1);
     }
 
     let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
@@ -593,10 +588,27 @@ fn report_writes_markdown_with_verdict_and_figures() {
     );
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
-        md.contains("## Verdict") && md.contains("figures/r2_by_cell.png"),
+        md.contains("## Verdict") && md.contains("figures/excess_by_cell.png"),
         "{md}"
     );
-    assert!(out.join("figures/r2_by_cell.svg").exists());
+    assert!(out.join("figures/excess_by_cell.svg").exists());
+    // The excess figure: a real log axis (ticks at powers of ten), the tolerance line labelled.
+    let excess = std::fs::read_to_string(out.join("figures/excess_by_cell.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&excess).expect("well-formed SVG");
+    let texts: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .collect();
+    assert!(texts.iter().any(|t| t.ends_with("(log axis)")), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t.starts_with("1e-") || t == "1e0"),
+        "ticks at powers of ten: {texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("converge_tol")),
+        "the tolerance line is labelled"
+    );
     // The labels against converge_tol, one panel per context and fix.
     let svg = std::fs::read_to_string(out.join("figures/verdict_by_tolerance.svg")).unwrap();
     assert!(svg.contains("converge_tol") && svg.contains("whiten") && svg.contains("clip"));
