@@ -45,6 +45,11 @@ VERDICT = {"data_seed": I64, "pooled": BOOL, "factor": STR, "label": STR, "all_o
            "all_on_excess_mse_max": F64, "one_off_excess_mse_median": F64, "one_off_excess_mse_min": F64,
            "one_off_excess_mse_max": F64, "tol_low": F64, "tol_high": F64, "fragile": BOOL,
            "realizations_agree": BOOL}
+# effects.parquet and paths.parquet (with [ablation]): the context keys, then these columns.
+EFFECTS = {"pooled": BOOL, "data_seed": I64, "complete": BOOL, "response": STR, "term": STR, "effect": F64,
+           "variance_share": F64, "ci_low": F64, "ci_high": F64}
+PATHS = {"pooled": BOOL, "data_seed": I64, "response": STR, "direction": STR, "step": I64, "factor": STR,
+         "value": F64}
 # Plain or large strings (never string_view, which pyarrow < 16 cannot read) and signed 64-bit integers.
 ARROW = {STR: (pa.string(), pa.large_string()), I64: (pa.int64(),), F64: (pa.float64(),), BOOL: (pa.bool_(),)}
 DUCK = {STR: ("VARCHAR",), I64: ("BIGINT",), F64: ("DOUBLE",), BOOL: ("BOOLEAN",)}
@@ -80,16 +85,18 @@ def main(folder: Path) -> int:
     runs_in_cells = duckdb.sql(f"SELECT sum(n_runs) FROM read_parquet('{summary}')").fetchall()[0][0]
     if runs_in_cells != heights["runs"]:
         failures.append(f"summary: cells hold {runs_in_cells} runs, runs.parquet has {heights['runs']}")
-    verdict = folder / "verdict.parquet"
-    if verdict.exists():
-        arrow = pq.read_table(verdict)
+    for table, columns in (("verdict", VERDICT), ("effects", EFFECTS), ("paths", PATHS)):
+        path = folder / f"{table}.parquet"
+        if not path.exists():
+            continue
+        arrow = pq.read_table(path)
         names = list(arrow.schema.names)
-        if names[-len(VERDICT):] != list(VERDICT):
-            failures.append(f"verdict: columns {names} do not end with the documented {list(VERDICT)}")
-        for name, kind in VERDICT.items():
+        if names[-len(columns):] != list(columns):
+            failures.append(f"{table}: columns {names} do not end with the documented {list(columns)}")
+        for name, kind in columns.items():
             if name in names and arrow.schema.field(name).type not in ARROW[kind]:
-                failures.append(f"verdict.{name}: pyarrow type {arrow.schema.field(name).type}, expected {kind}")
-        heights["verdict"] = arrow.num_rows
+                failures.append(f"{table}.{name}: pyarrow type {arrow.schema.field(name).type}, expected {kind}")
+        heights[table] = arrow.num_rows
     for f in failures:
         print("FAIL", f)
     print(f"check_tables: {len(heights)} tables, {sum(heights.values())} rows, {len(failures)} problems")

@@ -34,6 +34,19 @@ pub fn cell_label(sweep: &Sweep, settings: &TrainSettings) -> String {
     }
 }
 
+/// A context's label: its values on the context keys.
+fn cell_label_of_context(sweep: &Sweep, settings: &TrainSettings) -> String {
+    context_keys(sweep)
+        .iter()
+        .filter_map(|k| {
+            settings
+                .value_of(k)
+                .map(|v| format!("{k}={}", display_value(&v)))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The short summary printed at the end of `sweep run`.
 pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
     let tables = &result.tables;
@@ -56,6 +69,13 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
                 ablation.converge_high,
                 ablation.converge_low,
                 text(&df)
+            );
+        }
+        if !tables.effects.is_empty() {
+            s += &format!(
+                "\neffects on log10 excess MSE (effect [95% bootstrap interval]; negative: the fix lowers the excess; \
+                 effects.parquet has every response and term):\n{}",
+                crate::results::reading(&tables.effects, |c| cell_label_of_context(sweep, c))
             );
         }
     }

@@ -29,6 +29,8 @@ const TABLES: &[&str] = &[
     "epochs.parquet",
     "summary.parquet",
     "verdict.parquet",
+    "effects.parquet",
+    "paths.parquet",
     "scenarios.parquet",
     "reference.parquet",
 ];

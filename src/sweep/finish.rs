@@ -11,7 +11,7 @@ use super::{context_keys, table_metadata};
 use crate::config::Sweep;
 use crate::error::{Error, Result};
 use crate::preprocess::Prepare;
-use crate::results::{self, RunRow, ScenarioRow, SummaryRow, VerdictRow};
+use crate::results::{self, EffectRow, PathRow, RunRow, ScenarioRow, SummaryRow, VerdictRow};
 use crate::train::EpochStats;
 
 /// The tables of a finished sweep, in run order.
@@ -20,6 +20,9 @@ pub struct Tables {
     pub epochs: Vec<(String, Vec<EpochStats>)>,
     pub summary: Vec<SummaryRow>,
     pub verdict: Vec<VerdictRow>,
+    /// The factorial effects and ablation paths of the fixes (with `[ablation]`).
+    pub effects: Vec<EffectRow>,
+    pub paths: Vec<PathRow>,
     pub scenarios: Vec<ScenarioRow>,
 }
 
@@ -48,12 +51,21 @@ impl Tables {
             .as_ref()
             .map(|a| results::verdict(a, &summary, &rows))
             .unwrap_or_default();
+        let (effects, paths) = match &sweep.ablation {
+            Some(a) => (
+                results::effects(a, &rows, sweep.seed, results::BOOTSTRAP_SAMPLES),
+                results::paths(a, &rows),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
         let scenarios = results::evaluate_all(&sweep.scenarios, &rows);
         Ok(Tables {
             rows,
             epochs,
             summary,
             verdict,
+            effects,
+            paths,
             scenarios,
         })
     }
@@ -92,8 +104,13 @@ impl Tables {
             ),
         ];
         if sweep.ablation.is_some() {
-            let frame = results::verdict_frame(&self.verdict, &context_keys(sweep))?;
+            let keys = context_keys(sweep);
+            let frame = results::verdict_frame(&self.verdict, &keys)?;
             tables.push(("verdict.parquet", frame, &meta));
+            let frame = results::effects_frame(&self.effects, &keys)?;
+            tables.push(("effects.parquet", frame, &meta));
+            let frame = results::paths_frame(&self.paths, &keys)?;
+            tables.push(("paths.parquet", frame, &meta));
         }
         if !self.scenarios.is_empty() {
             let frame = results::scenarios_frame(&self.scenarios)?;

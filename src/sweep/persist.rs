@@ -30,6 +30,8 @@ pub const TABLES: &[&str] = &[
     "summary.parquet",
     "reference.parquet",
     "verdict.parquet",
+    "effects.parquet",
+    "paths.parquet",
     "scenarios.parquet",
     "timing.toml",
     "report.md",

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod config;
 mod config_props;
+mod effects;
 mod findings;
 mod numerics;
 mod reference;

@@ -77,7 +77,7 @@ fn a_folder_reproduces_and_a_changed_value_is_named() {
     let folder = out.to_str().unwrap();
     let (code, text, err) = reproduce(&[folder]);
     assert_eq!(code, Some(0), "{text}{err}");
-    for table in ["runs", "epochs", "summary", "verdict", "reference"] {
+    for table in ["runs", "epochs", "summary", "verdict", "effects", "paths", "reference"] {
         assert!(
             text.contains(&format!("{table}.parquet")) && !text.contains("DIFFERS"),
             "{text}"
@@ -85,8 +85,8 @@ fn a_folder_reproduces_and_a_changed_value_is_named() {
     }
     assert_eq!(
         text.matches("identical").count(),
-        6,
-        "five tables and the end line: {text}"
+        8,
+        "seven tables and the end line: {text}"
     );
 
     // One value changed in a copy: exit 4, naming the table, the column and the row count.
@@ -97,7 +97,7 @@ fn a_folder_reproduces_and_a_changed_value_is_named() {
     assert_eq!(code, Some(4), "{text}");
     assert!(
         text.contains("runs.parquet         DIFFERS in 1: final_train_r2 (1 rows")
-            && text.contains("not reproduced: 1 of 5"),
+            && text.contains("not reproduced: 1 of 7"),
         "{text}"
     );
     // The provenance of both sides is printed when a table differs.
