@@ -169,7 +169,7 @@ fn log_tick(v: f64) -> String {
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
-    y_name: &str,
+    (x_name, y_name): (&str, &str),
     series: &[Series],
     reference: Option<(f64, &str)>,
     y_range: Option<(f64, f64)>,
@@ -212,7 +212,7 @@ fn panel<DB: DrawingBackend>(
             let mut chart = $chart;
             chart
                 .configure_mesh()
-                .x_desc("epoch")
+                .x_desc(x_name)
                 .y_desc(y_desc.as_str())
                 .x_labels(6)
                 .y_labels(6)
@@ -306,7 +306,15 @@ fn diagnostics_draw<DB: DrawingBackend>(
         } else {
             name
         };
-        plotted.push(panel(area, name, y_name, &series, None, None, i == 0)?);
+        plotted.push(panel(
+            area,
+            name,
+            ("epoch", y_name),
+            &series,
+            None,
+            None,
+            i == 0,
+        )?);
     }
     Ok(plotted)
 }
@@ -439,7 +447,7 @@ fn excess_grid_draw<DB: DrawingBackend>(
         panel(
             area,
             &cell.label,
-            "excess MSE over OLS (MSE / OLS - 1)",
+            ("epoch", "excess MSE over OLS (MSE / OLS - 1)"),
             &cell.runs,
             Some((cell.converge_tol, "converge_tol: converged below")),
             shared,
@@ -466,6 +474,52 @@ pub fn excess_grid(stem: &Path, title: &str, cells: &[ExcessCell]) -> Result<Vec
         size,
         |r| excess_grid_draw(r, title, cells, columns),
         |r| excess_grid_draw(r, title, cells, columns),
+    )?;
+    Ok(files)
+}
+
+/// One panel of the ablation-path figure: a context and its forward and backward paths as
+/// `(step, log10 excess MSE)`, each labelled with its order of factors.
+pub struct PathPanel {
+    pub title: String,
+    pub paths: Vec<Series>,
+}
+
+fn paths_draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    panels: &[PathPanel],
+    columns: usize,
+) -> Result<()> {
+    let (head, body) = root.split_vertically(44);
+    head.draw_text(title, &("sans-serif", 22).into_text_style(&head), (16, 12))
+        .map_err(plot_error)?;
+    let rows = panels.len().div_ceil(columns);
+    for (area, p) in body.split_evenly((rows, columns)).iter().zip(panels) {
+        panel(
+            area,
+            &p.title,
+            ("step (factors switched)", "log10 excess MSE over OLS"),
+            &p.paths,
+            None,
+            None,
+            true,
+        )?;
+    }
+    Ok(())
+}
+
+/// The ablation paths of every context, one panel each: forward from all off, backward from
+/// all on, the factor order in the legend.
+pub fn ablation_paths(stem: &Path, title: &str, panels: &[PathPanel]) -> Result<Vec<PathBuf>> {
+    let columns = panels.len().clamp(1, 3);
+    let rows = panels.len().div_ceil(columns).max(1) as u32;
+    let size = (600 * columns as u32, 44 + 360 * rows);
+    let (files, ()) = both_formats(
+        stem,
+        size,
+        |r| paths_draw(r, title, panels, columns),
+        |r| paths_draw(r, title, panels, columns),
     )?;
     Ok(files)
 }

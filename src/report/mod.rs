@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 pub use draw::{
-    diagnostics, excess_grid, use_log, ExcessCell, Plotted, RunCurves, Series, DIAGNOSTICS,
-    EXCESS_FLOOR,
+    ablation_paths, diagnostics, excess_grid, use_log, ExcessCell, PathPanel, Plotted, RunCurves,
+    Series, DIAGNOSTICS, EXCESS_FLOOR,
 };
 pub use figures::{plot, read_curves};
 pub use paper::{escape, tabular};
@@ -181,6 +181,27 @@ pub fn report(dir: &Path) -> Result<String> {
 
     let mut figures = figures::report_figures(dir, &runs, &keys)?;
     figures.extend(tolerance_figure(dir, saved.as_ref())?);
+    figures.extend(paths_figure(dir, saved.as_ref())?);
+    if let Some((sweep, tables)) = &saved {
+        if !tables.effects.is_empty() {
+            let reading = crate::results::reading(&tables.effects, |c| {
+                crate::sweep::context_keys(sweep)
+                    .iter()
+                    .filter_map(|k| {
+                        c.value_of(k)
+                            .map(|v| format!("{k}={}", crate::config::display_value(&v)))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            });
+            report.section(
+                format!(
+                    "\neffects on log10 excess MSE (effect [95% bootstrap interval]):\n{reading}"
+                ),
+                format!("\n## Effects\n\n{EFFECTS_NOTE}\n\n```\n{reading}```\n"),
+            );
+        }
+    }
     report.md += "\n## Figures\n\n";
     for (title, path) in &figures {
         let rel = path.strip_prefix(dir).unwrap_or(path);
@@ -214,6 +235,78 @@ pub fn report(dir: &Path) -> Result<String> {
         dir.join("tables").display()
     );
     Ok(report.text)
+}
+
+const EFFECTS_NOTE: &str = "Factorial effects on log10 of the excess train MSE over OLS (lower is better; a fix \
+    \"on\" is +1): the mean over the cells where the term's +-1 contrast is +1 minus the mean where it is -1, with \
+    95% bootstrap intervals (seeds resampled jointly across the cells). Listed: the factors whose interval excludes \
+    zero; for each pair, synergistic (negative two-way effect: better together than the sum of its parts), redundant \
+    (positive: either suffices) or additive (interval contains zero). `effects.parquet` holds every response and term, \
+    `paths.parquet` the ablation paths.";
+
+/// The forward and backward ablation paths of every context (the pooled designs when there are
+/// several realizations), one panel each.
+fn paths_figure(
+    dir: &Path,
+    saved: Option<&(crate::config::Sweep, crate::sweep::Tables)>,
+) -> Result<Option<(String, PathBuf)>> {
+    let Some((sweep, tables)) = saved else {
+        return Ok(None);
+    };
+    if tables.paths.is_empty() {
+        return Ok(None);
+    }
+    let any_pooled = tables.paths.iter().any(|p| p.pooled);
+    let keys = crate::sweep::context_keys(sweep);
+    let mut panels: Vec<PathPanel> = Vec::new();
+    for p in tables.paths.iter().filter(|p| p.pooled == any_pooled) {
+        let context: Vec<String> = keys
+            .iter()
+            .filter_map(|k| {
+                p.context
+                    .value_of(k)
+                    .map(|v| format!("{k}={}", crate::config::display_value(&v)))
+            })
+            .chain(p.data_seed.map(|s| format!("data_seed={s}")))
+            .collect();
+        let title = if context.is_empty() {
+            "all runs".to_string()
+        } else {
+            context.join(" ")
+        };
+        if panels.last().is_none_or(|last| last.title != title) {
+            panels.push(PathPanel {
+                title: title.clone(),
+                paths: Vec::new(),
+            });
+        }
+        let panel = panels.last_mut().expect("just pushed");
+        if p.step == 0 {
+            panel.paths.push(Series {
+                label: p.direction.to_string(),
+                points: Vec::new(),
+            });
+        }
+        let series = panel.paths.last_mut().expect("a path starts at step 0");
+        if let Some(f) = &p.factor {
+            let sign = if p.direction == "forward" { "+" } else { "-" };
+            series.label += &format!(" {sign}{f}");
+        }
+        series.points.push((f64::from(p.step), p.value));
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let files = ablation_paths(
+        &dir.join("figures").join("ablation_paths"),
+        &format!("{name}: ablation paths on log10 excess MSE"),
+        &panels,
+    )?;
+    Ok(Some((
+        "ablation paths: forward from all fixes off, backward from all on".to_string(),
+        files[1].clone(),
+    )))
 }
 
 /// The verdict's labels against `converge_tol` (log axis, 1e-4 to 1), recomputed from the saved

@@ -77,7 +77,15 @@ fn a_folder_reproduces_and_a_changed_value_is_named() {
     let folder = out.to_str().unwrap();
     let (code, text, err) = reproduce(&[folder]);
     assert_eq!(code, Some(0), "{text}{err}");
-    for table in ["runs", "epochs", "summary", "verdict", "effects", "paths", "reference"] {
+    for table in [
+        "runs",
+        "epochs",
+        "summary",
+        "verdict",
+        "effects",
+        "paths",
+        "reference",
+    ] {
         assert!(
             text.contains(&format!("{table}.parquet")) && !text.contains("DIFFERS"),
             "{text}"
