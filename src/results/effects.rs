@@ -12,9 +12,10 @@
 //!
 //! Responses: `log10_excess_mse` (excess floored at 1e-12; a diverged or failed run counts as
 //! 1e12, i.e. 12), `final_train_r2` (floored at -1000; diverged or failed runs at -1000),
-//! `converged` (Jeffreys-smoothed cell fractions `(k + 1/2) / (n + 1)`, so 0 of 5 and 5 of 5 do not
-//! give zero-width intervals) and `epochs_to_converge` (censored at `epochs` for runs that never
-//! converge).
+//! `converged` (Jeffreys-smoothed cell fractions `(k + 1/2) / (n + 1)`; in the bootstrap each
+//! resampled cell's fraction is drawn from its Jeffreys posterior `Beta(k + 1/2, n - k + 1/2)`, so a
+//! cell converging in 0 of 5 or 5 of 5 seeds does not give a zero-width interval) and
+//! `epochs_to_converge` (censored at `epochs` for runs that never converge).
 
 use polars::prelude::*;
 use rand::RngExt;
@@ -302,7 +303,22 @@ fn bootstrap(
             continue;
         }
         for (r, name) in RESPONSES.iter().enumerate() {
-            let means: Vec<f64> = resampled.iter().map(|c| cell_mean(name, c)).collect();
+            let means: Vec<f64> = if *name == "converged" {
+                // A cell converging in 0 or all of its seeds does so in every resample: its
+                // fraction is drawn from its Jeffreys posterior Beta(k + 1/2, n - k + 1/2) instead.
+                resampled
+                    .iter()
+                    .map(|c| {
+                        let n = c.len() as f64;
+                        let k: f64 = c.iter().map(|run| response(name, run)).sum();
+                        let beta =
+                            rand_distr::Beta::new(k + 0.5, n - k + 0.5).expect("positive shapes");
+                        rand_distr::Distribution::sample(&beta, &mut rng)
+                    })
+                    .collect()
+            } else {
+                resampled.iter().map(|c| cell_mean(name, c)).collect()
+            };
             for (t, e) in factorial_effects(&means).into_iter().enumerate() {
                 draws[r][t].push(e);
             }

@@ -169,6 +169,15 @@ fn effects_of_hand_made_factorials_have_their_known_values() {
         );
     }
 
+    // No run converges anywhere (0 of 4 in every cell): the Jeffreys-smoothed fractions still give
+    // intervals of non-zero width, around a zero effect.
+    let all = results::effects(&ablation3(), &runs(|x| x[0], None), 7, 400);
+    for r in all.iter().filter(|r| r.response == "converged") {
+        let (low, high) = (r.ci_low.unwrap(), r.ci_high.unwrap());
+        assert!(low < 0.0 && 0.0 < high, "{}: [{low}, {high}]", r.term);
+        assert!(r.effect.unwrap().abs() < 1e-15);
+    }
+
     // A cell without runs: incomplete, effects null, said so.
     let rows = runs(|x| x[0], Some(0));
     let all = results::effects(&ablation3(), &rows, 7, 100);
