@@ -48,7 +48,7 @@ VERDICT = {"data_seed": I64, "pooled": BOOL, "factor": STR, "label": STR, "all_o
 # effects.parquet and paths.parquet (with [ablation]): the context keys, then these columns.
 EFFECTS = {"pooled": BOOL, "data_seed": I64, "complete": BOOL, "response": STR, "term": STR, "effect": F64,
            "variance_share": F64, "ci_low": F64, "ci_high": F64}
-PATHS = {"pooled": BOOL, "data_seed": I64, "response": STR, "direction": STR, "step": I64, "factor": STR,
+PATHS = {"data_seed": I64, "pooled": BOOL, "response": STR, "direction": STR, "step": I64, "factor": STR,
          "value": F64}
 # Plain or large strings (never string_view, which pyarrow < 16 cannot read) and signed 64-bit integers.
 ARROW = {STR: (pa.string(), pa.large_string()), I64: (pa.int64(),), F64: (pa.float64(),), BOOL: (pa.bool_(),)}

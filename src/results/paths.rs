@@ -103,8 +103,8 @@ pub fn paths_frame(rows: &[PathRow], context_keys: &[&str]) -> Result<DataFrame>
     let contexts: Vec<&TrainSettings> = rows.iter().map(|r| &r.context).collect();
     let mut columns = settings_columns(&contexts, |k| context_keys.contains(&k));
     columns.extend([
-        col("pooled", rows, |r| r.pooled),
         col("data_seed", rows, |r| r.data_seed.map(int)),
+        col("pooled", rows, |r| r.pooled),
         col("response", rows, |_| PATH_RESPONSE),
         col("direction", rows, |r| r.direction),
         col("step", rows, |r| int(r.step)),
