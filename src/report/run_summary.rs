@@ -88,8 +88,15 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
         }
     }
     let count = |st: Status| tables.rows.iter().filter(|r| r.status == st).count();
+    let mut written = vec!["runs", "epochs", "summary", "reference"];
+    if sweep.ablation.is_some() {
+        written.extend(["verdict", "effects", "paths"]);
+    }
+    if !tables.scenarios.is_empty() {
+        written.push("scenarios");
+    }
     s += &format!(
-        "\n{} runs{}: {} converged, {} not converged, {} diverged, {} failed; wall time {:.1} s\nwrote {}/{{runs,epochs,summary,reference}}.parquet\n",
+        "\n{} runs{}: {} converged, {} not converged, {} diverged, {} failed; wall time {:.1} s\nwrote {}/{{{}}}.parquet\n",
         tables.rows.len(),
         if result.resumed > 0 { format!(" ({} resumed from an earlier run)", result.resumed) } else { String::new() },
         count(Status::Converged),
@@ -97,7 +104,8 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
         count(Status::Diverged),
         count(Status::Failed),
         result.wall.as_secs_f64(),
-        out.display()
+        out.display(),
+        written.join(",")
     );
     s
 }
