@@ -496,13 +496,16 @@ fn paths_draw<DB: DrawingBackend>(
         .map_err(plot_error)?;
     let rows = panels.len().div_ceil(columns);
     for (area, p) in body.split_evenly((rows, columns)).iter().zip(panels) {
+        // The values are log10 already: a linear axis that includes 0 (an excess of 100%).
+        let values = p.paths.iter().flat_map(|s| s.points.iter().map(|q| q.1));
+        let range = values.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
         panel(
             area,
             &p.title,
             ("step (factors switched)", "log10 excess MSE over OLS"),
             &p.paths,
             None,
-            None,
+            Some(range),
             true,
         )?;
     }

@@ -36,6 +36,10 @@ struct Cell {
 
 fn cells(runs: &DataFrame, keys: &[String]) -> Vec<Cell> {
     let mut cells: Vec<Cell> = Vec::new();
+    // Runs of several data realizations pool in a cell: their labels say which.
+    let realizations = runs
+        .column("data_seed")
+        .is_ok_and(|c| c.n_unique().unwrap_or(1) > 1);
     for i in 0..runs.height() {
         // A scenario's name says what its cell is; its settings are in the cell table.
         let label = match keys.first() {
@@ -43,10 +47,6 @@ fn cells(runs: &DataFrame, keys: &[String]) -> Vec<Cell> {
             Some(k) if k == "scenario" => value_text(runs, k, i),
             Some(_) => row_key(runs, keys, i),
         };
-        // Runs of several data realizations pool in a cell: their labels say which.
-        let realizations = runs
-            .column("data_seed")
-            .is_ok_and(|c| c.n_unique().unwrap_or(1) > 1);
         let run = (
             value_text(runs, "run_id", i),
             if realizations {

@@ -81,7 +81,11 @@ pub fn number(v: f64) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "$\\infty$" } else { "$-\\infty$" }.into();
     }
-    let exponent = v.abs().log10().floor() as i32;
+    // The exponent after rounding to the significant digits (9999.6 is 1.000e4).
+    let rounded: f64 = format!("{v:.*e}", SIGNIFICANT - 1)
+        .parse()
+        .expect("a number");
+    let exponent = rounded.abs().log10().floor() as i32;
     if (-3..5).contains(&exponent) {
         let decimals = (SIGNIFICANT as i32 - 1 - exponent).max(0) as usize;
         format!("{v:.decimals$}")
@@ -160,6 +164,8 @@ mod tests {
         assert_eq!(number(1.289e-8), "$1.289 \\times 10^{-8}$");
         assert_eq!(number(2.5e6), "$2.500 \\times 10^{6}$");
         assert_eq!(number(f64::NAN), "--");
+        assert_eq!(number(0.99995), "1.000");
+        assert_eq!(number(99999.6), "$1.000 \\times 10^{5}$");
         assert_eq!(
             escape("normalize_target & 100%"),
             "normalize\\_target \\& 100\\%"

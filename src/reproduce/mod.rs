@@ -82,7 +82,17 @@ pub fn reproduce(request: &Request) -> Result<Reproduction> {
         )));
     }
     let (out, temporary) = match &request.out {
-        Some(out) => (out.clone(), false),
+        Some(out) => {
+            let holds = |name: &str| out.join(name).exists();
+            if holds(MANIFEST) || holds(sweep::PARTS) || TABLES.iter().any(|t| holds(t)) {
+                return Err(Error::Usage(format!(
+                    "--out {} already holds a sweep: a reproduction re-runs into a new or empty folder (else it \
+                     would compare saved runs with themselves)",
+                    out.display()
+                )));
+            }
+            (out.clone(), false)
+        }
         None => (temporary_folder(), true),
     };
     let result = rerun_and_compare(&sweep, &hash, &checked, ids.as_ref(), &out, request);
@@ -117,23 +127,18 @@ fn recorded_tables(path: &Path) -> Result<Vec<Recorded>> {
         .map(|f| f.to_string_lossy())
         .unwrap_or_default();
     // A supplement may prefix the names (ablation_runs.parquet): the table is the longest match.
-    let name = [
-        "epochs.parquet",
-        "summary.parquet",
-        "verdict.parquet",
-        "scenarios.parquet",
-        "reference.parquet",
-        "runs.parquet",
-    ]
-    .into_iter()
-    .find(|name| file.ends_with(name))
-    .ok_or_else(|| {
-        Error::Usage(format!(
-            "{} is not a sweep table: give a results folder or a file named like one of {}",
-            path.display(),
-            TABLES.join(", ")
-        ))
-    })?;
+    let mut names: Vec<&'static str> = TABLES.to_vec();
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    let name = names
+        .into_iter()
+        .find(|name| file.ends_with(name))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{} is not a sweep table: give a results folder or a file named like one of {}",
+                path.display(),
+                TABLES.join(", ")
+            ))
+        })?;
     if !path.exists() {
         return Err(Error::Usage(format!("{} does not exist", path.display())));
     }
@@ -167,6 +172,12 @@ fn recorded_sweep(recorded: &[Recorded], data: Option<&Path>) -> Result<(Sweep, 
             )));
         }
     }
+    let recorded_data = read_metadata_value(first, "sweep.data_sha256")?;
+    if data.is_some() && recorded_data.is_none() {
+        return Err(Error::Usage(
+            "--data is for sweeps of a data file, and this one used the built-in generator".into(),
+        ));
+    }
     let cwd = std::env::current_dir().map_err(|e| Error::io("current directory", e))?;
     let overrides: Vec<String> = data
         .map(|d| {
@@ -186,19 +197,13 @@ fn recorded_sweep(recorded: &[Recorded], data: Option<&Path>) -> Result<(Sweep, 
             &hash[..hash.len().min(16)]
         )));
     }
-    let recorded_data = read_metadata_value(first, "sweep.data_sha256")?;
     match (&recorded_data, &sweep.data_sha256) {
-        (None, _) if data.is_some() => {
-            return Err(Error::Usage(
-                "--data is for sweeps of a data file, and this one used the built-in generator".into(),
-            ))
-        }
         (Some(want), got) if got.as_ref() != Some(want) => {
             return Err(Error::Data(format!(
                 "the data file {} has SHA-256 {}, and the tables were made from a file with SHA-256 {want}: \
                  give the original file with --data FILE",
                 data.map_or_else(|| "named in the recorded config".to_string(), |d| d.display().to_string()),
-                got.as_deref().unwrap_or("(unreadable)"),
+                got.as_deref().unwrap_or("(not found or unreadable)"),
             )))
         }
         _ => {}
@@ -251,7 +256,7 @@ fn rerun_and_compare(
     let mut text = format!(
         "reproducing {} (config {}, {} of its runs re-run in {}{})\n",
         request.path.display(),
-        &hash[..16],
+        &hash[..hash.len().min(16)],
         if only_reference { 0 } else { sweep.runs.len() },
         out.display(),
         if request.out.is_none() {
@@ -366,25 +371,37 @@ fn provenance(table: &Recorded, path: &Path, detail: bool) -> Result<String> {
         path.parent()
     };
     let manifest = folder.and_then(|f| sweep::read_manifest(f).ok().flatten());
-    let machine_then = manifest.as_ref().map_or("not recorded".to_string(), |m| {
+    let recorded = |f: fn(&sweep::Manifest) -> String| {
+        manifest
+            .as_ref()
+            .map(f)
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "not recorded".to_string())
+    };
+    // The CPU kind and SIMD level decide the last bits; the host name does not.
+    let machine_then = recorded(|m| {
         if m.cpu.is_empty() {
-            "not recorded".to_string()
+            String::new()
         } else {
-            format!("{} ({}, host {})", m.cpu, m.simd, m.host)
+            format!("{} ({})", m.cpu, m.simd)
         }
     });
     let machine_now = format!(
-        "{} ({}, host {})",
+        "{} ({})",
         crate::cpu_model(),
-        crate::simd::SimdLevel::detect(),
-        crate::host_name()
+        crate::simd::SimdLevel::detect()
     );
     rows.push((
         format!("machine (from {MANIFEST})"),
         machine_then,
         machine_now,
     ));
-    let same = rows.iter().all(|(_, a, b)| a == b);
+    rows.push((
+        "host".to_string(),
+        recorded(|m| m.host.clone()),
+        crate::host_name(),
+    ));
+    let same = rows.iter().all(|(key, a, b)| key == "host" || a == b);
     if same && !detail {
         return Ok(format!(
             "provenance: the same build and machine ({})\n",

@@ -407,7 +407,7 @@ pub fn reading(rows: &[EffectRow], context_label: impl Fn(&TrainSettings) -> Str
             .iter()
             .filter(|r| r.term.matches(':').count() == 1)
             .map(|r| {
-                let kind = match (excludes_zero(r), r.effect.unwrap_or(0.0) < 0.0) {
+                let kind = match (excludes_zero(r), r.ci_high.is_some_and(|h| h < 0.0)) {
                     (true, true) => "synergistic",
                     (true, false) => "redundant",
                     (false, _) => "additive",

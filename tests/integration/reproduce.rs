@@ -129,6 +129,19 @@ fn a_folder_reproduces_and_a_changed_value_is_named() {
         "{text}"
     );
 
+    // A single table of the new kinds, and refusals: an --out that holds a sweep (the recorded
+    // folder itself would compare saved runs with themselves), --data for a generator sweep.
+    let effects = out.join("effects.parquet");
+    let (code, text, err) = reproduce(&[effects.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}{err}");
+    assert!(text.contains("effects.parquet      identical"), "{text}");
+    let (code, _, err) = reproduce(&[folder, "--out", folder]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("already holds a sweep"), "{err}");
+    let (code, _, err) = reproduce(&[folder, "--data", "elsewhere.csv"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("built-in generator"), "{err}");
+
     // A quick check of a few runs.
     let kept = dir.path().join("kept");
     let (code, text, err) = reproduce(&[folder, "--runs", "3", "--out", kept.to_str().unwrap()]);
