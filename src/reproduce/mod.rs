@@ -65,7 +65,20 @@ struct Recorded {
 /// Re-runs and compares; see the module documentation.
 pub fn reproduce(request: &Request) -> Result<Reproduction> {
     let recorded = recorded_tables(&request.path)?;
-    let (sweep, hash) = recorded_sweep(&recorded, request.data.as_deref())?;
+    // A file-backed sweep's data file: given, or where the folder's manifest says it was.
+    let data = request.data.clone().or_else(|| {
+        let folder = if request.path.is_dir() {
+            Some(request.path.as_path())
+        } else {
+            request.path.parent()
+        };
+        folder
+            .and_then(|f| sweep::read_manifest(f).ok().flatten())
+            .and_then(|m| m.data_path)
+            .map(PathBuf::from)
+            .filter(|p| p.exists())
+    });
+    let (sweep, hash) = recorded_sweep(&recorded, data.as_deref())?;
     let ids: Option<BTreeSet<String>> = request.runs.map(|k| {
         let mut ids: Vec<&String> = sweep.runs.iter().map(|r| &r.id).collect();
         ids.sort();

@@ -65,9 +65,12 @@ pub struct Manifest {
     /// The resolved config (absent in folders of older versions).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub config: String,
-    /// SHA-256 of the data file of a file-backed sweep.
+    /// SHA-256 of the data file of a file-backed sweep, and where it was (absolute; the config
+    /// records the path as written, relative to the config's folder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_path: Option<String>,
     /// Other builds allowed to add runs (`--allow-build-change`), in the order they came.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_builds: Vec<String>,
@@ -274,6 +277,15 @@ impl Store {
             shards: shard.map(|s| s.count as u64),
             config: sweep.resolved_toml.clone(),
             data_sha256: sweep.data_sha256.clone(),
+            data_path: match &sweep.data.source {
+                crate::config::DataSource::File { path, .. } => Some(
+                    std::path::absolute(path)
+                        .unwrap_or_else(|_| path.clone())
+                        .display()
+                        .to_string(),
+                ),
+                crate::config::DataSource::LaggedLevels => None,
+            },
             also_builds: Vec::new(),
             cpu: crate::cpu_model(),
             simd: crate::simd::SimdLevel::detect().to_string(),
