@@ -184,6 +184,16 @@ fn a_file_backed_sweep_needs_its_data_file_by_hash() {
     assert!(std::fs::read_to_string(out.join("manifest.toml"))
         .unwrap()
         .contains(&sha));
+    // A path relative to the config's folder: found again through the manifest's record.
+    let relative = write(
+        dir.path(),
+        "relative.toml",
+        "name = \"relative\"\n[data]\npath = \"data.csv\"\ntarget = \"y\"\n[train]\nepochs = 2\n",
+    );
+    let rel_out = dir.path().join("relative");
+    run_ok(&relative, &rel_out, &["--quiet"]);
+    let (code, text, err) = reproduce(&[rel_out.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}{err}");
     // The data file moved: refused, naming the hash; found again with --data.
     let moved = dir.path().join("moved.csv");
     std::fs::rename(&csv, &moved).unwrap();
