@@ -371,7 +371,7 @@ mod tests {
         let columns: Vec<Vec<DD>> = (0..k)
             .map(|j| {
                 (0..n)
-                    .map(|_| DD::new(next() * 10f64.powi(j as i32 % 12 - 6)) / DD::new(3.0))
+                    .map(|_| DD::new(next() * 10f64.powi(j % 12 - 6)) / DD::new(3.0))
                     .collect()
             })
             .collect();

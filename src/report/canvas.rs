@@ -75,3 +75,14 @@ pub(super) fn both_formats<T>(
     }
     Ok((vec![svg, png], result))
 }
+
+/// Draws a figure's title across its top; returns the area below it.
+pub(super) fn titled<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+) -> Result<DrawingArea<DB, plotters::coord::Shift>> {
+    let (head, body) = root.split_vertically(44);
+    head.draw_text(title, &("sans-serif", 22).into_text_style(&head), (16, 12))
+        .map_err(plot_error)?;
+    Ok(body)
+}

@@ -7,6 +7,7 @@
 mod canvas;
 mod draw;
 mod figures;
+mod finding_figures;
 mod paper;
 mod run_summary;
 mod table;
@@ -16,10 +17,11 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 pub use draw::{
-    ablation_paths, diagnostics, excess_grid, use_log, ExcessCell, PathPanel, Plotted, RunCurves,
-    Series, DIAGNOSTICS, EXCESS_FLOOR,
+    diagnostics, excess_grid, use_log, ExcessCell, Plotted, RunCurves, Series, DIAGNOSTICS,
+    EXCESS_FLOOR,
 };
 pub use figures::{plot, read_curves};
+pub use finding_figures::{ablation_paths, labels_by_tolerance, LabelCurve, PathPanel};
 pub use paper::{escape, tabular};
 pub use run_summary::{cell_label, summary_text};
 pub use table::{markdown, number, text};
@@ -337,7 +339,7 @@ fn tolerance_figure(
         .collect();
     let labels = crate::results::labels_along_tolerance(ablation, &rows, &tables.rows, &tols);
     let keys = crate::sweep::context_keys(sweep);
-    let curves: Vec<draw::LabelCurve> = rows
+    let curves: Vec<LabelCurve> = rows
         .iter()
         .zip(labels)
         .map(|(row, labels)| {
@@ -349,7 +351,7 @@ fn tolerance_figure(
                         .map(|v| format!("{k}={}", crate::config::display_value(&v)))
                 })
                 .collect();
-            draw::LabelCurve {
+            LabelCurve {
                 title: format!("{} {}", context.join(" "), row.factor)
                     .trim()
                     .to_string(),
@@ -373,7 +375,7 @@ fn tolerance_figure(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let files = draw::labels_by_tolerance(
+    let files = labels_by_tolerance(
         &dir.join("figures").join("verdict_by_tolerance"),
         &format!("{name}: verdict label against converge_tol"),
         &curves,

@@ -90,8 +90,11 @@ fn runs(mean: impl Fn([f64; 3]) -> f64, skip_cell: Option<usize>) -> Vec<RunRow>
     rows
 }
 
+/// Effects by term: (term, effect, variance share).
+type TermEffects = Vec<(String, Option<f64>, Option<f64>)>;
+
 /// The `log10_excess_mse` effects by term, and the reading.
-fn log_effects(rows: &[RunRow]) -> (Vec<(String, Option<f64>, Option<f64>)>, String) {
+fn log_effects(rows: &[RunRow]) -> (TermEffects, String) {
     let effects = results::effects(&ablation3(), rows, 7, 400);
     let reading = results::reading(&effects, |_| String::new());
     let picked = effects
@@ -102,7 +105,7 @@ fn log_effects(rows: &[RunRow]) -> (Vec<(String, Option<f64>, Option<f64>)>, Str
     (picked, reading)
 }
 
-fn effect_of(effects: &[(String, Option<f64>, Option<f64>)], term: &str) -> (f64, f64) {
+fn effect_of(effects: &TermEffects, term: &str) -> (f64, f64) {
     let (_, e, s) = effects.iter().find(|(t, _, _)| t == term).unwrap();
     (e.unwrap(), s.unwrap())
 }

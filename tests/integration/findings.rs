@@ -151,7 +151,9 @@ fn verdict_pools_data_realizations_on_a_hand_made_table() {
     assert!(summary.iter().all(|c| c.n_runs == 5));
     assert_eq!(summary[3].data_seed, Some(1));
     let rows = results::verdict(&ablation(), &summary, &runs);
-    let got: Vec<(&str, Option<u64>, bool, Label, Option<bool>)> = rows
+    // (factor, data_seed, pooled, label, realizations_agree)
+    type Row<'a> = (&'a str, Option<u64>, bool, Label, Option<bool>);
+    let got: Vec<Row> = rows
         .iter()
         .map(|r| {
             (
@@ -317,9 +319,9 @@ fn the_readme_findings_at_batch_32_hold() {
         column("r2_max").f64().unwrap().clone(),
     );
     let (mut no_fix, mut all_on) = (0, 0);
-    for i in 0..summary.height() {
+    for (i, whitening) in whiten.iter().enumerate() {
         let (n, c) = (normalize.get(i).unwrap(), clip.get(i).unwrap());
-        if whiten[i] == "none" && !n && !c {
+        if whitening == "none" && !n && !c {
             no_fix += 1;
             assert!(
                 median.get(i).unwrap() < -3.0,
@@ -331,7 +333,7 @@ fn the_readme_findings_at_batch_32_hold() {
                 "no-fix R² negative in every seed"
             );
         }
-        if whiten[i] == "zca" && n && c {
+        if whitening == "zca" && n && c {
             all_on += 1;
             assert_eq!(
                 converged.get(i),

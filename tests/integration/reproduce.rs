@@ -206,7 +206,8 @@ fn a_file_backed_sweep_needs_its_data_file_by_hash() {
     // Another file: refused, naming both hashes.
     let other = dir.path().join("other.csv");
     let mut text = std::fs::read_to_string(&moved).unwrap();
-    text.push_str(&text.lines().nth(1).unwrap().to_string());
+    let second_row = text.lines().nth(1).unwrap().to_string();
+    text.push_str(&second_row);
     text.push('\n');
     std::fs::write(&other, text).unwrap();
     let (code, _, err) = reproduce(&[folder, "--data", other.to_str().unwrap()]);
