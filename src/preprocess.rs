@@ -75,6 +75,8 @@ pub struct Prepared {
     pub train_x_mean: Vec<f64>,
     /// `|x'_i|^2` of every training row (of the f32 rows for f32 runs), in f64.
     pub row_norm2: Arc<[f64]>,
+    /// `W W^T` row-major, made once when a run first asks for it (see [`Prepared::decay_metric`]).
+    decay_metric: std::sync::OnceLock<Vec<f64>>,
 }
 
 impl Prepared {
@@ -124,6 +126,7 @@ impl Prepared {
             train_eigenvectors,
             train_x_mean: features.mean.clone(),
             row_norm2: features.row_norm2.clone(),
+            decay_metric: std::sync::OnceLock::new(),
         })
     }
 
@@ -149,6 +152,24 @@ impl Prepared {
         } else {
             Dtype::F64
         }
+    }
+
+    /// `W W^T` (row-major, `d x d`) of the whitening, when whitening: weight decay on the
+    /// feature-unit weights `W^T w'` has the gradient `weight_decay W W^T w'`. Made once per
+    /// preparation, shared by its runs.
+    pub fn decay_metric(&self) -> Option<&[f64]> {
+        let w = self.whitening.as_ref()?;
+        Some(self.decay_metric.get_or_init(|| {
+            let m = w * w.transpose();
+            let d = m.nrows();
+            let mut out = Vec::with_capacity(d * d);
+            for j in 0..d {
+                for k in 0..d {
+                    out.push(m[(j, k)]);
+                }
+            }
+            out
+        }))
     }
 
     /// Converts training-coordinate weights `w'` to the data set's feature units: `sigma W^T w'`.

@@ -23,7 +23,7 @@ pub use draw::{
 pub use figures::{plot, read_curves};
 pub use finding_figures::{ablation_paths, labels_by_tolerance, LabelCurve, PathPanel};
 pub use paper::{escape, tabular};
-pub use run_summary::{cell_label, summary_text};
+pub use run_summary::{cell_label, context_label, summary_text};
 pub use table::{markdown, number, text};
 
 use crate::config::TRAIN_KEYS;
@@ -186,16 +186,7 @@ pub fn report(dir: &Path) -> Result<String> {
     figures.extend(paths_figure(dir, saved.as_ref())?);
     if let Some((sweep, tables)) = &saved {
         if !tables.effects.is_empty() {
-            let reading = crate::results::reading(&tables.effects, |c| {
-                crate::sweep::context_keys(sweep)
-                    .iter()
-                    .filter_map(|k| {
-                        c.value_of(k)
-                            .map(|v| format!("{k}={}", crate::config::display_value(&v)))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            });
+            let reading = crate::results::reading(&tables.effects, |c| context_label(sweep, c));
             report.section(
                 format!(
                     "\neffects on log10 excess MSE (effect [95% bootstrap interval]):\n{reading}"
@@ -259,16 +250,11 @@ fn paths_figure(
         return Ok(None);
     }
     let any_pooled = tables.paths.iter().any(|p| p.pooled);
-    let keys = crate::sweep::context_keys(sweep);
     let mut panels: Vec<PathPanel> = Vec::new();
     for p in tables.paths.iter().filter(|p| p.pooled == any_pooled) {
-        let context: Vec<String> = keys
-            .iter()
-            .filter_map(|k| {
-                p.context
-                    .value_of(k)
-                    .map(|v| format!("{k}={}", crate::config::display_value(&v)))
-            })
+        let context: Vec<String> = [context_label(sweep, &p.context)]
+            .into_iter()
+            .filter(|c| !c.is_empty())
             .chain(p.data_seed.map(|s| format!("data_seed={s}")))
             .collect();
         let title = if context.is_empty() {
@@ -338,37 +324,26 @@ fn tolerance_figure(
         .cloned()
         .collect();
     let labels = crate::results::labels_along_tolerance(ablation, &rows, &tables.rows, &tols);
-    let keys = crate::sweep::context_keys(sweep);
     let curves: Vec<LabelCurve> = rows
         .iter()
         .zip(labels)
-        .map(|(row, labels)| {
-            let context: Vec<String> = keys
+        .map(|(row, labels)| LabelCurve {
+            title: format!("{} {}", context_label(sweep, &row.context), row.factor)
+                .trim()
+                .to_string(),
+            points: tols
                 .iter()
-                .filter_map(|k| {
-                    row.context
-                        .value_of(k)
-                        .map(|v| format!("{k}={}", crate::config::display_value(&v)))
+                .zip(labels)
+                .map(|(t, l)| {
+                    let level = match l {
+                        crate::results::Label::NotNecessary => 0.0,
+                        crate::results::Label::Unclear => 1.0,
+                        crate::results::Label::Necessary => 2.0,
+                    };
+                    (*t, level)
                 })
-                .collect();
-            LabelCurve {
-                title: format!("{} {}", context.join(" "), row.factor)
-                    .trim()
-                    .to_string(),
-                points: tols
-                    .iter()
-                    .zip(labels)
-                    .map(|(t, l)| {
-                        let level = match l {
-                            crate::results::Label::NotNecessary => 0.0,
-                            crate::results::Label::Unclear => 1.0,
-                            crate::results::Label::Necessary => 2.0,
-                        };
-                        (*t, level)
-                    })
-                    .collect(),
-                chosen: row.context.converge_tol,
-            }
+                .collect(),
+            chosen: row.context.converge_tol,
         })
         .collect();
     let name = dir

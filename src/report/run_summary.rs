@@ -34,8 +34,8 @@ pub fn cell_label(sweep: &Sweep, settings: &TrainSettings) -> String {
     }
 }
 
-/// A context's label: its values on the context keys.
-fn cell_label_of_context(sweep: &Sweep, settings: &TrainSettings) -> String {
+/// A verdict context's label: its values on the context keys (empty when there are none).
+pub fn context_label(sweep: &Sweep, settings: &TrainSettings) -> String {
     context_keys(sweep)
         .iter()
         .filter_map(|k| {
@@ -75,7 +75,7 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
             s += &format!(
                 "\neffects on log10 excess MSE (effect [95% bootstrap interval]; negative: the fix lowers the excess; \
                  effects.parquet has every response and term):\n{}",
-                crate::results::reading(&tables.effects, |c| cell_label_of_context(sweep, c))
+                crate::results::reading(&tables.effects, |c| context_label(sweep, c))
             );
         }
     }

@@ -21,19 +21,7 @@ pub use compare::{compare, ColumnDiff, Comparison, Tolerance};
 use crate::config::{self, Sweep};
 use crate::error::{Error, Result};
 use crate::results::{read_metadata_value, read_parquet, write_parquet};
-use crate::sweep::{self, RunOptions, TestHooks, MANIFEST};
-
-/// The tables a sweep writes, in the order they are checked.
-const TABLES: &[&str] = &[
-    "runs.parquet",
-    "epochs.parquet",
-    "summary.parquet",
-    "verdict.parquet",
-    "effects.parquet",
-    "paths.parquet",
-    "scenarios.parquet",
-    "reference.parquet",
-];
+use crate::sweep::{self, RunOptions, TestHooks, MANIFEST, TABLES};
 
 /// What `sweep reproduce` was asked.
 #[derive(Clone, Debug)]

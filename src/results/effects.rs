@@ -227,9 +227,20 @@ pub fn effects(
     sweep_seed: u64,
     samples: usize,
 ) -> Vec<EffectRow> {
+    effects_of(ablation, &designs(ablation, runs), sweep_seed, samples)
+}
+
+/// [`effects`] of designs already grouped (by [`designs`], whose order numbers the bootstrap
+/// streams).
+pub fn effects_of(
+    ablation: &Ablation,
+    designs: &[Design],
+    sweep_seed: u64,
+    samples: usize,
+) -> Vec<EffectRow> {
     let k = ablation.factors.len();
     let mut rows = Vec::new();
-    for (index, d) in designs(ablation, runs).iter().enumerate() {
+    for (index, d) in designs.iter().enumerate() {
         let complete = d.complete();
         let intervals = if complete {
             bootstrap(d, sweep_seed, index as u64, samples)

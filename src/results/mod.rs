@@ -13,14 +13,14 @@ mod stats;
 mod verdict;
 
 pub use effects::{
-    effects, effects_frame, factorial_effects, reading, response, EffectRow, BOOTSTRAP_SAMPLES,
-    RESPONSES,
+    designs, effects, effects_frame, effects_of, factorial_effects, reading, response, Design,
+    EffectRow, BOOTSTRAP_SAMPLES, RESPONSES,
 };
 pub use parquet::{
     read_metadata_value, read_parquet, write_atomic, write_csv, write_new, write_parquet,
     write_parquet_new, write_text,
 };
-pub use paths::{paths, paths_frame, PathRow};
+pub use paths::{paths, paths_frame, paths_of, PathRow};
 pub use rows::{cell_settings, median, summarize, RunRow, SummaryRow};
 pub use scenarios::{
     evaluate, evaluate_all, same_sign_and_magnitude, scenarios_frame, ScenarioRow,

@@ -31,8 +31,13 @@ pub struct PathRow {
 
 /// The forward and backward path of every complete design.
 pub fn paths(ablation: &Ablation, runs: &[RunRow]) -> Vec<PathRow> {
+    paths_of(ablation, &designs(ablation, runs))
+}
+
+/// [`paths`] of designs already grouped.
+pub fn paths_of(ablation: &Ablation, designs: &[Design]) -> Vec<PathRow> {
     let mut rows = Vec::new();
-    for d in designs(ablation, runs).iter().filter(|d| d.complete()) {
+    for d in designs.iter().filter(|d| d.complete()) {
         let means: Vec<f64> = d
             .cells
             .iter()

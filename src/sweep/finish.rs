@@ -52,10 +52,13 @@ impl Tables {
             .map(|a| results::verdict(a, &summary, &rows))
             .unwrap_or_default();
         let (effects, paths) = match &sweep.ablation {
-            Some(a) => (
-                results::effects(a, &rows, sweep.seed, results::BOOTSTRAP_SAMPLES),
-                results::paths(a, &rows),
-            ),
+            Some(a) => {
+                let designs = results::designs(a, &rows);
+                (
+                    results::effects_of(a, &designs, sweep.seed, results::BOOTSTRAP_SAMPLES),
+                    results::paths_of(a, &designs),
+                )
+            }
             None => (Vec::new(), Vec::new()),
         };
         let scenarios = results::evaluate_all(&sweep.scenarios, &rows);

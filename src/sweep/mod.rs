@@ -21,7 +21,7 @@ pub use adaptive::{is_open, next_batch, replay};
 pub use execute::{pool, PART_RUNS, PART_SECONDS};
 pub use finish::{reference_table, Tables};
 pub use hooks::TestHooks;
-pub use persist::{read_manifest, status_counts, Manifest, MANIFEST, PARTS};
+pub use persist::{read_manifest, status_counts, Manifest, MANIFEST, PARTS, TABLES};
 pub use plan::prepare;
 pub use shard::{ranges, shard_of_runs, Shard, INDEX_VARIABLES};
 
@@ -66,7 +66,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     let (mut resumed, mut preparing, mut running) = (0, Duration::ZERO, Duration::ZERO);
     // Runs of the earlier batches of this invocation, saved by it.
     let mut earlier = 0;
-    let (prepared, threads) = loop {
+    let (prepared, threads, settled) = loop {
         let batch_start = Instant::now();
         let ran = run_runs(&sweep, &batch_opts, None)?;
         preparing += ran.prepared_at - batch_start;
@@ -74,13 +74,17 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
         resumed += ran.resumed - earlier;
         batch_opts.fresh = false;
         let deciding = Instant::now();
-        let added = match sweep.adaptive_seeds() {
-            Some(_) => next_batch(&sweep, &Tables::from_saved(&sweep, &opts.out)?.verdict),
-            None => Vec::new(),
+        let (added, tables) = match sweep.adaptive_seeds() {
+            Some(_) => {
+                let tables = Tables::from_saved(&sweep, &opts.out)?;
+                (next_batch(&sweep, &tables.verdict), Some(tables))
+            }
+            None => (Vec::new(), None),
         };
         running += deciding.elapsed();
         if added.is_empty() {
-            break (ran.prepared, ran.threads);
+            // The tables the last decision was made on are the sweep's tables.
+            break (ran.prepared, ran.threads, tables);
         }
         earlier = sweep.runs.len();
         sweep.runs.extend(added);
@@ -88,7 +92,10 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     let sweep = &sweep;
     let ran_at = Instant::now();
 
-    let tables = Tables::from_saved(sweep, &opts.out)?;
+    let tables = match settled {
+        Some(tables) => tables,
+        None => Tables::from_saved(sweep, &opts.out)?,
+    };
     tables.write(sweep, &opts.out, &opts.hooks)?;
     let wall = start.elapsed();
     write_text(

@@ -24,18 +24,19 @@ use crate::train::{EpochStats, Status};
 /// File names the sweep owns in its output folder.
 pub const MANIFEST: &str = "manifest.toml";
 pub const PARTS: &str = "parts";
+/// The tables a finished sweep writes (those that apply to it), in the order they are checked.
 pub const TABLES: &[&str] = &[
     "runs.parquet",
     "epochs.parquet",
     "summary.parquet",
-    "reference.parquet",
     "verdict.parquet",
     "effects.parquet",
     "paths.parquet",
     "scenarios.parquet",
-    "timing.toml",
-    "report.md",
+    "reference.parquet",
 ];
+/// The other files a finished sweep leaves beside its tables.
+const OTHER_FILES: &[&str] = &["timing.toml", "report.md"];
 
 /// The persisted state of one output folder.
 pub struct Store {
@@ -257,7 +258,7 @@ impl Store {
                 }
                 _ => Ok(()),
             };
-            for name in TABLES.iter().chain([&MANIFEST]) {
+            for name in TABLES.iter().chain(OTHER_FILES).chain([&MANIFEST]) {
                 remove(out.join(name))?;
             }
             for dir in [parts.clone(), out.join("figures")] {

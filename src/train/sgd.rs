@@ -134,18 +134,9 @@ impl<'a, T: Element> Member<'a, T> {
             .map(T::of)
             .collect();
         let decay_metric = (s.weight_decay_on == DecayOn::Features && s.weight_decay != 0.0)
-            .then_some(prep.whitening.as_ref())
+            .then(|| prep.decay_metric())
             .flatten()
-            .map(|w| {
-                let m = w * w.transpose();
-                let mut out = Vec::with_capacity(d * d);
-                for j in 0..d {
-                    for k in 0..d {
-                        out.push(T::of(m[(j, k)]));
-                    }
-                }
-                out
-            });
+            .map(|m| m.iter().map(|v| T::of(*v)).collect::<Vec<T>>());
         Member {
             s,
             prep,

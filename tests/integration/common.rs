@@ -25,6 +25,18 @@ pub fn assert_same_tables(expected: &Path, got: &Path) {
     }
 }
 
+/// A folder's `manifest.toml` text and the build it records.
+pub fn manifest_build(manifest: &Path) -> (String, String) {
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let build = text
+        .lines()
+        .find_map(|l| l.strip_prefix("build = "))
+        .expect("the manifest records the build")
+        .trim_matches('"')
+        .to_string();
+    (text, build)
+}
+
 /// The `sweep` binary under test.
 pub fn sweep() -> assert_cmd::Command {
     assert_cmd::Command::new(env!("CARGO_BIN_EXE_sweep"))

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{read, run_ok, sweep, TABLES};
+use crate::common::{manifest_build, read, run_ok, sweep, TABLES};
 
 /// 300 short runs on a small data set.
 const MANY: &str = r#"
@@ -271,13 +271,7 @@ fn a_folder_holding_another_config_is_refused_until_fresh() {
 fn a_folder_of_another_build_is_refused_until_allowed() {
     let (_dir, config, out) = small_finished_sweep(3);
     let manifest = out.join("manifest.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let build = text
-        .lines()
-        .find_map(|l| l.strip_prefix("build = "))
-        .expect("the manifest records the build")
-        .trim_matches('"')
-        .to_string();
+    let (text, build) = manifest_build(&manifest);
     // The parts record the build too: rewrite the manifest as if another build had made them all.
     std::fs::write(&manifest, text.replace(&build, "0123456789ab")).unwrap();
     let rerun = |extra: &[&str]| {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{assert_same_tables, run_ok, sweep};
+use crate::common::{assert_same_tables, manifest_build, run_ok, sweep};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -212,13 +212,7 @@ fn shards_and_parts_of_another_build_are_refused() {
         &["--quiet", "--set", "train.epochs=3", "--shard", "0/2"],
     );
     let manifest = out.join("manifest.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let build = text
-        .lines()
-        .find_map(|l| l.strip_prefix("build = "))
-        .expect("the manifest records the build")
-        .trim_matches('"')
-        .to_string();
+    let (text, build) = manifest_build(&manifest);
     assert!(!build.is_empty() && build != "unknown", "{build}");
     std::fs::write(&manifest, text.replace(&build, "0123456789ab")).unwrap();
     let parts = std::fs::read_dir(out.join("parts")).unwrap().count();
