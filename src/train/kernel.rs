@@ -143,11 +143,53 @@ pub fn norm2<T: Real>(a: &[T]) -> T {
     dot(a, a)
 }
 
-/// `y += alpha x`.
-#[inline(always)]
-pub fn axpy<T: Real>(y: &mut [T], alpha: T, x: &[T]) {
+/// `y += alpha x` (the reference order of [`gradient_of_rows`]).
+#[cfg(test)]
+fn axpy<T: Real>(y: &mut [T], alpha: T, x: &[T]) {
     for (yj, xj) in y.iter_mut().zip(x) {
         *yj = alpha.mul_add(*xj, *yj);
+    }
+}
+
+/// `g = sum_k r_k x_k` over the rows `rows` of the row-major `x` (`g.len()` columns): element `j`
+/// is `fma(r_k, x_kj, .)` over the rows in order from zero, the bits of zeroing `g` and adding
+/// one row at a time with [`axpy`]. It runs by blocks of columns held in registers (four vector
+/// registers' worth) over all the rows, so `g` is not loaded and stored once per row; the
+/// blocking does not change any sum.
+#[inline(always)]
+pub fn gradient_of_rows<T: Real>(g: &mut [T], x: &[T], rows: &[u32], r: &[T]) {
+    if std::mem::size_of::<T>() == 8 {
+        gradient_by_blocks::<T, 32>(g, x, rows, r);
+    } else {
+        gradient_by_blocks::<T, 64>(g, x, rows, r);
+    }
+}
+
+/// [`gradient_of_rows`] by blocks of `B` columns. The last block reads over the row's end into
+/// the next row, whose lanes are discarded (from a padded copy for the last rows of `x`).
+#[inline(always)]
+fn gradient_by_blocks<T: Real, const B: usize>(g: &mut [T], x: &[T], rows: &[u32], r: &[T]) {
+    let d = g.len();
+    let mut j0 = 0;
+    while j0 < d {
+        let width = (d - j0).min(B);
+        let mut acc = [T::ZERO; B];
+        for (&i, &rk) in rows.iter().zip(r) {
+            let start = i as usize * d + j0;
+            let xs: [T; B] = match x.get(start..start + B) {
+                Some(block) => block.try_into().expect("a block of B columns"),
+                None => {
+                    let mut padded = [T::ZERO; B];
+                    padded[..width].copy_from_slice(&x[start..start + width]);
+                    padded
+                }
+            };
+            for k in 0..B {
+                acc[k] = rk.mul_add(xs[k], acc[k]);
+            }
+        }
+        g[j0..j0 + width].copy_from_slice(&acc[..width]);
+        j0 += B;
     }
 }
 
@@ -244,6 +286,40 @@ mod tests {
         let n2 = scale_axpy_norm2(&mut y, 0.5, -1.0, &a);
         assert_eq!(y[0], 0.5 * 3.0 - 1.0);
         assert_eq!(n2, norm2(&y));
+    }
+
+    #[test]
+    fn the_gradient_of_rows_has_the_bits_of_one_axpy_per_row() {
+        for (n, d) in [(1, 1), (3, 15), (7, 16), (32, 121), (5, 200)] {
+            let x = values(n * d, 3);
+            let r = values(n, 4);
+            // Rows in a scrambled order, one repeated.
+            let rows: Vec<u32> = (0..n as u32).rev().chain([0]).collect();
+            let r: Vec<f64> = rows.iter().map(|&i| r[i as usize]).collect();
+            let mut expected = vec![0.0; d];
+            for (&i, &rk) in rows.iter().zip(&r) {
+                axpy(&mut expected, rk, &x[i as usize * d..(i as usize + 1) * d]);
+            }
+            let mut g = vec![f64::NAN; d];
+            gradient_of_rows(&mut g, &x, &rows, &r);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&g), bits(&expected), "n = {n}, d = {d}");
+            let (x32, r32): (Vec<f32>, Vec<f32>) = (
+                x.iter().map(|v| *v as f32).collect(),
+                r.iter().map(|v| *v as f32).collect(),
+            );
+            let mut expected32 = vec![0.0f32; d];
+            for (&i, &rk) in rows.iter().zip(&r32) {
+                axpy(
+                    &mut expected32,
+                    rk,
+                    &x32[i as usize * d..(i as usize + 1) * d],
+                );
+            }
+            let mut g32 = vec![f32::NAN; d];
+            gradient_of_rows(&mut g32, &x32, &rows, &r32);
+            assert_eq!(g32, expected32, "f32, n = {n}, d = {d}");
+        }
     }
 
     #[test]

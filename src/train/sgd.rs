@@ -23,7 +23,7 @@
 
 use super::full_pass::{add_squared_error, full_pass, mse_and_r2};
 use super::init::{initial_params, shuffle_epoch};
-use super::kernel::{axpy, axpy_norm2, dot, norm2, prefetch, scale_axpy_norm2, Real};
+use super::kernel::{axpy_norm2, dot, gradient_of_rows, norm2, prefetch, scale_axpy_norm2, Real};
 use super::optimizer::OptimizerState;
 use super::{EpochStats, RunOutcome, Status, DIVERGENCE_FACTOR};
 use crate::config::{DecayOn, Dtype, Optimizer, TrainSettings};
@@ -239,11 +239,16 @@ fn train_body<T: Element>(mut group: Group<T>) -> Vec<RunOutcome> {
     group.members.into_iter().map(Member::outcome).collect()
 }
 
-/// One epoch of every member still training, minibatch by minibatch.
+/// One epoch of every member still training, minibatch by minibatch. Plain SGD at batch 1 steps
+/// row by row, every member on a row before the next row; the other members take the minibatch
+/// one after the other (its rows stay in cache for the next), in two phases: every row's residual,
+/// then the gradient as a sum over the rows (see [`gradient_of_rows`]).
 #[inline(always)]
 fn run_epoch<T: Element>(group: &mut Group<T>) {
     let n = group.perm.len();
     let prep = group.members[0].prep;
+    let single_rows = group.members.iter().any(|m| m.single_row);
+    let mut residuals = vec![T::ZERO; group.batch];
     let mut start = 0;
     while start < n {
         let end = (start + group.batch).min(n);
@@ -251,23 +256,29 @@ fn run_epoch<T: Element>(group: &mut Group<T>) {
         for member in group.members.iter_mut().filter(|m| active(m)) {
             member.begin_step();
         }
-        for position in start..end {
-            if let Some(&ahead) = group.perm.get(position + PREFETCH_AHEAD) {
-                prefetch(row::<T>(prep, ahead as usize));
-            }
-            let i = group.perm[position] as usize;
-            for member in group.members.iter_mut().filter(|m| active(m)) {
-                if member.single_row {
+        if single_rows {
+            for position in start..end {
+                if let Some(&ahead) = group.perm.get(position + PREFETCH_AHEAD) {
+                    prefetch(row::<T>(prep, ahead as usize));
+                }
+                let i = group.perm[position] as usize;
+                for member in group
+                    .members
+                    .iter_mut()
+                    .filter(|m| m.single_row && active(m))
+                {
                     member.single_row_step(i);
-                } else {
-                    member.accumulate_row(i);
                 }
             }
         }
-        for member in group.members.iter_mut().filter(|m| active(m)) {
-            if !member.single_row {
-                member.finish_minibatch();
-            }
+        let mut first = !single_rows;
+        for member in group
+            .members
+            .iter_mut()
+            .filter(|m| !m.single_row && active(m))
+        {
+            member.minibatch_step(&group.perm, start..end, first, &mut residuals);
+            first = false;
         }
         start = end;
     }
@@ -277,9 +288,6 @@ impl<T: Element> Member<'_, T> {
     #[inline(always)]
     fn begin_step(&mut self) {
         self.minibatch = Minibatch::new(self.weight_norm2.sqrt());
-        if !self.single_row {
-            self.grad.fill(T::ZERO);
-        }
     }
 
     /// Records a finished step in the epoch's sums.
@@ -333,21 +341,42 @@ impl<T: Element> Member<'_, T> {
         self.record_step(gradient_norm, clipped);
     }
 
-    /// Adds one row's prediction, residual and gradient to the minibatch.
+    /// One minibatch step on the rows at `positions` of the epoch's order: each row's prediction
+    /// and residual (prefetching rows ahead when `prefetch_rows`, for the first member to read
+    /// them), then the gradient summed over the rows, then the update.
     #[inline(always)]
-    fn accumulate_row(&mut self, i: usize) {
+    fn minibatch_step(
+        &mut self,
+        perm: &[u32],
+        positions: std::ops::Range<usize>,
+        prefetch_rows: bool,
+        residuals: &mut [T],
+    ) {
         let prep = self.prep;
         let d = prep.d();
-        let x = row::<T>(prep, i);
         let (w, b) = self.params.split_at(d);
-        let p = dot(w, x) + b[0];
-        let r = p - T::of(prep.y[i]);
+        let (mut loss, mut prediction, mut residual_sum) = (T::ZERO, T::ZERO, T::ZERO);
+        let rows = &perm[positions.clone()];
+        let residuals = &mut residuals[..rows.len()];
+        for (position, (&i, residual)) in positions.zip(rows.iter().zip(residuals.iter_mut())) {
+            if prefetch_rows {
+                if let Some(&ahead) = perm.get(position + PREFETCH_AHEAD) {
+                    prefetch(row::<T>(prep, ahead as usize));
+                }
+            }
+            let i = i as usize;
+            let p = dot(w, row::<T>(prep, i)) + b[0];
+            let r = p - T::of(prep.y[i]);
+            loss = r.mul_add(r, loss);
+            prediction += p;
+            residual_sum += r;
+            *residual = r;
+        }
         let batch = &mut self.minibatch;
-        batch.loss = r.mul_add(r, batch.loss);
-        batch.prediction += p;
-        batch.residual_sum += r;
-        batch.rows += 1;
-        axpy(&mut self.grad[..d], r, x);
+        (batch.loss, batch.prediction, batch.residual_sum) = (loss, prediction, residual_sum);
+        batch.rows = rows.len();
+        gradient_of_rows(&mut self.grad[..d], T::rows(prep), rows, residuals);
+        self.finish_minibatch();
     }
 
     /// Any optimizer, any batch: scale the accumulated gradient, clip, step.
