@@ -7,7 +7,7 @@
 //! `Prepared` converts both ways so that every reported MSE, R² and distance is in those units.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -16,6 +16,8 @@ use crate::config::{Dtype, RunSpec, Whiten};
 use crate::data::{zeroed, Dataset};
 use crate::error::{Error, Result};
 use crate::reference::{self, Reference};
+use crate::simd::SimdLevel;
+use crate::train::{Gram, TargetTerms};
 
 /// What distinguishes one preprocessing variant from another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,7 +78,11 @@ pub struct Prepared {
     /// `|x'_i|^2` of every training row (of the f32 rows for f32 runs), in f64.
     pub row_norm2: Arc<[f64]>,
     /// `W W^T` row-major, made once when a run first asks for it (see [`Prepared::decay_metric`]).
-    decay_metric: std::sync::OnceLock<Vec<f64>>,
+    decay_metric: OnceLock<Vec<f64>>,
+    /// `G = A'A` of the training design, shared with the other targets on these features, and
+    /// the target's terms of the train-MSE identity, made when a run first asks for them.
+    gram: Arc<OnceLock<Gram>>,
+    target_terms: OnceLock<TargetTerms>,
 }
 
 impl Prepared {
@@ -126,7 +132,9 @@ impl Prepared {
             train_eigenvectors,
             train_x_mean: features.mean.clone(),
             row_norm2: features.row_norm2.clone(),
-            decay_metric: std::sync::OnceLock::new(),
+            decay_metric: OnceLock::new(),
+            gram: features.gram.clone(),
+            target_terms: OnceLock::new(),
         })
     }
 
@@ -170,6 +178,27 @@ impl Prepared {
             }
             out
         }))
+    }
+
+    /// `G = A'A` of the training design `A = [X' 1]` in the runs' type (see [`Gram`]), made at
+    /// `level` by the first run to ask (every level gives the same bits) and shared by the
+    /// preparations on the same features.
+    pub fn gram(&self, level: SimdLevel) -> &Gram {
+        self.gram.get_or_init(|| match &self.x32 {
+            None => Gram::of(level, &self.x, self.d()),
+            Some(x32) => Gram::of(level, x32, self.d()),
+        })
+    }
+
+    /// The target's terms of the train-MSE identity (see [`Gram`]), made once per preparation.
+    pub fn target_terms(&self, level: SimdLevel) -> &TargetTerms {
+        self.target_terms.get_or_init(|| {
+            let (y, mean, d) = (&self.data.y, self.y_mean, self.d());
+            match &self.x32 {
+                None => TargetTerms::of(level, &self.x, d, y, mean),
+                Some(x32) => TargetTerms::of(level, x32, d, y, mean),
+            }
+        })
     }
 
     /// Converts training-coordinate weights `w'` to the data set's feature units: `sigma W^T w'`.
@@ -235,6 +264,8 @@ pub struct Features {
     pub whitening_inverse: Option<Mat<f64>>,
     pub mean: Vec<f64>,
     pub row_norm2: Arc<[f64]>,
+    /// `G` of these features (see [`Prepared::gram`]).
+    pub gram: Arc<OnceLock<Gram>>,
 }
 
 impl Features {
@@ -269,6 +300,7 @@ impl Features {
             whitening_inverse,
             mean,
             row_norm2,
+            gram: Arc::default(),
         })
     }
 }
@@ -289,6 +321,7 @@ impl Features {
         Features {
             x32: Some(x32),
             row_norm2,
+            gram: Arc::default(),
             ..self
         }
     }

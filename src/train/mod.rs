@@ -6,6 +6,7 @@
 //! vector, weights then bias, so the optimizers and the clipping treat `(w, b)` together.
 
 mod full_pass;
+mod gram;
 mod init;
 mod kernel;
 mod optimizer;
@@ -13,6 +14,7 @@ mod sgd;
 mod spectral;
 
 pub use crate::simd::SimdLevel;
+pub use gram::{Gram, TargetTerms};
 pub use init::{initial_params, shuffle_epoch};
 pub use spectral::{diagnose, Diagnosis, SIGNAL_SHARE};
 
@@ -82,6 +84,16 @@ impl RunOutcome {
 /// loop computes them every epoch.
 pub fn full_pass(prep: &Prepared, params: &[f64]) -> (f64, f64) {
     full_pass::full_pass(prep, params)
+}
+
+/// Train MSE and R² in original units by the exact quadratic identity (see [`Gram`]), as runs
+/// whose epochs repay building `G` compute them every epoch.
+pub fn identity_train_mse(prep: &Prepared, params: &[f64]) -> (f64, f64) {
+    let level = SimdLevel::detect();
+    let sse = prep
+        .gram(level)
+        .sse(prep.target_terms(level), params, prep.y_scale);
+    full_pass::mse_and_r2(prep, sse)
 }
 
 /// Loss growth factor over the initial train MSE that counts as divergence.

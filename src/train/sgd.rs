@@ -7,21 +7,22 @@
 //! alone, in the same order, so a grouped run gives the same bits as the run alone; a run alone is
 //! a group of one.
 //!
-//! Each step makes one fused pass per minibatch row (prediction, then the row's gradient added)
-//! and one pass over the parameters for the update, which also yields the new weight norm. At
+//! Each minibatch step takes every row's residual (one dot product per row), then the gradient as
+//! a sum over the rows by blocks of columns held in registers, then one pass over the parameters
+//! for the update, which also yields the new weight norm. At
 //! batch size 1 with plain SGD the gradient is `2 r (x, 1) + wd (w, 0)`, so its norm follows from
 //! `|x|^2` (computed once per data set), `w . x` and `|w|^2` with no pass at all, and the update is
-//! a single scaled axpy. The per-epoch train MSE is a full pass, one dot product per row and run.
-//! (The exact identity `MSE(theta) = MSE_ols + (theta - theta_ols)' G (theta - theta_ols)` would
-//! skip that pass, but evaluated in f64 it loses about six digits on the un-whitened,
-//! ill-conditioned design, so the pass stays.) Rows are prefetched a few steps ahead, since the
-//! epoch visits them in a random order.
+//! a single scaled axpy. The per-epoch train MSE comes from the exact quadratic identity of
+//! [`gram`] (`O(d^2)` in double-double, no pass over the rows) when the run's epochs repay building
+//! `G`, else from a full pass, one dot product per row and run. Rows are prefetched a few steps
+//! ahead, since the epoch visits them in a random order.
 //!
 //! The loop is generic over the run's element type ([`Element`]: f64, or f32 for `dtype = "f32"`):
 //! features, parameters, gradients and optimizer state are of that type; the per-epoch full pass
 //! widens every value exactly and sums in f64, so reported figures are f64 whatever the type.
 
 use super::full_pass::{add_squared_error, full_pass, mse_and_r2};
+use super::gram::{self, Gram};
 use super::init::{initial_params, shuffle_epoch};
 use super::kernel::{axpy_norm2, dot, gradient_of_rows, norm2, prefetch, scale_axpy_norm2, Real};
 use super::optimizer::OptimizerState;
@@ -29,6 +30,7 @@ use super::{EpochStats, RunOutcome, Status, DIVERGENCE_FACTOR};
 use crate::config::{DecayOn, Dtype, Optimizer, TrainSettings};
 use crate::preprocess::Prepared;
 use crate::rng;
+use crate::simd::SimdLevel;
 
 /// How many rows ahead of use a row is prefetched.
 const PREFETCH_AHEAD: usize = 4;
@@ -82,9 +84,17 @@ pub struct Member<'a, T> {
     diverged: bool,
 }
 
+/// How a group computes its members' per-epoch train MSE: a pass over the rows, or the exact
+/// quadratic identity of [`gram`] (when the run's epochs repay building `G`).
+pub enum TrainMse<'a> {
+    Pass,
+    Identity(&'a Gram, SimdLevel),
+}
+
 /// Runs that train together, and their shared row order.
 pub struct Group<'a, T> {
     members: Vec<Member<'a, T>>,
+    train_mse: TrainMse<'a>,
     epochs: u32,
     batch: usize,
     perm: Vec<u32>,
@@ -96,7 +106,11 @@ impl<'a, T: Element> Group<'a, T> {
     /// (checked: a mismatch is a bug of the caller). Inlined into the `train_*` functions, so that
     /// the initial full passes run at their SIMD level too.
     #[inline(always)]
-    pub fn new(runs: &[(&'a TrainSettings, &'a Prepared)], sweep_seed: u64) -> Group<'a, T> {
+    pub fn new(
+        level: SimdLevel,
+        runs: &[(&'a TrainSettings, &'a Prepared)],
+        sweep_seed: u64,
+    ) -> Group<'a, T> {
         let (s0, p0) = runs[0];
         for (s, p) in runs {
             assert!(
@@ -110,13 +124,19 @@ impl<'a, T: Element> Group<'a, T> {
             );
         }
         let n = p0.n();
+        let train_mse = if gram::pays_off(s0.epochs, p0.d()) {
+            TrainMse::Identity(p0.gram(level), level)
+        } else {
+            TrainMse::Pass
+        };
         // A loop, not `map`: a closure would be compiled without the caller's target features.
         let mut members = Vec::with_capacity(runs.len());
         for (s, p) in runs {
-            members.push(Member::new(s, p, sweep_seed));
+            members.push(Member::new(s, p, sweep_seed, &train_mse));
         }
         Group {
             members,
+            train_mse,
             epochs: s0.epochs,
             batch: (s0.batch_size as usize).min(n),
             perm: (0..n as u32).collect(),
@@ -127,7 +147,12 @@ impl<'a, T: Element> Group<'a, T> {
 
 impl<'a, T: Element> Member<'a, T> {
     #[inline(always)]
-    fn new(s: &'a TrainSettings, prep: &'a Prepared, sweep_seed: u64) -> Member<'a, T> {
+    fn new(
+        s: &'a TrainSettings,
+        prep: &'a Prepared,
+        sweep_seed: u64,
+        train_mse: &TrainMse,
+    ) -> Member<'a, T> {
         let d = prep.d();
         let params: Vec<T> = initial_params(s, prep, sweep_seed)
             .into_iter()
@@ -141,7 +166,10 @@ impl<'a, T: Element> Member<'a, T> {
             s,
             prep,
             weight_norm2: norm2(&params[..d]),
-            initial_train_mse: full_pass(prep, &params).0,
+            initial_train_mse: match train_mse {
+                TrainMse::Pass => full_pass(prep, &params).0,
+                TrainMse::Identity(gram, level) => identity_mse(gram, *level, prep, &params).0,
+            },
             params,
             grad: vec![T::ZERO; d + 1],
             optimizer: OptimizerState::new(s.optimizer, s.momentum, d + 1),
@@ -199,25 +227,29 @@ pub unsafe fn train_avx512(
     runs: &[(&TrainSettings, &Prepared)],
     sweep_seed: u64,
 ) -> Vec<RunOutcome> {
-    train_in_dtype(runs, sweep_seed)
+    train_in_dtype(SimdLevel::Avx512, runs, sweep_seed)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn train_avx2(runs: &[(&TrainSettings, &Prepared)], sweep_seed: u64) -> Vec<RunOutcome> {
-    train_in_dtype(runs, sweep_seed)
+    train_in_dtype(SimdLevel::Avx2, runs, sweep_seed)
 }
 
 pub fn train_portable(runs: &[(&TrainSettings, &Prepared)], sweep_seed: u64) -> Vec<RunOutcome> {
-    train_in_dtype(runs, sweep_seed)
+    train_in_dtype(SimdLevel::Portable, runs, sweep_seed)
 }
 
 /// The group trained in its runs' `dtype` (all members share it).
 #[inline(always)]
-fn train_in_dtype(runs: &[(&TrainSettings, &Prepared)], sweep_seed: u64) -> Vec<RunOutcome> {
+fn train_in_dtype(
+    level: SimdLevel,
+    runs: &[(&TrainSettings, &Prepared)],
+    sweep_seed: u64,
+) -> Vec<RunOutcome> {
     match runs[0].0.dtype {
-        Dtype::F64 => train_body(Group::<f64>::new(runs, sweep_seed)),
-        Dtype::F32 => train_body(Group::<f32>::new(runs, sweep_seed)),
+        Dtype::F64 => train_body(Group::<f64>::new(level, runs, sweep_seed)),
+        Dtype::F32 => train_body(Group::<f32>::new(level, runs, sweep_seed)),
     }
 }
 
@@ -229,7 +261,21 @@ fn train_body<T: Element>(mut group: Group<T>) -> Vec<RunOutcome> {
         }
         shuffle_epoch(&mut group.perm, &mut group.shuffle);
         run_epoch(&mut group);
-        let mse = full_passes(&group.members);
+        let mse = match group.train_mse {
+            TrainMse::Pass => full_passes(&group.members),
+            TrainMse::Identity(gram, level) => {
+                // A loop, not `map`: a closure would be compiled without the target features.
+                let mut mse = Vec::with_capacity(group.members.len());
+                for m in &group.members {
+                    mse.push(if m.diverged {
+                        None
+                    } else {
+                        Some(identity_mse(gram, level, m.prep, &m.params))
+                    });
+                }
+                mse
+            }
+        };
         for (member, mse) in group.members.iter_mut().zip(mse) {
             if let Some(mse) = mse {
                 member.end_epoch(epoch, mse);
@@ -469,6 +515,22 @@ fn clip_factor<T: Real>(s: &TrainSettings, gradient_norm: T) -> (T, bool) {
     } else {
         (T::of(1.0), false)
     }
+}
+
+/// The train MSE and R² of `params` by the identity of [`gram`].
+#[inline(always)]
+fn identity_mse<T: Real>(
+    gram: &Gram,
+    level: SimdLevel,
+    prep: &Prepared,
+    params: &[T],
+) -> (f64, f64) {
+    let mut theta = Vec::with_capacity(params.len());
+    for v in params {
+        theta.push(v.wide());
+    }
+    let sse = gram.sse(prep.target_terms(level), &theta, prep.y_scale);
+    mse_and_r2(prep, sse)
 }
 
 /// [`full_pass`] of every member still training, in one pass over the rows they share; each

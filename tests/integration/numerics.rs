@@ -440,11 +440,16 @@ fn built_in_data_matches_the_report_figures() {
     assert!((var0 - 1.0).abs() < 1e-12);
 }
 
-/// The train MSE of `params` by a pass in double-double (products and sums exact to about 1e-32).
+/// The train MSE of `params` by a pass in double-double (products and sums exact to about 1e-32),
+/// over the rows the preparation's runs train on (f32 rows widened exactly).
 fn exact_mse(prep: &Prepared, params: &[f64]) -> f64 {
     let d = prep.d();
+    let rows: Vec<f64> = match &prep.x32 {
+        None => prep.x.to_vec(),
+        Some(x32) => x32.iter().map(|v| f64::from(*v)).collect(),
+    };
     let mut sse = DD::new(0.0);
-    for (row, y) in prep.x.chunks_exact(d).zip(prep.data.y.iter()) {
+    for (row, y) in rows.chunks_exact(d).zip(prep.data.y.iter()) {
         let mut pred = DD::new(params[d]);
         for (w, x) in params[..d].iter().zip(row) {
             pred = pred + DD::new(*w).mul_f64(*x);
@@ -455,19 +460,25 @@ fn exact_mse(prep: &Prepared, params: &[f64]) -> f64 {
     sse.to_f64() / prep.n() as f64
 }
 
-/// The per-epoch train MSE (a fused f64 pass) against a double-double pass, on the built-in data,
-/// at parameters far from OLS, mid-training, near OLS and at OLS: within 1e-13 relative.
+/// Both ways of computing the per-epoch train MSE against a double-double pass, on the built-in
+/// data, at parameters far from OLS (He init, and 1e3 times it), mid-training, near OLS and at
+/// OLS: the f64 pass within 1e-13 relative; the Gram identity within 1e-15 (a few roundings of
+/// the result), never further from the exact value than the pass, in f64 and on f32 rows.
 #[test]
 fn the_per_epoch_train_mse_is_accurate_against_double_double() {
     let data = data::lagged_levels(&DataConfig::default(), 0).unwrap();
-    for (whiten, normalize) in [
-        (Whiten::None, false),
-        (Whiten::None, true),
-        (Whiten::Zca, true),
+    for (whiten, normalize, dtype) in [
+        (Whiten::None, false, Dtype::F64),
+        (Whiten::None, true, Dtype::F64),
+        (Whiten::Zca, true, Dtype::F64),
+        (Whiten::None, false, Dtype::F32),
+        (Whiten::Zca, false, Dtype::F32),
     ] {
-        let prep = prepared(data.clone(), whiten, 0.0, normalize);
+        let prep = prepared_in(data.clone(), whiten, 0.0, normalize, dtype);
         let mut s = settings(3, 32, 1e-3);
+        s.dtype = dtype;
         let he = train::initial_params(&s, &prep, 0);
+        let far: Vec<f64> = he.iter().map(|v| v * 1e3).collect();
         let trained = train::train(&s, &prep, 0).params;
         s.init = Init::Ols;
         let ols = train::initial_params(&s, &prep, 0);
@@ -476,15 +487,39 @@ fn the_per_epoch_train_mse_is_accurate_against_double_double() {
             .enumerate()
             .map(|(j, v)| v + 1e-6 * ((j % 7) as f64 - 3.0) * v.abs().max(1e-3))
             .collect();
-        let mut worst = 0.0f64;
-        for params in [&he, &trained, &near, &ols] {
-            let exact = exact_mse(&prep, params);
-            worst = worst.max(((train::full_pass(&prep, params).0 - exact) / exact).abs());
+        let round = |p: &[f64]| -> Vec<f64> {
+            match dtype {
+                Dtype::F64 => p.to_vec(),
+                Dtype::F32 => p.iter().map(|v| f64::from(*v as f32)).collect(),
+            }
+        };
+        let (mut worst_pass, mut worst_identity) = (0.0f64, 0.0f64);
+        for params in [&he, &far, &trained, &near, &ols].map(|p| round(p)) {
+            let exact = exact_mse(&prep, &params);
+            let rel = |mse: f64| ((mse - exact) / exact).abs();
+            let identity = rel(train::identity_train_mse(&prep, &params).0);
+            worst_identity = worst_identity.max(identity);
+            if dtype == Dtype::F64 {
+                let pass = rel(train::full_pass(&prep, &params).0);
+                worst_pass = worst_pass.max(pass);
+                assert!(
+                    identity <= pass.max(f64::EPSILON),
+                    "{whiten:?} normalize={normalize}: identity {identity:e} vs pass {pass:e}"
+                );
+            }
         }
         eprintln!(
-            "{whiten:?} normalize={normalize}: worst relative error of the train MSE {worst:.1e}"
+            "{whiten:?} normalize={normalize} {dtype}: worst relative error of the train MSE, \
+             pass {worst_pass:.1e}, Gram identity {worst_identity:.1e}"
         );
-        assert!(worst < 1e-13, "{whiten:?} normalize={normalize}: {worst:e}");
+        assert!(
+            worst_pass < 1e-13,
+            "{whiten:?} normalize={normalize}: {worst_pass:e}"
+        );
+        assert!(
+            worst_identity < 1e-15,
+            "{whiten:?} normalize={normalize} {dtype}: {worst_identity:e}"
+        );
     }
 }
 
@@ -522,13 +557,16 @@ fn every_simd_level_gives_the_same_bits() {
         .iter()
         .flat_map(|p| [Optimizer::Sgd, Optimizer::Momentum, Optimizer::Adam].map(|o| (p, o)))
     {
-        for (batch, clip, weight_decay) in [
-            (1, true, 0.0),
-            (1, false, 1e-3),
-            (7, true, 0.0),
-            (32, false, 1e-4),
+        // 4 epochs compute the train MSE by a pass, 42 (at least d = 20) by the Gram identity.
+        for (batch, clip, weight_decay, epochs) in [
+            (1, true, 0.0, 4),
+            (1, false, 1e-3, 4),
+            (7, true, 0.0, 4),
+            (32, false, 1e-4, 4),
+            (1, true, 0.0, 42),
+            (7, false, 1e-4, 42),
         ] {
-            let mut s = settings(4, batch, 1e-2);
+            let mut s = settings(epochs, batch, 1e-2);
             s.dtype = *dtype;
             s.optimizer = optimizer;
             s.clip = clip;
@@ -583,7 +621,8 @@ fn grouped_runs_are_bit_identical_to_the_same_runs_alone() {
             .unwrap()
         };
         let (raw, normalized) = (variant(false), variant(true));
-        for batch in [1, 8] {
+        // 6 epochs compute the train MSE by a pass, 26 (at least d = 12) by the Gram identity.
+        for (batch, epochs) in [(1, 6), (8, 6), (1, 26), (8, 26)] {
             let mut members: Vec<(TrainSettings, &Prepared)> = Vec::new();
             for (normalize, clip, optimizer) in [
                 (false, false, Optimizer::Sgd),
@@ -591,14 +630,14 @@ fn grouped_runs_are_bit_identical_to_the_same_runs_alone() {
                 (true, false, Optimizer::Adam),
                 (false, true, Optimizer::Momentum),
             ] {
-                let mut s = settings(6, batch, 1e-2);
+                let mut s = settings(epochs, batch, 1e-2);
                 s.dtype = dtype;
                 s.clip = clip;
                 s.optimizer = optimizer;
                 s.normalize_target = normalize;
                 members.push((s, if normalize { &normalized } else { &raw }));
             }
-            let mut diverging = settings(6, batch, 1e3);
+            let mut diverging = settings(epochs, batch, 1e3);
             diverging.dtype = dtype;
             diverging.init = Init::Zeros;
             members.push((diverging, &normalized));
@@ -615,7 +654,7 @@ fn grouped_runs_are_bit_identical_to_the_same_runs_alone() {
                 assert_eq!(
                     bits(&together.params),
                     bits(&alone.params),
-                    "{dtype} batch {batch}: {s:?}"
+                    "{dtype} batch {batch} epochs {epochs}: {s:?}"
                 );
                 assert_eq!(together.status, alone.status);
                 assert_eq!(together.epochs.len(), alone.epochs.len());
