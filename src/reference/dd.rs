@@ -38,6 +38,24 @@ pub fn two_prod(a: f64, b: f64) -> (f64, f64) {
     }
 }
 
+/// `sum + err += a * b`: the rounded product added to `sum` exactly, both rounding errors to
+/// `err` (the step of a compensated dot product; `mul_add` must be a fused multiply-add).
+#[inline(always)]
+pub fn accumulate(sum: &mut f64, err: &mut f64, a: f64, b: f64) {
+    let p = a * b;
+    let product_error = a.mul_add(b, -p);
+    let (s, sum_error) = two_sum(*sum, p);
+    *sum = s;
+    *err += sum_error + product_error;
+}
+
+/// A compensated sum and its gathered errors as a normalized double-double.
+#[inline(always)]
+pub fn normalized(sum: f64, err: f64) -> DD {
+    let (hi, lo) = two_sum(sum, err);
+    DD { hi, lo }
+}
+
 /// Veltkamp split of `a` into two halves of 26 significant bits each, `a = hi + lo` exactly.
 #[inline]
 #[cfg_attr(target_feature = "fma", allow(dead_code))]

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use super::dd::{two_sum, DD};
+use super::dd::DD;
 use crate::simd::SimdLevel;
 
 /// Calls `name_avx512`, `name_avx2` or `name_portable` for the level.
@@ -201,7 +201,8 @@ impl Design {
 
 /// The two products, compiled once per SIMD level.
 mod kernels {
-    use super::{two_sum, DD, LANES};
+    use super::super::dd::{accumulate, normalized, two_sum};
+    use super::{DD, LANES};
 
     /// `a . x` for every row `a` of the row-major `rows` (`k` columns), each in double-double.
     /// Plain loops, no closures: a closure would be compiled without the caller's target features.
@@ -244,16 +245,6 @@ mod kernels {
         columns
     }
 
-    /// `sum + err += a * b`: the rounded product added to `sum` exactly, both rounding errors to `err`.
-    #[inline(always)]
-    fn accumulate(sum: &mut f64, err: &mut f64, a: f64, b: f64) {
-        let p = a * b;
-        let product_error = a.mul_add(b, -p);
-        let (s, sum_error) = two_sum(*sum, p);
-        *sum = s;
-        *err += sum_error + product_error;
-    }
-
     /// The lanes' compensated sums added by a fixed pairwise tree of error-free sums.
     #[inline(always)]
     fn combine(mut sum: [f64; LANES], err: [f64; LANES]) -> DD {
@@ -271,12 +262,6 @@ mod kernels {
             }
         }
         normalized(sum[0], total_err)
-    }
-
-    #[inline(always)]
-    fn normalized(sum: f64, err: f64) -> DD {
-        let (hi, lo) = two_sum(sum, err);
-        DD { hi, lo }
     }
 
     /// The products for x86-64 with AVX-512 and FMA.

@@ -18,7 +18,7 @@
 //! numbers do not depend on its neighbours.
 
 use super::kernel::Real;
-use crate::reference::DD;
+use crate::reference::{accumulate, normalized, two_sum, DD};
 use crate::simd::SimdLevel;
 
 /// Partial sums of every compensated dot product, whatever the SIMD width.
@@ -281,30 +281,6 @@ impl Compensated {
         }
         normalized(self.sum[0], total_err)
     }
-}
-
-/// `sum + err += a * b`: the rounded product added to `sum` exactly, both rounding errors to `err`.
-#[inline(always)]
-fn accumulate(sum: &mut f64, err: &mut f64, a: f64, b: f64) {
-    let p = a * b;
-    let product_error = a.mul_add(b, -p);
-    let (s, sum_error) = two_sum(*sum, p);
-    *sum = s;
-    *err += sum_error + product_error;
-}
-
-/// `a + b = s + e` exactly.
-#[inline(always)]
-fn two_sum(a: f64, b: f64) -> (f64, f64) {
-    let s = a + b;
-    let bb = s - a;
-    (s, (a - (s - bb)) + (b - bb))
-}
-
-#[inline(always)]
-fn normalized(sum: f64, err: f64) -> DD {
-    let (hi, lo) = two_sum(sum, err);
-    DD { hi, lo }
 }
 
 #[cfg(test)]
