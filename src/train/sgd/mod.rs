@@ -12,17 +12,15 @@
 //! for the update, which also yields the new weight norm. At
 //! batch size 1 with plain SGD the gradient is `2 r (x, 1) + wd (w, 0)`, so its norm follows from
 //! `|x|^2` (computed once per data set), `w . x` and `|w|^2` with no pass at all, and the update is
-//! a single scaled axpy. The per-epoch train MSE comes from the exact quadratic identity of
-//! [`gram`] (`O(d^2)` in double-double, no pass over the rows) when the run's epochs repay building
-//! `G`, else from a full pass, one dot product per row and run. Rows are prefetched a few steps
-//! ahead, since the epoch visits them in a random order.
+//! a single scaled axpy. The per-epoch train MSE comes from [`epoch_mse`]: the exact quadratic
+//! identity (`O(d^2)` in double-double, no pass over the rows) when the run's epochs repay building
+//! `G`, else a full pass. Rows are prefetched a few steps ahead, since the epoch visits them in a
+//! random order.
 //!
 //! The loop is generic over the run's element type ([`Element`]: f64, or f32 for `dtype = "f32"`):
 //! features, parameters, gradients and optimizer state are of that type; the per-epoch full pass
 //! widens every value exactly and sums in f64, so reported figures are f64 whatever the type.
 
-use super::full_pass::{add_squared_error, full_pass, mse_and_r2};
-use super::gram::{self, Gram};
 use super::init::{initial_params, shuffle_epoch};
 use super::kernel::{axpy_norm2, dot, gradient_of_rows, norm2, prefetch, scale_axpy_norm2, Real};
 use super::optimizer::OptimizerState;
@@ -31,6 +29,9 @@ use crate::config::{DecayOn, Dtype, Optimizer, TrainSettings};
 use crate::preprocess::Prepared;
 use crate::rng;
 use crate::simd::SimdLevel;
+use epoch_mse::TrainMse;
+
+mod epoch_mse;
 
 /// How many rows ahead of use a row is prefetched.
 const PREFETCH_AHEAD: usize = 4;
@@ -84,13 +85,6 @@ pub struct Member<'a, T> {
     diverged: bool,
 }
 
-/// How a group computes its members' per-epoch train MSE: a pass over the rows, or the exact
-/// quadratic identity of [`gram`] (when the run's epochs repay building `G`).
-pub enum TrainMse<'a> {
-    Pass,
-    Identity(&'a Gram, SimdLevel),
-}
-
 /// Runs that train together, and their shared row order.
 pub struct Group<'a, T> {
     members: Vec<Member<'a, T>>,
@@ -124,11 +118,7 @@ impl<'a, T: Element> Group<'a, T> {
             );
         }
         let n = p0.n();
-        let train_mse = if gram::pays_off(s0.epochs, p0.d()) {
-            TrainMse::Identity(p0.gram(level), level)
-        } else {
-            TrainMse::Pass
-        };
+        let train_mse = TrainMse::of(level, s0.epochs, p0);
         // A loop, not `map`: a closure would be compiled without the caller's target features.
         let mut members = Vec::with_capacity(runs.len());
         for (s, p) in runs {
@@ -166,10 +156,7 @@ impl<'a, T: Element> Member<'a, T> {
             s,
             prep,
             weight_norm2: norm2(&params[..d]),
-            initial_train_mse: match train_mse {
-                TrainMse::Pass => full_pass(prep, &params).0,
-                TrainMse::Identity(gram, level) => identity_mse(gram, *level, prep, &params).0,
-            },
+            initial_train_mse: train_mse.of_params(prep, &params).0,
             params,
             grad: vec![T::ZERO; d + 1],
             optimizer: OptimizerState::new(s.optimizer, s.momentum, d + 1),
@@ -261,21 +248,7 @@ fn train_body<T: Element>(mut group: Group<T>) -> Vec<RunOutcome> {
         }
         shuffle_epoch(&mut group.perm, &mut group.shuffle);
         run_epoch(&mut group);
-        let mse = match group.train_mse {
-            TrainMse::Pass => full_passes(&group.members),
-            TrainMse::Identity(gram, level) => {
-                // A loop, not `map`: a closure would be compiled without the target features.
-                let mut mse = Vec::with_capacity(group.members.len());
-                for m in &group.members {
-                    mse.push(if m.diverged {
-                        None
-                    } else {
-                        Some(identity_mse(gram, level, m.prep, &m.params))
-                    });
-                }
-                mse
-            }
-        };
+        let mse = epoch_mse::of_members(&group.train_mse, &group.members);
         for (member, mse) in group.members.iter_mut().zip(mse) {
             if let Some(mse) = mse {
                 member.end_epoch(epoch, mse);
@@ -515,44 +488,4 @@ fn clip_factor<T: Real>(s: &TrainSettings, gradient_norm: T) -> (T, bool) {
     } else {
         (T::of(1.0), false)
     }
-}
-
-/// The train MSE and R² of `params` by the identity of [`gram`].
-#[inline(always)]
-fn identity_mse<T: Real>(
-    gram: &Gram,
-    level: SimdLevel,
-    prep: &Prepared,
-    params: &[T],
-) -> (f64, f64) {
-    let mut theta = Vec::with_capacity(params.len());
-    for v in params {
-        theta.push(v.wide());
-    }
-    let sse = gram.sse(prep.target_terms(level), &theta, prep.y_scale);
-    mse_and_r2(prep, sse)
-}
-
-/// [`full_pass`] of every member still training, in one pass over the rows they share; each
-/// member's sums run in row order, as alone. `None` for a member that stopped.
-#[inline(always)]
-fn full_passes<T: Element>(members: &[Member<T>]) -> Vec<Option<(f64, f64)>> {
-    let prep = members[0].prep;
-    let d = prep.d();
-    let mut sse: Vec<Option<f64>> = members
-        .iter()
-        .map(|m| (!m.diverged).then_some(0.0))
-        .collect();
-    for (i, row) in T::rows(prep).chunks_exact(d).enumerate() {
-        for (member, sse) in members.iter().zip(sse.iter_mut()) {
-            if let Some(sse) = sse {
-                *sse = add_squared_error(member.prep, &member.params, row, i, *sse);
-            }
-        }
-    }
-    members
-        .iter()
-        .zip(sse)
-        .map(|(m, sse)| sse.map(|sse| mse_and_r2(m.prep, sse)))
-        .collect()
 }
