@@ -31,9 +31,19 @@ impl Scaling {
         };
         let mut norm2 = vec![0.0; k];
         let mut row = vec![0.0; k];
-        for i in 0..n {
-            centred_row(design, i, 0..k, &means, &mut row);
-            norm2.iter_mut().zip(&row).for_each(|(s, c)| *s += c * c);
+        if design.has_low_parts() {
+            for i in 0..n {
+                centred_row(design, i, 0..k, &means, &mut row);
+                norm2.iter_mut().zip(&row).for_each(|(s, c)| *s += c * c);
+            }
+        } else {
+            // The same sums from the rows as they are stored (`centred_row`'s f64 route).
+            for values in design.rows().chunks_exact(k) {
+                for ((s, v), m) in norm2.iter_mut().zip(values).zip(&means) {
+                    let c = v - m;
+                    *s += c * c;
+                }
+            }
         }
         let mut scale = vec![1.0 / (n as f64).sqrt(); k + offset];
         for j in 0..k {
@@ -56,6 +66,21 @@ impl Scaling {
         let mut m = Mat::zeros(n, k + offset);
         if self.intercept {
             m.col_mut(0).fill(self.scale[0]);
+        }
+        if !design.has_low_parts() {
+            // Column by column from the rows as they are stored: a block of eight columns of
+            // every row stays in cache while its eight columns are written.
+            let rows = design.rows();
+            for start in (0..k).step_by(BLOCK) {
+                for j in start..(start + BLOCK).min(k) {
+                    let (mean, scale) = (self.means[j], self.scale[j + offset]);
+                    let column = m.col_as_slice_mut(j + offset);
+                    for (out, values) in column.iter_mut().zip(rows.chunks_exact(k)) {
+                        *out = (values[j] - mean) * scale;
+                    }
+                }
+            }
+            return m;
         }
         let mut row = vec![0.0; k];
         for start in (0..k).step_by(BLOCK) {
