@@ -47,7 +47,7 @@ named_enum! {
 
 named_enum! {
     /// Floating-point type of the training features, parameters, gradients and optimizer state.
-    /// Every reported figure (full-pass MSE and R², `excess_mse`, status) is computed in f64.
+    /// Every reported figure (train MSE and R², `excess_mse`, status) is computed in f64 or better.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
     #[serde(rename_all = "snake_case")]
     pub enum Dtype {

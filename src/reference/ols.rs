@@ -363,6 +363,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_intercept_only_design_fits_the_mean() {
+        let y = [1.0, 2.0, 4.5, 0.5];
+        let f = fit_rows(&[], &y, 4, 0, true).unwrap();
+        assert_eq!(f.intercept, Some(2.0));
+        assert!(f.coefficients.is_empty());
+        assert_eq!(f.sse, 1.0 + 0.0 + 6.25 + 2.25);
+    }
+
+    #[test]
     fn exact_quadratic_is_recovered_to_the_last_digit() {
         let xs: Vec<f64> = (0..10).map(|i| i as f64 * 0.7 - 3.0).collect();
         let y: Vec<DD> = xs

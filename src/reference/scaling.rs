@@ -31,7 +31,7 @@ impl Scaling {
         };
         let mut norm2 = vec![0.0; k];
         let mut row = vec![0.0; k];
-        if design.has_low_parts() {
+        if design.has_low_parts() || k == 0 {
             for i in 0..n {
                 centred_row(design, i, 0..k, &means, &mut row);
                 norm2.iter_mut().zip(&row).for_each(|(s, c)| *s += c * c);
@@ -67,7 +67,7 @@ impl Scaling {
         if self.intercept {
             m.col_mut(0).fill(self.scale[0]);
         }
-        if !design.has_low_parts() {
+        if !design.has_low_parts() && k > 0 {
             // Column by column from the rows as they are stored: a block of eight columns of
             // every row stays in cache while its eight columns are written.
             let rows = design.rows();

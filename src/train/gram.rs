@@ -8,9 +8,12 @@
 //! an evaluation takes `O(d^2)` in the same compensated arithmetic. So the figure carries the
 //! cancellation of the three terms (large when the features are collinear) with digits to spare,
 //! and lands closer to the exact value than a pass in f64, which rounds every residual (tested
-//! against a double-double pass). Evaluated in plain f64 the same identity loses about six digits
-//! on the un-whitened built-in data. Every sum has a fixed order (rows in order; [`LANES`] partial
-//! sums along a row) and uses fused multiply-adds, so each SIMD level gives the same bits.
+//! against a double-double pass), unless the residuals are some 1e13 times smaller than
+//! `|x'| |theta|`, where the f64 pass is itself off in the second digit. Evaluated in plain f64 the
+//! same identity loses about six digits on the un-whitened built-in data. Every sum has a fixed
+//! order (each entry of `G`, `c` and `k0` one compensated sum over the rows in order; the
+//! evaluation [`LANES`] partial sums along a row of `G`) and uses fused multiply-adds, so each
+//! SIMD level gives the same bits.
 //!
 //! Building `G` costs about as much as `d` passes (16 ms against 0.12 ms per pass at 9259 x 121
 //! here), so runs use the identity only when they have at least `d` epochs ([`pays_off`]); the
@@ -86,11 +89,15 @@ impl Gram {
             + linear.total().mul_f64(2.0 * scale)
             + target.k0;
         let value = sse.to_f64();
-        // Parameters so large that a term overflows leave NaN in the error terms: as in a pass,
-        // the sum of squares is then infinite (NaN only from NaN parameters).
-        if value.is_finite() || theta.iter().any(|t| t.is_nan()) {
+        if value < 0.0 {
+            // A sum of squares near zero can round below it; zero is the nearer value.
+            0.0
+        } else if value.is_finite() || theta.iter().any(|t| t.is_nan()) {
             value
         } else {
+            // Parameters so large that a term overflows leave NaN in the error terms: the sum of
+            // squares is infinite (a pass may give NaN there, from inf - inf; both mark the run
+            // diverged). NaN parameters give NaN.
             f64::INFINITY
         }
     }
@@ -353,6 +360,49 @@ mod tests {
         let level = SimdLevel::detect();
         let target = TargetTerms::of(level, &rows, d, &y, 1.0);
         assert_eq!(Gram::of(level, &rows, d).sse(&target, &theta, 2.0), direct);
+    }
+
+    #[test]
+    fn every_simd_level_builds_the_same_terms() {
+        let (n, d) = (37, 19);
+        let rows: Vec<f64> = (0..n * d)
+            .map(|v| ((v * 7919 % 1013) as f64 / 97.0 - 5.0) * 1.1f64.powi((v % 9) as i32))
+            .collect();
+        let y: Vec<f64> = (0..n)
+            .map(|i| (i as f64 * 0.37).sin() * 1e-3 + 0.1)
+            .collect();
+        let theta: Vec<f64> = (0..=d).map(|j| (j as f64 - 9.0) * 0.013).collect();
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let reference = (
+            Gram::of(SimdLevel::Portable, &rows, d),
+            TargetTerms::of(SimdLevel::Portable, &rows, d, &y, 0.1),
+        );
+        for level in SimdLevel::ALL.iter().filter(|l| l.is_available()) {
+            let (gram, target) = (
+                Gram::of(*level, &rows, d),
+                TargetTerms::of(*level, &rows, d, &y, 0.1),
+            );
+            assert_eq!(bits(&gram.hi), bits(&reference.0.hi), "{level}");
+            assert_eq!(bits(&gram.lo), bits(&reference.0.lo), "{level}");
+            assert_eq!(bits(&target.c_hi), bits(&reference.1.c_hi), "{level}");
+            assert_eq!(bits(&target.c_lo), bits(&reference.1.c_lo), "{level}");
+            assert_eq!(target.k0, reference.1.k0, "{level}");
+            assert_eq!(
+                gram.sse(&target, &theta, 1.5).to_bits(),
+                reference.0.sse(&reference.1, &theta, 1.5).to_bits()
+            );
+        }
+    }
+
+    #[test]
+    fn a_sum_of_squares_never_comes_out_negative() {
+        // An exact fit, y = 2 x + 1 (every value exact): at w = 2, b = 1 the sum of squares is 0,
+        // and at a hair from there it is tiny but not negative.
+        let x = [0.5, 1.5, 2.0, 3.25];
+        let y: Vec<f64> = x.iter().map(|v| 2.0 * v + 1.0).collect();
+        assert_eq!(sse(&x, &y, &[2.0, 1.0], 1.0, 0.0), 0.0);
+        let near = sse(&x, &y, &[2.0 + 1e-15, 1.0 - 1e-15], 1.0, 0.0);
+        assert!((0.0..1e-28).contains(&near), "{near}");
     }
 
     #[test]

@@ -36,7 +36,7 @@ named_enum! {
     }
 }
 
-/// Per-epoch diagnostics: means over the epoch's minibatches, then a full pass.
+/// Per-epoch diagnostics: means over the epoch's minibatches, then the train MSE over all rows.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EpochStats {
     /// 1-based.
@@ -72,7 +72,7 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
-    /// The full-pass train MSE after the last epoch run.
+    /// The train MSE over all rows after the last epoch run.
     pub fn final_train_mse(&self) -> f64 {
         self.epochs
             .last()

@@ -18,7 +18,7 @@
 //! random order.
 //!
 //! The loop is generic over the run's element type ([`Element`]: f64, or f32 for `dtype = "f32"`):
-//! features, parameters, gradients and optimizer state are of that type; the per-epoch full pass
+//! features, parameters, gradients and optimizer state are of that type; the per-epoch train MSE
 //! widens every value exactly and sums in f64, so reported figures are f64 whatever the type.
 
 use super::init::{initial_params, shuffle_epoch};
@@ -98,7 +98,7 @@ pub struct Group<'a, T> {
 impl<'a, T: Element> Group<'a, T> {
     /// A group of runs; all must share the training features, batch size, seed and epochs
     /// (checked: a mismatch is a bug of the caller). Inlined into the `train_*` functions, so that
-    /// the initial full passes run at their SIMD level too.
+    /// the initial train MSEs (and `G`, when the identity pays off) run at their SIMD level too.
     #[inline(always)]
     pub fn new(
         level: SimdLevel,
@@ -430,7 +430,7 @@ impl<T: Element> Member<'_, T> {
         self.record_step(gradient_norm, clipped);
     }
 
-    /// The epoch's statistics with its full-pass MSE and R², and the divergence check.
+    /// The epoch's statistics with its train MSE and R² over all rows, and the divergence check.
     #[inline(always)]
     fn end_epoch(&mut self, epoch: u32, (train_mse, train_r2): (f64, f64)) {
         let sums = std::mem::take(&mut self.sums);
