@@ -52,10 +52,13 @@ impl PrepKey {
 pub struct Prepared {
     pub data: Arc<Dataset>,
     pub reference: Arc<Reference>,
-    /// Training features, row-major `n x d` (the data set's own when not whitening).
+    /// Training features, row-major, `n` rows of [`Prepared::stride`] values: the `d` features,
+    /// then zeros (the data set's own rows when not whitening and not padded; see [`padded_width`]).
     pub x: Arc<[f64]>,
     /// The same rounded to f32, for runs with `dtype = "f32"` (`None` for f64 runs).
     pub x32: Option<Arc<[f32]>>,
+    /// Values per stored row of `x` and `x32`.
+    stride: usize,
     /// Training target (normalized or the original).
     pub y: Arc<[f64]>,
     /// `y = y_scale * y' + y_mean`.
@@ -121,6 +124,7 @@ impl Prepared {
             reference,
             x: features.x.clone(),
             x32: features.x32.clone(),
+            stride: features.stride,
             y: target.y,
             y_mean: target.mean,
             y_scale: target.scale,
@@ -138,11 +142,15 @@ impl Prepared {
         })
     }
 
-    /// Training row `i`.
+    /// Training row `i` (its `d` features).
     #[inline(always)]
     pub fn row(&self, i: usize) -> &[f64] {
-        let d = self.d();
-        &self.x[i * d..(i + 1) * d]
+        &self.x[i * self.stride..i * self.stride + self.d()]
+    }
+
+    /// Values per stored training row: `d`, or `d` rounded up to a multiple of 16 when padded.
+    pub fn stride(&self) -> usize {
+        self.stride
     }
 
     pub fn n(&self) -> usize {
@@ -184,19 +192,20 @@ impl Prepared {
     /// `level` by the first run to ask (every level gives the same bits) and shared by the
     /// preparations on the same features.
     pub fn gram(&self, level: SimdLevel) -> &Gram {
+        let (d, stride) = (self.d(), self.stride);
         self.gram.get_or_init(|| match &self.x32 {
-            None => Gram::of(level, &self.x, self.d()),
-            Some(x32) => Gram::of(level, x32, self.d()),
+            None => Gram::of(level, &self.x, d, stride),
+            Some(x32) => Gram::of(level, x32, d, stride),
         })
     }
 
     /// The target's terms of the train-MSE identity (see [`Gram`]), made once per preparation.
     pub fn target_terms(&self, level: SimdLevel) -> &TargetTerms {
         self.target_terms.get_or_init(|| {
-            let (y, mean, d) = (&self.data.y, self.y_mean, self.d());
+            let (y, mean, d, stride) = (&self.data.y, self.y_mean, self.d(), self.stride);
             match &self.x32 {
-                None => TargetTerms::of(level, &self.x, d, y, mean),
-                Some(x32) => TargetTerms::of(level, x32, d, y, mean),
+                None => TargetTerms::of(level, &self.x, d, stride, y, mean),
+                Some(x32) => TargetTerms::of(level, x32, d, stride, y, mean),
             }
         })
     }
@@ -260,6 +269,8 @@ pub struct Features {
     pub x: Arc<[f64]>,
     /// `x` rounded to f32, when runs train in f32.
     pub x32: Option<Arc<[f32]>>,
+    /// Values per stored row of `x` (see [`padded_width`]).
+    pub stride: usize,
     pub whitening: Option<Mat<f64>>,
     pub whitening_inverse: Option<Mat<f64>>,
     pub mean: Vec<f64>,
@@ -293,9 +304,21 @@ impl Features {
             .chunks_exact(d)
             .map(|row| row.iter().map(|v| v * v).sum())
             .collect();
+        let stride = padded_width(n, d);
+        let x = if stride == d {
+            x
+        } else {
+            let mut padded = zeroed(n * stride);
+            let out = Arc::get_mut(&mut padded).expect("a new allocation has one owner");
+            for (to, from) in out.chunks_exact_mut(stride).zip(x.chunks_exact(d)) {
+                to[..d].copy_from_slice(from);
+            }
+            padded
+        };
         Ok(Features {
             x,
             x32: None,
+            stride,
             whitening,
             whitening_inverse,
             mean,
@@ -315,8 +338,8 @@ impl Features {
         let x32: Arc<[f32]> = self.x.iter().map(|v| *v as f32).collect();
         let d = self.mean.len();
         let row_norm2 = x32
-            .chunks_exact(d)
-            .map(|row| row.iter().map(|v| f64::from(*v) * f64::from(*v)).sum())
+            .chunks_exact(self.stride)
+            .map(|row| row[..d].iter().map(|v| f64::from(*v) * f64::from(*v)).sum())
             .collect();
         Features {
             x32: Some(x32),
@@ -324,6 +347,22 @@ impl Features {
             gram: Arc::default(),
             ..self
         }
+    }
+}
+
+/// Stored training rows smaller than this are padded (see [`padded_width`]).
+const PAD_BELOW_BYTES: usize = 32 << 20;
+
+/// Values per stored training row for `n x d` features: `d` rounded up to a multiple of 16 (the
+/// SGD kernels' partial sums), the added values zero, when the padded rows stay within 32 MB
+/// (about the size of a last-level cache, where the kernels' tails are what costs); else `d`.
+/// Zero lanes add nothing to any sum, so padded or not, runs give the same bits.
+pub fn padded_width(n: usize, d: usize) -> usize {
+    let padded = d.div_ceil(16) * 16;
+    if n * padded * 8 <= PAD_BELOW_BYTES {
+        padded
+    } else {
+        d
     }
 }
 

@@ -52,8 +52,9 @@ pub struct TargetTerms {
 }
 
 impl Gram {
-    /// `G` of the row-major `rows` (`d` columns), widened exactly to f64, at `level`.
-    pub fn of<T: Real>(level: SimdLevel, rows: &[T], d: usize) -> Gram {
+    /// `G` of the first `d` columns of the row-major `rows` (`stride` values per row), widened
+    /// exactly to f64, at `level`.
+    pub fn of<T: Real>(level: SimdLevel, rows: &[T], d: usize, stride: usize) -> Gram {
         assert!(
             level.is_available(),
             "this CPU cannot run SIMD level {level}"
@@ -61,10 +62,10 @@ impl Gram {
         match level {
             // SAFETY: the CPU has the level's features (asserted above).
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx512 => unsafe { gram_avx512(rows, d) },
+            SimdLevel::Avx512 => unsafe { gram_avx512(rows, d, stride) },
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => unsafe { gram_avx2(rows, d) },
-            _ => gram_rows(rows, d),
+            SimdLevel::Avx2 => unsafe { gram_avx2(rows, d, stride) },
+            _ => gram_rows(rows, d, stride),
         }
     }
 
@@ -104,11 +105,13 @@ impl Gram {
 }
 
 impl TargetTerms {
-    /// The terms of the target `y` scaled by `y = scale y' + mean`, on the row-major `rows`.
+    /// The terms of the target `y` scaled by `y = scale y' + mean`, on the first `d` columns of
+    /// the row-major `rows` (`stride` values per row).
     pub fn of<T: Real>(
         level: SimdLevel,
         rows: &[T],
         d: usize,
+        stride: usize,
         y: &[f64],
         mean: f64,
     ) -> TargetTerms {
@@ -119,50 +122,62 @@ impl TargetTerms {
         match level {
             // SAFETY: the CPU has the level's features (asserted above).
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx512 => unsafe { target_avx512(rows, d, y, mean) },
+            SimdLevel::Avx512 => unsafe { target_avx512(rows, d, stride, y, mean) },
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => unsafe { target_avx2(rows, d, y, mean) },
-            _ => target_rows(rows, d, y, mean),
+            SimdLevel::Avx2 => unsafe { target_avx2(rows, d, stride, y, mean) },
+            _ => target_rows(rows, d, stride, y, mean),
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,fma")]
-unsafe fn gram_avx512<T: Real>(rows: &[T], d: usize) -> Gram {
-    gram_rows(rows, d)
+unsafe fn gram_avx512<T: Real>(rows: &[T], d: usize, stride: usize) -> Gram {
+    gram_rows(rows, d, stride)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gram_avx2<T: Real>(rows: &[T], d: usize) -> Gram {
-    gram_rows(rows, d)
+unsafe fn gram_avx2<T: Real>(rows: &[T], d: usize, stride: usize) -> Gram {
+    gram_rows(rows, d, stride)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,fma")]
-unsafe fn target_avx512<T: Real>(rows: &[T], d: usize, y: &[f64], mean: f64) -> TargetTerms {
-    target_rows(rows, d, y, mean)
+unsafe fn target_avx512<T: Real>(
+    rows: &[T],
+    d: usize,
+    stride: usize,
+    y: &[f64],
+    mean: f64,
+) -> TargetTerms {
+    target_rows(rows, d, stride, y, mean)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn target_avx2<T: Real>(rows: &[T], d: usize, y: &[f64], mean: f64) -> TargetTerms {
-    target_rows(rows, d, y, mean)
+unsafe fn target_avx2<T: Real>(
+    rows: &[T],
+    d: usize,
+    stride: usize,
+    y: &[f64],
+    mean: f64,
+) -> TargetTerms {
+    target_rows(rows, d, stride, y, mean)
 }
 
 /// `G`: the upper triangle of `X'X` accumulated row after row (one compensated sum per entry,
 /// packed), the column sums, then `n`; mirrored into the full matrix.
 #[inline(always)]
-fn gram_rows<T: Real>(rows: &[T], d: usize) -> Gram {
+fn gram_rows<T: Real>(rows: &[T], d: usize, stride: usize) -> Gram {
     let k = d + 1;
     let packed = d * (d + 1) / 2;
     let (mut sum, mut err) = (vec![0.0; packed], vec![0.0; packed]);
     let (mut column_sum, mut column_err) = (vec![0.0; d], vec![0.0; d]);
     let mut row = vec![0.0; d];
     let mut n = 0usize;
-    for values in rows.chunks_exact(d) {
-        for (wide, v) in row.iter_mut().zip(values) {
+    for values in rows.chunks_exact(stride) {
+        for (wide, v) in row.iter_mut().zip(&values[..d]) {
             *wide = v.wide();
         }
         let mut offset = 0;
@@ -204,12 +219,12 @@ fn gram_rows<T: Real>(rows: &[T], d: usize) -> Gram {
 /// `c = A'(m 1 - y)` and `k0 = |m 1 - y|^2`, rows in order, with `m - y_i` kept exactly as a
 /// pair of f64.
 #[inline(always)]
-fn target_rows<T: Real>(rows: &[T], d: usize, y: &[f64], mean: f64) -> TargetTerms {
+fn target_rows<T: Real>(rows: &[T], d: usize, stride: usize, y: &[f64], mean: f64) -> TargetTerms {
     let (mut sum, mut err) = (vec![0.0; d + 1], vec![0.0; d + 1]);
     let (mut k0_sum, mut k0_err) = (0.0, 0.0);
-    for (values, yi) in rows.chunks_exact(d).zip(y) {
+    for (values, yi) in rows.chunks_exact(stride).zip(y) {
         let (t, t_low) = two_sum(mean, -yi);
-        for ((s, e), v) in sum.iter_mut().zip(err.iter_mut()).zip(values) {
+        for ((s, e), v) in sum.iter_mut().zip(err.iter_mut()).zip(&values[..d]) {
             let a = v.wide();
             accumulate(s, e, a, t);
             *e = a.mul_add(t_low, *e);
@@ -297,8 +312,8 @@ mod tests {
     fn sse(rows: &[f64], y: &[f64], theta: &[f64], scale: f64, mean: f64) -> f64 {
         let level = SimdLevel::detect();
         let d = theta.len() - 1;
-        let target = TargetTerms::of(level, rows, d, y, mean);
-        Gram::of(level, rows, d).sse(&target, theta, scale)
+        let target = TargetTerms::of(level, rows, d, d, y, mean);
+        Gram::of(level, rows, d, d).sse(&target, theta, scale)
     }
 
     #[test]
@@ -358,8 +373,11 @@ mod tests {
             })
             .sum();
         let level = SimdLevel::detect();
-        let target = TargetTerms::of(level, &rows, d, &y, 1.0);
-        assert_eq!(Gram::of(level, &rows, d).sse(&target, &theta, 2.0), direct);
+        let target = TargetTerms::of(level, &rows, d, d, &y, 1.0);
+        assert_eq!(
+            Gram::of(level, &rows, d, d).sse(&target, &theta, 2.0),
+            direct
+        );
     }
 
     #[test]
@@ -374,13 +392,13 @@ mod tests {
         let theta: Vec<f64> = (0..=d).map(|j| (j as f64 - 9.0) * 0.013).collect();
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let reference = (
-            Gram::of(SimdLevel::Portable, &rows, d),
-            TargetTerms::of(SimdLevel::Portable, &rows, d, &y, 0.1),
+            Gram::of(SimdLevel::Portable, &rows, d, d),
+            TargetTerms::of(SimdLevel::Portable, &rows, d, d, &y, 0.1),
         );
         for level in SimdLevel::ALL.iter().filter(|l| l.is_available()) {
             let (gram, target) = (
-                Gram::of(*level, &rows, d),
-                TargetTerms::of(*level, &rows, d, &y, 0.1),
+                Gram::of(*level, &rows, d, d),
+                TargetTerms::of(*level, &rows, d, d, &y, 0.1),
             );
             assert_eq!(bits(&gram.hi), bits(&reference.0.hi), "{level}");
             assert_eq!(bits(&gram.lo), bits(&reference.0.lo), "{level}");

@@ -143,6 +143,24 @@ pub fn norm2<T: Real>(a: &[T]) -> T {
     dot(a, a)
 }
 
+/// `|(a, last)|^2` with `last` in the place of element `index` (`index >= a.len()` or `a[index..]`
+/// all zero): the bits of [`norm2`] of `a[..index]` followed by `last`, whatever zeros follow.
+#[inline(always)]
+pub fn norm2_then<T: Real>(a: &[T], last: T, index: usize) -> T {
+    let mut acc = [T::ZERO; PARTIALS];
+    let (chunks, tail) = (a.chunks_exact(PARTIALS), a.len() / PARTIALS * PARTIALS);
+    for x in chunks {
+        for k in 0..PARTIALS {
+            acc[k] = x[k].mul_add(x[k], acc[k]);
+        }
+    }
+    for (k, x) in a[tail..].iter().enumerate() {
+        acc[k] = x.mul_add(*x, acc[k]);
+    }
+    acc[index % PARTIALS] = last.mul_add(last, acc[index % PARTIALS]);
+    combine(acc)
+}
+
 /// `y += alpha x` (the reference order of [`gradient_of_rows`]).
 #[cfg(test)]
 fn axpy<T: Real>(y: &mut [T], alpha: T, x: &[T]) {

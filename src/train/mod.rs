@@ -83,7 +83,11 @@ impl RunOutcome {
 /// Full-pass MSE and R² in original units for training-coordinate parameters, as the training
 /// loop computes them every epoch.
 pub fn full_pass(prep: &Prepared, params: &[f64]) -> (f64, f64) {
-    full_pass::full_pass(prep, params)
+    let (d, stride) = (prep.d(), prep.stride());
+    let mut padded = vec![0.0; stride + 1];
+    padded[..d].copy_from_slice(&params[..d]);
+    padded[stride] = params[d];
+    full_pass::full_pass(prep, &padded)
 }
 
 /// Train MSE and R² in original units by the exact quadratic identity (see [`Gram`]), as runs

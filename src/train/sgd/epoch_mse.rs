@@ -69,10 +69,13 @@ fn identity_mse<T: Real>(
     prep: &Prepared,
     params: &[T],
 ) -> (f64, f64) {
-    let mut theta = Vec::with_capacity(params.len());
-    for v in params {
+    // The weights without their padding, then the bias.
+    let (d, stride) = (prep.d(), prep.stride());
+    let mut theta = Vec::with_capacity(d + 1);
+    for v in &params[..d] {
         theta.push(v.wide());
     }
+    theta.push(params[stride].wide());
     let sse = gram.sse(prep.target_terms(level), &theta, prep.y_scale);
     mse_and_r2(prep, sse)
 }
@@ -82,12 +85,12 @@ fn identity_mse<T: Real>(
 #[inline(always)]
 fn full_passes<T: Element>(members: &[Member<T>]) -> Vec<Option<(f64, f64)>> {
     let prep = members[0].prep;
-    let d = prep.d();
+    let stride = prep.stride();
     let mut sse: Vec<Option<f64>> = members
         .iter()
         .map(|m| (!m.diverged).then_some(0.0))
         .collect();
-    for (i, row) in T::rows(prep).chunks_exact(d).enumerate() {
+    for (i, row) in T::rows(prep).chunks_exact(stride).enumerate() {
         for (member, sse) in members.iter().zip(sse.iter_mut()) {
             if let Some(sse) = sse {
                 *sse = add_squared_error(member.prep, &member.params, row, i, *sse);

@@ -22,7 +22,9 @@
 //! widens every value exactly and sums in f64, so reported figures are f64 whatever the type.
 
 use super::init::{initial_params, shuffle_epoch};
-use super::kernel::{axpy_norm2, dot, gradient_of_rows, norm2, prefetch, scale_axpy_norm2, Real};
+use super::kernel::{
+    axpy_norm2, dot, gradient_of_rows, norm2, norm2_then, prefetch, scale_axpy_norm2, Real,
+};
 use super::optimizer::OptimizerState;
 use super::{EpochStats, RunOutcome, Status, DIVERGENCE_FACTOR};
 use crate::config::{DecayOn, Dtype, Optimizer, TrainSettings};
@@ -59,8 +61,8 @@ impl Element for f32 {
 /// Training row `i` in the run's type.
 #[inline(always)]
 fn row<T: Element>(prep: &Prepared, i: usize) -> &[T] {
-    let d = prep.d();
-    &T::rows(prep)[i * d..(i + 1) * d]
+    let stride = prep.stride();
+    &T::rows(prep)[i * stride..(i + 1) * stride]
 }
 
 /// One run of a group: settings, data, state (in the run's type `T`), and what it has recorded.
@@ -143,11 +145,14 @@ impl<'a, T: Element> Member<'a, T> {
         sweep_seed: u64,
         train_mse: &TrainMse,
     ) -> Member<'a, T> {
-        let d = prep.d();
-        let params: Vec<T> = initial_params(s, prep, sweep_seed)
-            .into_iter()
-            .map(T::of)
-            .collect();
+        let (d, stride) = (prep.d(), prep.stride());
+        // Weights padded with zeros to the rows' stride, then the bias.
+        let initial = initial_params(s, prep, sweep_seed);
+        let mut params = vec![T::ZERO; stride + 1];
+        for (p, v) in params.iter_mut().zip(&initial[..d]) {
+            *p = T::of(*v);
+        }
+        params[stride] = T::of(initial[d]);
         let decay_metric = (s.weight_decay_on == DecayOn::Features && s.weight_decay != 0.0)
             .then(|| prep.decay_metric())
             .flatten()
@@ -155,11 +160,11 @@ impl<'a, T: Element> Member<'a, T> {
         Member {
             s,
             prep,
-            weight_norm2: norm2(&params[..d]),
+            weight_norm2: norm2(&params[..stride]),
             initial_train_mse: train_mse.of_params(prep, &params).0,
             params,
-            grad: vec![T::ZERO; d + 1],
-            optimizer: OptimizerState::new(s.optimizer, s.momentum, d + 1),
+            grad: vec![T::ZERO; stride + 1],
+            optimizer: OptimizerState::new(s.optimizer, s.momentum, stride + 1),
             single_row: s.batch_size == 1
                 && s.optimizer == Optimizer::Sgd
                 && decay_metric.is_none(),
@@ -331,9 +336,8 @@ impl<T: Element> Member<'_, T> {
     #[inline(always)]
     fn single_row_step(&mut self, i: usize) {
         let (s, prep) = (self.s, self.prep);
-        let d = prep.d();
         let x = row::<T>(prep, i);
-        let (w, b) = self.params.split_at_mut(d);
+        let (w, b) = self.params.split_at_mut(prep.stride());
         let wx = dot(w, x);
         let prediction = wx + b[0];
         let r = prediction - T::of(prep.y[i]);
@@ -372,8 +376,8 @@ impl<T: Element> Member<'_, T> {
         residuals: &mut [T],
     ) {
         let prep = self.prep;
-        let d = prep.d();
-        let (w, b) = self.params.split_at(d);
+        let stride = prep.stride();
+        let (w, b) = self.params.split_at(stride);
         let (mut loss, mut prediction, mut residual_sum) = (T::ZERO, T::ZERO, T::ZERO);
         let rows = &perm[positions.clone()];
         let residuals = &mut residuals[..rows.len()];
@@ -394,15 +398,15 @@ impl<T: Element> Member<'_, T> {
         let batch = &mut self.minibatch;
         (batch.loss, batch.prediction, batch.residual_sum) = (loss, prediction, residual_sum);
         batch.rows = rows.len();
-        gradient_of_rows(&mut self.grad[..d], T::rows(prep), rows, residuals);
+        gradient_of_rows(&mut self.grad[..stride], T::rows(prep), rows, residuals);
         self.finish_minibatch();
     }
 
     /// Any optimizer, any batch: scale the accumulated gradient, clip, step.
     #[inline(always)]
     fn finish_minibatch(&mut self) {
-        let (s, d) = (self.s, self.prep.d());
-        let (gw, gb) = self.grad.split_at_mut(d);
+        let (s, d, stride) = (self.s, self.prep.d(), self.prep.stride());
+        let (gw, gb) = self.grad.split_at_mut(stride);
         let scale = T::of(2.0 / self.minibatch.rows as f64);
         let wd = T::of(s.weight_decay);
         let w = &self.params[..d];
@@ -419,14 +423,15 @@ impl<T: Element> Member<'_, T> {
             }
         }
         gb[0] = self.minibatch.residual_sum * scale;
-        let gradient_norm = norm2(&self.grad).sqrt();
+        // The padding is zero: the norm of (weights, bias), the bias in the place it has unpadded.
+        let gradient_norm = norm2_then(&self.grad[..stride], self.grad[stride], d).sqrt();
         let (factor, clipped) = clip_factor(s, gradient_norm);
         if clipped {
             self.grad.iter_mut().for_each(|g| *g *= factor);
         }
         self.weight_norm2 =
             self.optimizer
-                .step(&mut self.params, &self.grad, T::of(s.learning_rate), d);
+                .step(&mut self.params, &self.grad, T::of(s.learning_rate), stride);
         self.record_step(gradient_norm, clipped);
     }
 
@@ -467,7 +472,11 @@ impl<T: Element> Member<'_, T> {
                 Status::NotConverged
             }
         };
-        let params: Vec<f64> = self.params.iter().map(|v| v.wide()).collect();
+        let (d, stride) = (prep.d(), prep.stride());
+        let params: Vec<f64> = (self.params[..d].iter())
+            .chain([&self.params[stride]])
+            .map(|v| v.wide())
+            .collect();
         RunOutcome {
             status,
             message: None,
