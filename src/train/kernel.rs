@@ -120,6 +120,93 @@ pub fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     combine(acc)
 }
 
+/// `w_m . x` for `N` vectors `w_m` at once, each with the bits of [`dot`]`(w_m, x)`: one pass over
+/// `x`, the `N` sums side by side. The last, partial chunk goes through zero-padded copies (a zero
+/// lane adds `+0` to a partial sum, which leaves it as it is), so every index is fixed and the
+/// sums stay in registers.
+#[inline(always)]
+pub fn dots<T: Real, const N: usize>(ws: [&[T]; N], x: &[T]) -> [T; N] {
+    let mut acc = [[T::ZERO; PARTIALS]; N];
+    let chunks = x.chunks_exact(PARTIALS);
+    let (tail, full) = (chunks.remainder(), x.len() - chunks.remainder().len());
+    for (c, xs) in chunks.enumerate() {
+        for m in 0..N {
+            let w: &[T; PARTIALS] = ws[m][c * PARTIALS..(c + 1) * PARTIALS]
+                .try_into()
+                .expect("a chunk of PARTIALS");
+            for k in 0..PARTIALS {
+                acc[m][k] = w[k].mul_add(xs[k], acc[m][k]);
+            }
+        }
+    }
+    if !tail.is_empty() {
+        let xt = padded(tail);
+        for m in 0..N {
+            let wt = padded(&ws[m][full..]);
+            for k in 0..PARTIALS {
+                acc[m][k] = wt[k].mul_add(xt[k], acc[m][k]);
+            }
+        }
+    }
+    acc.map(combine)
+}
+
+/// `y_m = beta_m y_m + alpha_m x` for `N` vectors `y_m` at once, each with the bits of
+/// [`scale_axpy_norm2`]`(y_m, beta_m, alpha_m, x)` (and of [`axpy_norm2`] when `beta_m` is 1),
+/// returning their new `|y_m|^2`: one pass over `x`, the `N` updates side by side (the last,
+/// partial chunk as in [`dots`]).
+#[inline(always)]
+pub fn scale_axpys_norm2<T: Real, const N: usize>(
+    ys: [&mut [T]; N],
+    beta: [T; N],
+    alpha: [T; N],
+    x: &[T],
+) -> [T; N] {
+    let mut acc = [[T::ZERO; PARTIALS]; N];
+    let chunks = x.chunks_exact(PARTIALS);
+    let (tail, full) = (chunks.remainder(), x.len() - chunks.remainder().len());
+    for (c, xs) in chunks.enumerate() {
+        for m in 0..N {
+            let y: &mut [T; PARTIALS] = (&mut ys[m][c * PARTIALS..(c + 1) * PARTIALS])
+                .try_into()
+                .expect("a chunk of PARTIALS");
+            let mut v = [T::ZERO; PARTIALS];
+            for k in 0..PARTIALS {
+                v[k] = alpha[m].mul_add(xs[k], beta[m] * y[k]);
+            }
+            *y = v;
+            for k in 0..PARTIALS {
+                acc[m][k] = v[k].mul_add(v[k], acc[m][k]);
+            }
+        }
+    }
+    if !tail.is_empty() {
+        let xt = padded(tail);
+        for m in 0..N {
+            let yt = padded(&ys[m][full..]);
+            let mut v = [T::ZERO; PARTIALS];
+            for k in 0..PARTIALS {
+                v[k] = alpha[m].mul_add(xt[k], beta[m] * yt[k]);
+            }
+            ys[m][full..].copy_from_slice(&v[..tail.len()]);
+            for k in 0..PARTIALS {
+                acc[m][k] = v[k].mul_add(v[k], acc[m][k]);
+            }
+        }
+    }
+    acc.map(combine)
+}
+
+/// The first `PARTIALS` or fewer values of `v`, zero-padded.
+#[inline(always)]
+fn padded<T: Real>(v: &[T]) -> [T; PARTIALS] {
+    let mut out = [T::ZERO; PARTIALS];
+    for (o, x) in out.iter_mut().zip(v) {
+        *o = *x;
+    }
+    out
+}
+
 /// `a . b` in f64, each element widened exactly first (the same bits as [`dot`] for f64).
 #[inline(always)]
 pub fn dot_wide<T: Real>(a: &[T], b: &[T]) -> f64 {
@@ -211,9 +298,10 @@ fn gradient_by_blocks<T: Real, const B: usize>(g: &mut [T], x: &[T], rows: &[u32
     }
 }
 
-/// `y = beta y + alpha x`, returning the new `|y|^2` (computed in the same pass).
-#[inline(always)]
-pub fn scale_axpy_norm2<T: Real>(y: &mut [T], beta: T, alpha: T, x: &[T]) -> T {
+/// `y = beta y + alpha x`, returning the new `|y|^2` (computed in the same pass; the reference
+/// order of [`scale_axpys_norm2`]).
+#[cfg(test)]
+fn scale_axpy_norm2<T: Real>(y: &mut [T], beta: T, alpha: T, x: &[T]) -> T {
     update_norm2(y, x, |yj, xj| alpha.mul_add(xj, beta * yj))
 }
 
@@ -338,6 +426,36 @@ mod tests {
             gradient_of_rows(&mut g32, &x32, &rows, &r32);
             let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits32(&g32), bits32(&expected32), "f32, n = {n}, d = {d}");
+        }
+    }
+
+    #[test]
+    fn several_vectors_at_once_have_the_bits_of_each_alone() {
+        for n in [1, 15, 16, 17, 121, 1000] {
+            let x = values(n, 9);
+            let ws: Vec<Vec<f64>> = (0..4).map(|m| values(n, 10 + m)).collect();
+            let together = dots([&ws[0][..], &ws[1], &ws[2], &ws[3]], &x);
+            for (w, v) in ws.iter().zip(together) {
+                assert_eq!(v.to_bits(), dot(w, &x).to_bits(), "n = {n}");
+            }
+            let (beta, alpha) = ([1.0, 0.999, 1.0, 0.5], [-0.25, 1e-3, 3.0, -7.0]);
+            let mut alone = ws.clone();
+            let expected: Vec<f64> = (0..4)
+                .map(|m| match beta[m] {
+                    1.0 => axpy_norm2(&mut alone[m], alpha[m], &x),
+                    b => scale_axpy_norm2(&mut alone[m], b, alpha[m], &x),
+                })
+                .collect();
+            let mut ys = ws.clone();
+            let [a, b, c, d] = &mut ys[..] else {
+                unreachable!()
+            };
+            let norms = scale_axpys_norm2([&mut a[..], b, c, d], beta, alpha, &x);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&norms), bits(&expected), "n = {n}");
+            for (y, e) in ys.iter().zip(&alone) {
+                assert_eq!(bits(y), bits(e), "n = {n}");
+            }
         }
     }
 

@@ -350,7 +350,8 @@ fn f32_runs_report_the_f64_mse_of_their_f32_model() {
     let x32 = prep.x32.as_deref().unwrap();
     let sse: f64 = (0..n)
         .map(|i| {
-            let row = &x32[i * d..(i + 1) * d];
+            // Stored rows may be padded with zeros to `stride` values.
+            let row = &x32[i * prep.stride()..i * prep.stride() + d];
             let p: f64 = row
                 .iter()
                 .zip(&out.params)
@@ -449,7 +450,7 @@ fn exact_mse(prep: &Prepared, params: &[f64]) -> f64 {
         Some(x32) => x32.iter().map(|v| f64::from(*v)).collect(),
     };
     let mut sse = DD::new(0.0);
-    for (row, y) in rows.chunks_exact(d).zip(prep.data.y.iter()) {
+    for (row, y) in rows.chunks_exact(prep.stride()).zip(prep.data.y.iter()) {
         let mut pred = DD::new(params[d]);
         for (w, x) in params[..d].iter().zip(row) {
             pred = pred + DD::new(*w).mul_f64(*x);
@@ -583,6 +584,54 @@ fn every_simd_level_gives_the_same_bits() {
                 let bits = |p: &[f64]| p.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&run.params), bits(&runs[0].params));
             }
+        }
+    }
+}
+
+/// Training rows padded with zeros to a multiple of 16 values (as small data sets are stored) and
+/// the same rows unpadded give the same bits, for every optimizer, batch 1 and minibatches,
+/// weight decay, f32, and both routes of the train MSE.
+#[test]
+fn padded_and_unpadded_rows_give_the_same_bits() {
+    let data = Arc::new(
+        data::lagged_levels(
+            &DataConfig {
+                n_rows: 300,
+                n_features: 21,
+                signal_lags: 3,
+                ..DataConfig::default()
+            },
+            4,
+        )
+        .unwrap(),
+    );
+    let reference = Arc::new(Reference::of(&data).unwrap());
+    let base = sweep::preprocess::Features::of(&data, &reference, Whiten::Zca, 0.0).unwrap();
+    assert_eq!(base.stride, 32, "a small data set is stored padded");
+    for dtype in [Dtype::F64, Dtype::F32] {
+        let variants = [base.clone(), base.clone().with_stride(21)].map(|f| {
+            let f = f.with_dtype(dtype);
+            Prepared::with_features(data.clone(), reference.clone(), &f, Whiten::Zca, 0.0, true)
+                .unwrap()
+        });
+        assert_eq!((variants[0].stride(), variants[1].stride()), (32, 21));
+        for (batch, optimizer, weight_decay, epochs) in [
+            (1, Optimizer::Sgd, 0.0, 5),
+            (1, Optimizer::Sgd, 1e-3, 25),
+            (1, Optimizer::Adam, 0.0, 5),
+            (8, Optimizer::Sgd, 0.0, 25),
+            (8, Optimizer::Momentum, 1e-4, 5),
+        ] {
+            let mut s = settings(epochs, batch, 1e-2);
+            (s.dtype, s.optimizer, s.weight_decay, s.clip) = (dtype, optimizer, weight_decay, true);
+            let [padded, unpadded] = [&variants[0], &variants[1]].map(|p| train::train(&s, p, 6));
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&padded.params),
+                bits(&unpadded.params),
+                "{dtype} {s:?}"
+            );
+            assert_eq!(padded.epochs, unpadded.epochs, "{dtype} {s:?}");
         }
     }
 }

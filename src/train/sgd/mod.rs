@@ -12,7 +12,9 @@
 //! for the update, which also yields the new weight norm. At
 //! batch size 1 with plain SGD the gradient is `2 r (x, 1) + wd (w, 0)`, so its norm follows from
 //! `|x|^2` (computed once per data set), `w . x` and `|w|^2` with no pass at all, and the update is
-//! a single scaled axpy. The per-epoch train MSE comes from [`epoch_mse`]: the exact quadratic
+//! a single scaled axpy; the members of a group take those steps in lockstep ([`single_row`]).
+//! The weights are padded with zeros to the stored rows' stride (a multiple of 16 for small data
+//! sets), so the kernels run without tails; zero lanes leave every sum's bits as they are. The per-epoch train MSE comes from [`epoch_mse`]: the exact quadratic
 //! identity (`O(d^2)` in double-double, no pass over the rows) when the run's epochs repay building
 //! `G`, else a full pass. Rows are prefetched a few steps ahead, since the epoch visits them in a
 //! random order.
@@ -22,9 +24,7 @@
 //! widens every value exactly and sums in f64, so reported figures are f64 whatever the type.
 
 use super::init::{initial_params, shuffle_epoch};
-use super::kernel::{
-    axpy_norm2, dot, gradient_of_rows, norm2, norm2_then, prefetch, scale_axpy_norm2, Real,
-};
+use super::kernel::{dot, gradient_of_rows, norm2, norm2_then, prefetch, Real};
 use super::optimizer::OptimizerState;
 use super::{EpochStats, RunOutcome, Status, DIVERGENCE_FACTOR};
 use crate::config::{DecayOn, Dtype, Optimizer, TrainSettings};
@@ -34,6 +34,9 @@ use crate::simd::SimdLevel;
 use epoch_mse::TrainMse;
 
 mod epoch_mse;
+mod single_row;
+
+use single_row::single_row_steps;
 
 /// How many rows ahead of use a row is prefetched.
 const PREFETCH_AHEAD: usize = 4;
@@ -286,13 +289,7 @@ fn run_epoch<T: Element>(group: &mut Group<T>) {
                     prefetch(row::<T>(prep, ahead as usize));
                 }
                 let i = group.perm[position] as usize;
-                for member in group
-                    .members
-                    .iter_mut()
-                    .filter(|m| m.single_row && active(m))
-                {
-                    member.single_row_step(i);
-                }
+                single_row_steps(&mut group.members, i);
             }
         }
         let mut first = !single_rows;
@@ -330,38 +327,6 @@ impl<T: Element> Member<'_, T> {
         if !(batch.loss.wide().is_finite() && gradient_norm.is_finite()) {
             sums.blew_up = true;
         }
-    }
-
-    /// Plain SGD on one row: the gradient `2 r (x, 1) + wd (w, 0)` is never formed.
-    #[inline(always)]
-    fn single_row_step(&mut self, i: usize) {
-        let (s, prep) = (self.s, self.prep);
-        let x = row::<T>(prep, i);
-        let (w, b) = self.params.split_at_mut(prep.stride());
-        let wx = dot(w, x);
-        let prediction = wx + b[0];
-        let r = prediction - T::of(prep.y[i]);
-        let wd = T::of(s.weight_decay);
-        // |g|^2 = 4 r^2 (|x|^2 + 1) + 4 r wd (w . x) + wd^2 |w|^2.
-        let two = T::of(2.0);
-        let two_r = two * r;
-        let norm2 = (two_r * two_r).mul_add(
-            T::of(prep.row_norm2[i] + 1.0),
-            (two * two_r * wd).mul_add(wx, wd * wd * self.weight_norm2),
-        );
-        let gradient_norm = norm2.max(T::ZERO).sqrt();
-        let (factor, clipped) = clip_factor(s, gradient_norm);
-        let step = T::of(s.learning_rate) * factor;
-        self.weight_norm2 = if s.weight_decay == 0.0 {
-            axpy_norm2(w, -step * two_r, x)
-        } else {
-            scale_axpy_norm2(w, (-step).mul_add(wd, T::of(1.0)), -step * two_r, x)
-        };
-        b[0] = (-step).mul_add(two_r, b[0]);
-        self.minibatch.loss = r * r;
-        self.minibatch.prediction = prediction;
-        self.minibatch.rows = 1;
-        self.record_step(gradient_norm, clipped);
     }
 
     /// One minibatch step on the rows at `positions` of the epoch's order: each row's prediction

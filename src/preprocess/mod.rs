@@ -9,15 +9,18 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use faer::{Accum, Mat, MatMut, MatRef, Par};
+use faer::Mat;
 use rayon::prelude::*;
 
 use crate::config::{Dtype, RunSpec, Whiten};
-use crate::data::{zeroed, Dataset};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::reference::{self, Reference};
 use crate::simd::SimdLevel;
 use crate::train::{Gram, TargetTerms};
+
+mod features;
+pub use features::{padded_width, Features};
 
 /// What distinguishes one preprocessing variant from another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -259,110 +262,6 @@ impl TrainingTarget {
             scale,
             sst,
         })
-    }
-}
-
-/// The training features of a data set under one whitening: `x' = W x` with `W` and `W^{-1}`
-/// (the data set's own features without whitening), their column means and row norms.
-#[derive(Clone)]
-pub struct Features {
-    pub x: Arc<[f64]>,
-    /// `x` rounded to f32, when runs train in f32.
-    pub x32: Option<Arc<[f32]>>,
-    /// Values per stored row of `x` (see [`padded_width`]).
-    pub stride: usize,
-    pub whitening: Option<Mat<f64>>,
-    pub whitening_inverse: Option<Mat<f64>>,
-    pub mean: Vec<f64>,
-    pub row_norm2: Arc<[f64]>,
-    /// `G` of these features (see [`Prepared::gram`]).
-    pub gram: Arc<OnceLock<Gram>>,
-}
-
-impl Features {
-    pub fn of(data: &Dataset, reference: &Reference, whiten: Whiten, eps: f64) -> Result<Features> {
-        let (n, d) = (data.n, data.d);
-        let (x, whitening, whitening_inverse) = if whiten == Whiten::None {
-            (data.x.clone(), None, None)
-        } else {
-            let (w, w_inv) = reference::whitening(&reference.spectrum, whiten == Whiten::Zca, eps)?;
-            // X W^T straight from and into row-major storage: no column-major copies.
-            let mut flat = zeroed(n * d);
-            let out = Arc::get_mut(&mut flat).expect("a new allocation has one owner");
-            faer::linalg::matmul::matmul(
-                MatMut::from_row_major_slice_mut(out, n, d),
-                Accum::Replace,
-                MatRef::from_row_major_slice(&data.x, n, d),
-                w.transpose(),
-                1.0,
-                Par::Seq,
-            );
-            (flat, Some(w), Some(w_inv))
-        };
-        let mean = reference::column_means(&x, n, d);
-        let row_norm2 = x
-            .chunks_exact(d)
-            .map(|row| row.iter().map(|v| v * v).sum())
-            .collect();
-        let stride = padded_width(n, d);
-        let x = if stride == d {
-            x
-        } else {
-            let mut padded = zeroed(n * stride);
-            let out = Arc::get_mut(&mut padded).expect("a new allocation has one owner");
-            for (to, from) in out.chunks_exact_mut(stride).zip(x.chunks_exact(d)) {
-                to[..d].copy_from_slice(from);
-            }
-            padded
-        };
-        Ok(Features {
-            x,
-            x32: None,
-            stride,
-            whitening,
-            whitening_inverse,
-            mean,
-            row_norm2,
-            gram: Arc::default(),
-        })
-    }
-}
-
-impl Features {
-    /// These features for runs in `dtype`: for f32, the rows rounded to f32 and their norms
-    /// recomputed from the rounded values (in f64).
-    pub fn with_dtype(self, dtype: Dtype) -> Features {
-        if dtype == Dtype::F64 {
-            return self;
-        }
-        let x32: Arc<[f32]> = self.x.iter().map(|v| *v as f32).collect();
-        let d = self.mean.len();
-        let row_norm2 = x32
-            .chunks_exact(self.stride)
-            .map(|row| row[..d].iter().map(|v| f64::from(*v) * f64::from(*v)).sum())
-            .collect();
-        Features {
-            x32: Some(x32),
-            row_norm2,
-            gram: Arc::default(),
-            ..self
-        }
-    }
-}
-
-/// Stored training rows smaller than this are padded (see [`padded_width`]).
-const PAD_BELOW_BYTES: usize = 32 << 20;
-
-/// Values per stored training row for `n x d` features: `d` rounded up to a multiple of 16 (the
-/// SGD kernels' partial sums), the added values zero, when the padded rows stay within 32 MB
-/// (about the size of a last-level cache, where the kernels' tails are what costs); else `d`.
-/// Zero lanes add nothing to any sum, so padded or not, runs give the same bits.
-pub fn padded_width(n: usize, d: usize) -> usize {
-    let padded = d.div_ceil(16) * 16;
-    if n * padded * 8 <= PAD_BELOW_BYTES {
-        padded
-    } else {
-        d
     }
 }
 

@@ -1,0 +1,94 @@
+//! Plain SGD at batch size 1, the members of a group in lockstep: their `w . x` in one pass over
+//! the row, each member's scalar work (residual, gradient norm from `|x|^2`, `w . x` and `|w|^2`,
+//! clipping, the bias's step), then their weight updates in one pass, so that the members'
+//! chains of dependent operations run side by side. A member alone takes the same path, and each
+//! member's arithmetic is its own, in the order it has alone: the same bits.
+
+use super::{clip_factor, row, Element, Member};
+use crate::train::kernel::{dots, scale_axpys_norm2};
+
+/// The plain-SGD batch-1 step on row `i` of every such member still training, by up to four in
+/// lockstep: their `w . x` in one pass over the row, each one's scalar work, then their weight
+/// updates in one pass, so that the members' chains of dependent operations run side by side
+/// (a member alone takes the same path: the same bits).
+#[inline(always)]
+pub(super) fn single_row_steps<T: Element>(members: &mut [Member<T>], i: usize) {
+    let mut chunk: [Option<&mut Member<T>>; 4] = [None, None, None, None];
+    let mut count = 0;
+    for member in members.iter_mut() {
+        if member.single_row && !member.diverged && !member.sums.blew_up {
+            chunk[count] = Some(member);
+            count += 1;
+            if count == 4 {
+                lockstep::<T, 4>(&mut chunk, i);
+                count = 0;
+            }
+        }
+    }
+    match count {
+        1 => lockstep::<T, 1>(&mut chunk, i),
+        2 => lockstep::<T, 2>(&mut chunk, i),
+        3 => lockstep::<T, 3>(&mut chunk, i),
+        _ => {}
+    }
+}
+
+/// [`single_row_steps`] of the first `N` members of `chunk` (taken out of it).
+#[inline(always)]
+fn lockstep<T: Element, const N: usize>(chunk: &mut [Option<&mut Member<T>>; 4], i: usize) {
+    let mut members: [&mut Member<T>; N] =
+        std::array::from_fn(|k| chunk[k].take().expect("a member in each of the N places"));
+    let prep = members[0].prep;
+    let (x, d) = (row::<T>(prep, i), prep.stride());
+    let wx: [T; N] = dots(std::array::from_fn(|k| &members[k].params[..d]), x);
+    let (mut beta, mut alpha) = ([T::ZERO; N], [T::ZERO; N]);
+    for k in 0..N {
+        (beta[k], alpha[k]) = members[k].single_row_coefficients(i, wx[k]);
+    }
+    let norms = scale_axpys_norm2(
+        members.each_mut().map(|m| &mut m.params[..d]),
+        beta,
+        alpha,
+        x,
+    );
+    for k in 0..N {
+        members[k].weight_norm2 = norms[k];
+    }
+}
+
+impl<T: Element> Member<'_, T> {
+    /// Plain SGD on one row whose `w . x` is `wx`, all but the weights' update: the gradient
+    /// `2 r (x, 1) + wd (w, 0)` is never formed; its norm follows from `|x|^2`, `w . x` and
+    /// `|w|^2`. The bias steps here; returns `(beta, alpha)` of the weights' step
+    /// `w = beta w + alpha x` (`beta` is exactly 1 without weight decay).
+    #[inline(always)]
+    fn single_row_coefficients(&mut self, i: usize, wx: T) -> (T, T) {
+        let (s, prep) = (self.s, self.prep);
+        let b = &mut self.params[prep.stride()];
+        let prediction = wx + *b;
+        let r = prediction - T::of(prep.y[i]);
+        let wd = T::of(s.weight_decay);
+        // |g|^2 = 4 r^2 (|x|^2 + 1) + 4 r wd (w . x) + wd^2 |w|^2.
+        let two = T::of(2.0);
+        let two_r = two * r;
+        let norm2 = (two_r * two_r).mul_add(
+            T::of(prep.row_norm2[i] + 1.0),
+            (two * two_r * wd).mul_add(wx, wd * wd * self.weight_norm2),
+        );
+        let gradient_norm = norm2.max(T::ZERO).sqrt();
+        let (factor, clipped) = clip_factor(s, gradient_norm);
+        let step = T::of(s.learning_rate) * factor;
+        *b = (-step).mul_add(two_r, *b);
+        self.minibatch.loss = r * r;
+        self.minibatch.prediction = prediction;
+        self.minibatch.rows = 1;
+        self.record_step(gradient_norm, clipped);
+        // Without decay `1 * w` is `w` bit for bit, so one form serves both.
+        let beta = if s.weight_decay == 0.0 {
+            T::of(1.0)
+        } else {
+            (-step).mul_add(wd, T::of(1.0))
+        };
+        (beta, -step * two_r)
+    }
+}
