@@ -8,9 +8,7 @@ use super::{clip_factor, row, Element, Member};
 use crate::train::kernel::{dots, scale_axpys_norm2};
 
 /// The plain-SGD batch-1 step on row `i` of every such member still training, by up to four in
-/// lockstep: their `w . x` in one pass over the row, each one's scalar work, then their weight
-/// updates in one pass, so that the members' chains of dependent operations run side by side
-/// (a member alone takes the same path: the same bits).
+/// lockstep.
 #[inline(always)]
 pub(super) fn single_row_steps<T: Element>(members: &mut [Member<T>], i: usize) {
     let mut chunk: [Option<&mut Member<T>>; 4] = [None, None, None, None];
@@ -39,14 +37,15 @@ fn lockstep<T: Element, const N: usize>(chunk: &mut [Option<&mut Member<T>>; 4],
     let mut members: [&mut Member<T>; N] =
         std::array::from_fn(|k| chunk[k].take().expect("a member in each of the N places"));
     let prep = members[0].prep;
-    let (x, d) = (row::<T>(prep, i), prep.stride());
-    let wx: [T; N] = dots(std::array::from_fn(|k| &members[k].params[..d]), x);
+    // The padded weights, as long as the stored row.
+    let (x, stride) = (row::<T>(prep, i), prep.stride());
+    let wx: [T; N] = dots(std::array::from_fn(|k| &members[k].params[..stride]), x);
     let (mut beta, mut alpha) = ([T::ZERO; N], [T::ZERO; N]);
     for k in 0..N {
         (beta[k], alpha[k]) = members[k].single_row_coefficients(i, wx[k]);
     }
     let norms = scale_axpys_norm2(
-        members.each_mut().map(|m| &mut m.params[..d]),
+        members.each_mut().map(|m| &mut m.params[..stride]),
         beta,
         alpha,
         x,
