@@ -5,6 +5,24 @@
 
 use crate::enums::named_enum;
 
+/// Calls `module::avx512::name`, `module::avx2::name` or `module::portable::name` for the level
+/// (asserting that this CPU runs it): the modules hold the same loop compiled per level.
+macro_rules! dispatch {
+    ($level:expr, $module:ident :: $name:ident($($arg:expr),*)) => {{
+        let level: $crate::simd::SimdLevel = $level;
+        assert!(level.is_available(), "this CPU cannot run SIMD level {level}");
+        match level {
+            // SAFETY: the CPU has the level's features (asserted above).
+            #[cfg(target_arch = "x86_64")]
+            $crate::simd::SimdLevel::Avx512 => unsafe { $module::avx512::$name($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            $crate::simd::SimdLevel::Avx2 => unsafe { $module::avx2::$name($($arg),*) },
+            _ => $module::portable::$name($($arg),*),
+        }
+    }};
+}
+pub(crate) use dispatch;
+
 named_enum! {
     /// The instruction set the training loop is compiled for.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -56,6 +56,53 @@ pub fn normalized(sum: f64, err: f64) -> DD {
     DD { hi, lo }
 }
 
+/// Partial sums of a compensated dot product, whatever the SIMD width.
+pub const LANES: usize = 16;
+
+/// [`LANES`] compensated sums, element `j` of a dot product going to sum `j % LANES`: each a
+/// running f64 sum and the errors of its products and additions gathered apart, combined by a
+/// fixed pairwise tree of error-free sums. The order, and so every bit, does not depend on the
+/// SIMD width the caller is compiled for.
+#[derive(Clone, Copy, Default)]
+pub struct Compensated {
+    sum: [f64; LANES],
+    err: [f64; LANES],
+}
+
+impl Compensated {
+    /// Adds `a * b` to sum `lane`.
+    #[inline(always)]
+    pub fn add(&mut self, lane: usize, a: f64, b: f64) {
+        accumulate(&mut self.sum[lane], &mut self.err[lane], a, b);
+    }
+
+    /// Adds `a * (b_hi + b_lo)` to sum `lane`, the low part's product among the errors.
+    #[inline(always)]
+    pub fn add_dd(&mut self, lane: usize, a: f64, b_hi: f64, b_lo: f64) {
+        self.add(lane, a, b_hi);
+        self.err[lane] = a.mul_add(b_lo, self.err[lane]);
+    }
+
+    /// The sums added by a fixed pairwise tree of error-free sums.
+    #[inline(always)]
+    pub fn total(mut self) -> DD {
+        let mut total_err = 0.0;
+        for e in self.err {
+            total_err += e;
+        }
+        let mut width = LANES;
+        while width > 1 {
+            width /= 2;
+            for l in 0..width {
+                let (s, e) = two_sum(self.sum[l], self.sum[l + width]);
+                self.sum[l] = s;
+                total_err += e;
+            }
+        }
+        normalized(self.sum[0], total_err)
+    }
+}
+
 /// Veltkamp split of `a` into two halves of 26 significant bits each, `a = hi + lo` exactly.
 #[inline]
 #[cfg_attr(target_feature = "fma", allow(dead_code))]

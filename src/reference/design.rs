@@ -12,26 +12,9 @@
 use std::sync::Arc;
 
 use super::dd::DD;
-use crate::simd::SimdLevel;
+use crate::simd::{dispatch, SimdLevel};
 
-/// Calls `name_avx512`, `name_avx2` or `name_portable` for the level.
-macro_rules! dispatch {
-    ($level:expr, $name:ident($($arg:expr),*)) => {{
-        let level: SimdLevel = $level;
-        assert!(level.is_available(), "this CPU cannot run SIMD level {level}");
-        match level {
-            // SAFETY: the CPU has the level's features (asserted above).
-            #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx512 => unsafe { kernels::avx512::$name($($arg),*) },
-            #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => unsafe { kernels::avx2::$name($($arg),*) },
-            _ => kernels::portable::$name($($arg),*),
-        }
-    }};
-}
-
-/// Partial sums of each row's dot product, whatever the SIMD width.
-pub const LANES: usize = 16;
+pub use super::dd::LANES;
 
 /// A design matrix `n x k`, without the intercept column.
 #[derive(Clone, Debug)]
@@ -140,7 +123,7 @@ impl Design {
         let mut dots = if self.k == 0 {
             vec![DD::ZERO; self.n]
         } else {
-            dispatch!(level, row_dots(&self.hi, self.k, coefficients))
+            dispatch!(level, kernels::row_dots(&self.hi, self.k, coefficients))
         };
         if let Some(lo) = &self.lo {
             // The low parts' products are below the rounding of the high parts: f64 suffices.
@@ -174,7 +157,7 @@ impl Design {
         let mut columns = if self.k == 0 {
             Vec::new()
         } else {
-            dispatch!(level, transposed(&self.hi, self.k, r))
+            dispatch!(level, kernels::transposed(&self.hi, self.k, r))
         };
         if let Some(lo) = &self.lo {
             for (row, ri) in lo.chunks_exact(self.k).zip(r) {
@@ -201,7 +184,7 @@ impl Design {
 
 /// The two products, compiled once per SIMD level.
 mod kernels {
-    use super::super::dd::{accumulate, normalized, two_sum};
+    use super::super::dd::{accumulate, normalized, Compensated};
     use super::{DD, LANES};
 
     /// `a . x` for every row `a` of the row-major `rows` (`k` columns), each in double-double.
@@ -211,19 +194,18 @@ mod kernels {
         let x = &x[..k];
         let mut dots = Vec::with_capacity(rows.len() / k);
         for row in rows.chunks_exact(k) {
-            let mut sum = [0.0; LANES];
-            let mut err = [0.0; LANES];
+            let mut sums = Compensated::default();
             let (chunks, chunks_x) = (row.chunks_exact(LANES), x.chunks_exact(LANES));
             let (tail, tail_x) = (chunks.remainder(), chunks_x.remainder());
             for (a, b) in chunks.zip(chunks_x) {
                 for l in 0..LANES {
-                    accumulate(&mut sum[l], &mut err[l], a[l], b[l]);
+                    sums.add(l, a[l], b[l]);
                 }
             }
             for (l, (a, b)) in tail.iter().zip(tail_x).enumerate() {
-                accumulate(&mut sum[l], &mut err[l], *a, *b);
+                sums.add(l, *a, *b);
             }
-            dots.push(combine(sum, err));
+            dots.push(sums.total());
         }
         dots
     }
@@ -243,25 +225,6 @@ mod kernels {
             columns.push(normalized(s, e));
         }
         columns
-    }
-
-    /// The lanes' compensated sums added by a fixed pairwise tree of error-free sums.
-    #[inline(always)]
-    fn combine(mut sum: [f64; LANES], err: [f64; LANES]) -> DD {
-        let mut total_err = 0.0;
-        for e in err {
-            total_err += e;
-        }
-        let mut width = LANES;
-        while width > 1 {
-            width /= 2;
-            for l in 0..width {
-                let (s, e) = two_sum(sum[l], sum[l + width]);
-                sum[l] = s;
-                total_err += e;
-            }
-        }
-        normalized(sum[0], total_err)
     }
 
     /// The products for x86-64 with AVX-512 and FMA.

@@ -13,7 +13,7 @@ mod scaling;
 mod spectrum;
 mod vector;
 
-pub use dd::{accumulate, normalized, two_sum, DD};
+pub use dd::{accumulate, normalized, two_sum, Compensated, DD, LANES};
 pub use design::Design;
 pub use ols::{fit, fit_rows, rank_tolerance, Factored, Fit};
 pub use spectrum::{whitening, Spectrum};

@@ -21,11 +21,8 @@
 //! numbers do not depend on its neighbours.
 
 use super::kernel::Real;
-use crate::reference::{accumulate, normalized, two_sum, DD};
-use crate::simd::SimdLevel;
-
-/// Partial sums of every compensated dot product, whatever the SIMD width.
-const LANES: usize = 16;
+use crate::reference::{accumulate, normalized, two_sum, Compensated, DD, LANES};
+use crate::simd::{dispatch, SimdLevel};
 
 /// Whether a run of `epochs` epochs on `d` features computes its per-epoch train MSE by the
 /// identity: building `G` costs about `d` passes over the rows, each evaluation a few
@@ -55,18 +52,7 @@ impl Gram {
     /// `G` of the first `d` columns of the row-major `rows` (`stride` values per row), widened
     /// exactly to f64, at `level`.
     pub fn of<T: Real>(level: SimdLevel, rows: &[T], d: usize, stride: usize) -> Gram {
-        assert!(
-            level.is_available(),
-            "this CPU cannot run SIMD level {level}"
-        );
-        match level {
-            // SAFETY: the CPU has the level's features (asserted above).
-            #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx512 => unsafe { gram_avx512(rows, d, stride) },
-            #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => unsafe { gram_avx2(rows, d, stride) },
-            _ => gram_rows(rows, d, stride),
-        }
+        dispatch!(level, kernels::gram(rows, d, stride))
     }
 
     /// The sum of squared errors, in original units, of the parameters `theta` (weights, then
@@ -80,11 +66,11 @@ impl Gram {
         let rows = self.hi.chunks_exact(k).zip(self.lo.chunks_exact(k));
         for (j, (hi, lo)) in rows.enumerate() {
             let g_theta = compensated_dot(hi, lo, theta);
-            quadratic.add(j % LANES, theta[j], g_theta.hi, g_theta.lo);
+            quadratic.add_dd(j % LANES, theta[j], g_theta.hi, g_theta.lo);
         }
         let mut linear = Compensated::default();
         for (j, (c_hi, c_lo)) in target.c_hi.iter().zip(&target.c_lo).enumerate() {
-            linear.add(j % LANES, theta[j], *c_hi, *c_lo);
+            linear.add_dd(j % LANES, theta[j], *c_hi, *c_lo);
         }
         let sse = quadratic.total().mul_f64(scale).mul_f64(scale)
             + linear.total().mul_f64(2.0 * scale)
@@ -115,55 +101,73 @@ impl TargetTerms {
         y: &[f64],
         mean: f64,
     ) -> TargetTerms {
-        assert!(
-            level.is_available(),
-            "this CPU cannot run SIMD level {level}"
-        );
-        match level {
-            // SAFETY: the CPU has the level's features (asserted above).
-            #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx512 => unsafe { target_avx512(rows, d, stride, y, mean) },
-            #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => unsafe { target_avx2(rows, d, stride, y, mean) },
-            _ => target_rows(rows, d, stride, y, mean),
-        }
+        dispatch!(level, kernels::target(rows, d, stride, y, mean))
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,fma")]
-unsafe fn gram_avx512<T: Real>(rows: &[T], d: usize, stride: usize) -> Gram {
-    gram_rows(rows, d, stride)
-}
+/// The two builders, compiled once per SIMD level.
+mod kernels {
+    use super::{gram_rows, target_rows, Gram, Real, TargetTerms};
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gram_avx2<T: Real>(rows: &[T], d: usize, stride: usize) -> Gram {
-    gram_rows(rows, d, stride)
-}
+    #[cfg(target_arch = "x86_64")]
+    pub mod avx512 {
+        use super::*;
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,fma")]
-unsafe fn target_avx512<T: Real>(
-    rows: &[T],
-    d: usize,
-    stride: usize,
-    y: &[f64],
-    mean: f64,
-) -> TargetTerms {
-    target_rows(rows, d, stride, y, mean)
-}
+        #[target_feature(enable = "avx512f,avx512vl,fma")]
+        pub unsafe fn gram<T: Real>(rows: &[T], d: usize, stride: usize) -> Gram {
+            gram_rows(rows, d, stride)
+        }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn target_avx2<T: Real>(
-    rows: &[T],
-    d: usize,
-    stride: usize,
-    y: &[f64],
-    mean: f64,
-) -> TargetTerms {
-    target_rows(rows, d, stride, y, mean)
+        #[target_feature(enable = "avx512f,avx512vl,fma")]
+        pub unsafe fn target<T: Real>(
+            rows: &[T],
+            d: usize,
+            stride: usize,
+            y: &[f64],
+            mean: f64,
+        ) -> TargetTerms {
+            target_rows(rows, d, stride, y, mean)
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    pub mod avx2 {
+        use super::*;
+
+        #[target_feature(enable = "avx2,fma")]
+        pub unsafe fn gram<T: Real>(rows: &[T], d: usize, stride: usize) -> Gram {
+            gram_rows(rows, d, stride)
+        }
+
+        #[target_feature(enable = "avx2,fma")]
+        pub unsafe fn target<T: Real>(
+            rows: &[T],
+            d: usize,
+            stride: usize,
+            y: &[f64],
+            mean: f64,
+        ) -> TargetTerms {
+            target_rows(rows, d, stride, y, mean)
+        }
+    }
+
+    pub mod portable {
+        use super::*;
+
+        pub fn gram<T: Real>(rows: &[T], d: usize, stride: usize) -> Gram {
+            gram_rows(rows, d, stride)
+        }
+
+        pub fn target<T: Real>(
+            rows: &[T],
+            d: usize,
+            stride: usize,
+            y: &[f64],
+            mean: f64,
+        ) -> TargetTerms {
+            target_rows(rows, d, stride, y, mean)
+        }
+    }
 }
 
 /// `G`: the upper triangle of `X'X` accumulated row after row (one compensated sum per entry,
@@ -258,51 +262,15 @@ fn compensated_dot(hi: &[f64], lo: &[f64], theta: &[f64]) -> DD {
     for ((h, l), t) in chunks {
         if h.len() == LANES {
             for lane in 0..LANES {
-                sums.add(lane, t[lane], h[lane], l[lane]);
+                sums.add_dd(lane, t[lane], h[lane], l[lane]);
             }
         } else {
             for lane in 0..h.len() {
-                sums.add(lane, t[lane], h[lane], l[lane]);
+                sums.add_dd(lane, t[lane], h[lane], l[lane]);
             }
         }
     }
     sums.total()
-}
-
-/// [`LANES`] compensated sums: each a running f64 sum and the errors of its products and
-/// additions summed apart.
-#[derive(Default)]
-struct Compensated {
-    sum: [f64; LANES],
-    err: [f64; LANES],
-}
-
-impl Compensated {
-    /// Adds `a (b_hi + b_lo)` to partial sum `lane`.
-    #[inline(always)]
-    fn add(&mut self, lane: usize, a: f64, b_hi: f64, b_lo: f64) {
-        accumulate(&mut self.sum[lane], &mut self.err[lane], a, b_hi);
-        self.err[lane] = a.mul_add(b_lo, self.err[lane]);
-    }
-
-    /// The partial sums added by a fixed pairwise tree of error-free sums.
-    #[inline(always)]
-    fn total(mut self) -> DD {
-        let mut total_err = 0.0;
-        for e in self.err {
-            total_err += e;
-        }
-        let mut width = LANES;
-        while width > 1 {
-            width /= 2;
-            for l in 0..width {
-                let (s, e) = two_sum(self.sum[l], self.sum[l + width]);
-                self.sum[l] = s;
-                total_err += e;
-            }
-        }
-        normalized(self.sum[0], total_err)
-    }
 }
 
 #[cfg(test)]

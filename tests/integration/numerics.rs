@@ -36,6 +36,17 @@ fn prepared_in(data: Dataset, whiten: Whiten, eps: f64, normalize: bool, dtype: 
     Prepared::with_features(data, reference, &features, whiten, eps, normalize).unwrap()
 }
 
+/// The built-in generator's data at a small shape, 3 signal lags.
+fn small_lagged(n_rows: u32, n_features: u32, seed: u64) -> Dataset {
+    let cfg = DataConfig {
+        n_rows,
+        n_features,
+        signal_lags: 3,
+        ..DataConfig::default()
+    };
+    data::lagged_levels(&cfg, seed).unwrap()
+}
+
 /// A deterministic pseudo-random sequence for test designs (no dependence on rand's algorithms).
 pub(crate) fn lcg(seed: u64, len: usize) -> Vec<f64> {
     let mut s = seed
@@ -528,16 +539,7 @@ fn the_per_epoch_train_mse_is_accurate_against_double_double() {
 /// for every optimizer, batch size, clipping and weight decay.
 #[test]
 fn every_simd_level_gives_the_same_bits() {
-    let data = data::lagged_levels(
-        &DataConfig {
-            n_rows: 300,
-            n_features: 20,
-            signal_lags: 3,
-            ..DataConfig::default()
-        },
-        1,
-    )
-    .unwrap();
+    let data = small_lagged(300, 20, 1);
     let preps = [
         (
             Dtype::F64,
@@ -593,18 +595,7 @@ fn every_simd_level_gives_the_same_bits() {
 /// weight decay, f32, and both routes of the train MSE.
 #[test]
 fn padded_and_unpadded_rows_give_the_same_bits() {
-    let data = Arc::new(
-        data::lagged_levels(
-            &DataConfig {
-                n_rows: 300,
-                n_features: 21,
-                signal_lags: 3,
-                ..DataConfig::default()
-            },
-            4,
-        )
-        .unwrap(),
-    );
+    let data = Arc::new(small_lagged(300, 21, 4));
     let reference = Arc::new(Reference::of(&data).unwrap());
     let base = sweep::preprocess::Features::of(&data, &reference, Whiten::Zca, 0.0).unwrap();
     assert_eq!(base.stride, 32, "a small data set is stored padded");
@@ -641,18 +632,7 @@ fn padded_and_unpadded_rows_give_the_same_bits() {
 /// target normalization, clipping, optimizer or init, including one that diverges.
 #[test]
 fn grouped_runs_are_bit_identical_to_the_same_runs_alone() {
-    let data = Arc::new(
-        data::lagged_levels(
-            &DataConfig {
-                n_rows: 400,
-                n_features: 12,
-                signal_lags: 3,
-                ..DataConfig::default()
-            },
-            2,
-        )
-        .unwrap(),
-    );
+    let data = Arc::new(small_lagged(400, 12, 2));
     let reference = Arc::new(Reference::of(&data).unwrap());
     for dtype in [Dtype::F64, Dtype::F32] {
         let features = sweep::preprocess::Features::of(&data, &reference, Whiten::Zca, 0.0)
