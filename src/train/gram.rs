@@ -109,65 +109,36 @@ impl TargetTerms {
 mod kernels {
     use super::{gram_rows, target_rows, Gram, Real, TargetTerms};
 
-    #[cfg(target_arch = "x86_64")]
-    pub mod avx512 {
-        use super::*;
+    /// A module `$level` of the builders, compiled with `$features` (none: the portable build).
+    macro_rules! builders {
+        ($level:ident, $($unsafe:ident)?, $($features:literal)?) => {
+            pub mod $level {
+                use super::*;
 
-        #[target_feature(enable = "avx512f,avx512vl,fma")]
-        pub unsafe fn gram<T: Real>(rows: &[T], d: usize, stride: usize) -> Gram {
-            gram_rows(rows, d, stride)
-        }
+                $(#[target_feature(enable = $features)])?
+                pub $($unsafe)? fn gram<T: Real>(rows: &[T], d: usize, stride: usize) -> Gram {
+                    gram_rows(rows, d, stride)
+                }
 
-        #[target_feature(enable = "avx512f,avx512vl,fma")]
-        pub unsafe fn target<T: Real>(
-            rows: &[T],
-            d: usize,
-            stride: usize,
-            y: &[f64],
-            mean: f64,
-        ) -> TargetTerms {
-            target_rows(rows, d, stride, y, mean)
-        }
+                $(#[target_feature(enable = $features)])?
+                pub $($unsafe)? fn target<T: Real>(
+                    rows: &[T],
+                    d: usize,
+                    stride: usize,
+                    y: &[f64],
+                    mean: f64,
+                ) -> TargetTerms {
+                    target_rows(rows, d, stride, y, mean)
+                }
+            }
+        };
     }
 
     #[cfg(target_arch = "x86_64")]
-    pub mod avx2 {
-        use super::*;
-
-        #[target_feature(enable = "avx2,fma")]
-        pub unsafe fn gram<T: Real>(rows: &[T], d: usize, stride: usize) -> Gram {
-            gram_rows(rows, d, stride)
-        }
-
-        #[target_feature(enable = "avx2,fma")]
-        pub unsafe fn target<T: Real>(
-            rows: &[T],
-            d: usize,
-            stride: usize,
-            y: &[f64],
-            mean: f64,
-        ) -> TargetTerms {
-            target_rows(rows, d, stride, y, mean)
-        }
-    }
-
-    pub mod portable {
-        use super::*;
-
-        pub fn gram<T: Real>(rows: &[T], d: usize, stride: usize) -> Gram {
-            gram_rows(rows, d, stride)
-        }
-
-        pub fn target<T: Real>(
-            rows: &[T],
-            d: usize,
-            stride: usize,
-            y: &[f64],
-            mean: f64,
-        ) -> TargetTerms {
-            target_rows(rows, d, stride, y, mean)
-        }
-    }
+    builders!(avx512, unsafe, "avx512f,avx512vl,fma");
+    #[cfg(target_arch = "x86_64")]
+    builders!(avx2, unsafe, "avx2,fma");
+    builders!(portable, ,);
 }
 
 /// `G`: the upper triangle of `X'X` accumulated row after row (one compensated sum per entry,
