@@ -89,7 +89,7 @@ impl Real for f32 {
 
 /// Combines the partial sums by a fixed pairwise tree.
 #[inline(always)]
-fn combine<T: Real>(acc: [T; PARTIALS]) -> T {
+pub fn combine<T: Real>(acc: [T; PARTIALS]) -> T {
     let mut half = [T::ZERO; 8];
     for k in 0..8 {
         half[k] = acc[k] + acc[k + 8];
@@ -101,6 +101,16 @@ fn combine<T: Real>(acc: [T; PARTIALS]) -> T {
         half[3] + half[7],
     ];
     (quarter[0] + quarter[2]) + (quarter[1] + quarter[3])
+}
+
+/// [`combine`] of each of `N` sets of partial sums (a loop: `map` may be left out of line).
+#[inline(always)]
+fn combine_each<T: Real, const N: usize>(acc: [[T; PARTIALS]; N]) -> [T; N] {
+    let mut out = [T::ZERO; N];
+    for m in 0..N {
+        out[m] = combine(acc[m]);
+    }
+    out
 }
 
 /// `a . b`.
@@ -148,7 +158,7 @@ pub fn dots<T: Real, const N: usize>(ws: [&[T]; N], x: &[T]) -> [T; N] {
             }
         }
     }
-    acc.map(combine)
+    combine_each(acc)
 }
 
 /// `y_m = beta_m y_m + alpha_m x` for `N` vectors `y_m` at once, each with the bits of
@@ -194,7 +204,7 @@ pub fn scale_axpys_norm2<T: Real, const N: usize>(
             }
         }
     }
-    acc.map(combine)
+    combine_each(acc)
 }
 
 /// The first `PARTIALS` or fewer values of `v`, zero-padded.
@@ -230,74 +240,6 @@ pub fn norm2<T: Real>(a: &[T]) -> T {
     dot(a, a)
 }
 
-/// `|(a, last)|^2` with `last` in the place of element `index` (`index >= a.len()` or `a[index..]`
-/// all zero): the bits of [`norm2`] of `a[..index]` followed by `last`, whatever zeros follow.
-#[inline(always)]
-pub fn norm2_then<T: Real>(a: &[T], last: T, index: usize) -> T {
-    let mut acc = [T::ZERO; PARTIALS];
-    let (chunks, tail) = (a.chunks_exact(PARTIALS), a.len() / PARTIALS * PARTIALS);
-    for x in chunks {
-        for k in 0..PARTIALS {
-            acc[k] = x[k].mul_add(x[k], acc[k]);
-        }
-    }
-    for (k, x) in a[tail..].iter().enumerate() {
-        acc[k] = x.mul_add(*x, acc[k]);
-    }
-    acc[index % PARTIALS] = last.mul_add(last, acc[index % PARTIALS]);
-    combine(acc)
-}
-
-/// `y += alpha x` (the reference order of [`gradient_of_rows`]).
-#[cfg(test)]
-fn axpy<T: Real>(y: &mut [T], alpha: T, x: &[T]) {
-    for (yj, xj) in y.iter_mut().zip(x) {
-        *yj = alpha.mul_add(*xj, *yj);
-    }
-}
-
-/// `g = sum_k r_k x_k` over the rows `rows` of the row-major `x` (`g.len()` columns): element `j`
-/// is `fma(r_k, x_kj, .)` over the rows in order from zero, the bits of zeroing `g` and adding
-/// one row at a time with [`axpy`]. It runs by blocks of columns held in registers (four AVX-512
-/// registers' worth, eight AVX2 ones) over all the rows, so `g` is not loaded and stored once per
-/// row; the blocking does not change any sum.
-#[inline(always)]
-pub fn gradient_of_rows<T: Real>(g: &mut [T], x: &[T], rows: &[u32], r: &[T]) {
-    if std::mem::size_of::<T>() == 8 {
-        gradient_by_blocks::<T, 32>(g, x, rows, r);
-    } else {
-        gradient_by_blocks::<T, 64>(g, x, rows, r);
-    }
-}
-
-/// [`gradient_of_rows`] by blocks of `B` columns. The last block reads over the row's end into
-/// the next row, whose lanes are discarded (from a padded copy for the last rows of `x`).
-#[inline(always)]
-fn gradient_by_blocks<T: Real, const B: usize>(g: &mut [T], x: &[T], rows: &[u32], r: &[T]) {
-    let d = g.len();
-    let mut j0 = 0;
-    while j0 < d {
-        let width = (d - j0).min(B);
-        let mut acc = [T::ZERO; B];
-        for (&i, &rk) in rows.iter().zip(r) {
-            let start = i as usize * d + j0;
-            let xs: [T; B] = match x.get(start..start + B) {
-                Some(block) => block.try_into().expect("a block of B columns"),
-                None => {
-                    let mut padded = [T::ZERO; B];
-                    padded[..width].copy_from_slice(&x[start..start + width]);
-                    padded
-                }
-            };
-            for k in 0..B {
-                acc[k] = rk.mul_add(xs[k], acc[k]);
-            }
-        }
-        g[j0..j0 + width].copy_from_slice(&acc[..width]);
-        j0 += B;
-    }
-}
-
 /// `y = beta y + alpha x`, returning the new `|y|^2` (computed in the same pass; the reference
 /// order of [`scale_axpys_norm2`]).
 #[cfg(test)]
@@ -314,7 +256,7 @@ pub fn axpy_norm2<T: Real>(y: &mut [T], alpha: T, x: &[T]) -> T {
 /// `y_j = f(y_j, x_j)` for every `j`, returning the new `|y|^2`. Each block of [`PARTIALS`] goes
 /// through a local array so that the compiler keeps it in vector registers.
 #[inline(always)]
-fn update_norm2<T: Real>(y: &mut [T], x: &[T], f: impl Fn(T, T) -> T) -> T {
+pub fn update_norm2<T: Real>(y: &mut [T], x: &[T], f: impl Fn(T, T) -> T) -> T {
     let mut acc = [T::ZERO; PARTIALS];
     let (cy, cx) = (y.chunks_exact_mut(PARTIALS), x.chunks_exact(PARTIALS));
     let tail = cy.len() * PARTIALS;
@@ -392,41 +334,6 @@ mod tests {
         let n2 = scale_axpy_norm2(&mut y, 0.5, -1.0, &a);
         assert_eq!(y[0], 0.5 * 3.0 - 1.0);
         assert_eq!(n2, norm2(&y));
-    }
-
-    #[test]
-    fn the_gradient_of_rows_has_the_bits_of_one_axpy_per_row() {
-        for (n, d) in [(1, 1), (3, 15), (7, 16), (32, 121), (5, 200)] {
-            let x = values(n * d, 3);
-            let r = values(n, 4);
-            // Rows in a scrambled order, one repeated.
-            let rows: Vec<u32> = (0..n as u32).rev().chain([0]).collect();
-            let r: Vec<f64> = rows.iter().map(|&i| r[i as usize]).collect();
-            let mut expected = vec![0.0; d];
-            for (&i, &rk) in rows.iter().zip(&r) {
-                axpy(&mut expected, rk, &x[i as usize * d..(i as usize + 1) * d]);
-            }
-            let mut g = vec![f64::NAN; d];
-            gradient_of_rows(&mut g, &x, &rows, &r);
-            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&g), bits(&expected), "n = {n}, d = {d}");
-            let (x32, r32): (Vec<f32>, Vec<f32>) = (
-                x.iter().map(|v| *v as f32).collect(),
-                r.iter().map(|v| *v as f32).collect(),
-            );
-            let mut expected32 = vec![0.0f32; d];
-            for (&i, &rk) in rows.iter().zip(&r32) {
-                axpy(
-                    &mut expected32,
-                    rk,
-                    &x32[i as usize * d..(i as usize + 1) * d],
-                );
-            }
-            let mut g32 = vec![f32::NAN; d];
-            gradient_of_rows(&mut g32, &x32, &rows, &r32);
-            let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits32(&g32), bits32(&expected32), "f32, n = {n}, d = {d}");
-        }
     }
 
     #[test]

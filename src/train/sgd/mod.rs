@@ -24,7 +24,7 @@
 //! widens every value exactly and sums in f64, so reported figures are f64 whatever the type.
 
 use super::init::{initial_params, shuffle_epoch};
-use super::kernel::{dot, gradient_of_rows, norm2, norm2_then, prefetch, Real};
+use super::kernel::{norm2, prefetch, Real};
 use super::optimizer::OptimizerState;
 use super::{EpochStats, RunOutcome, Status, DIVERGENCE_FACTOR};
 use crate::config::{DecayOn, Dtype, Optimizer, TrainSettings};
@@ -34,8 +34,10 @@ use crate::simd::SimdLevel;
 use epoch_mse::TrainMse;
 
 mod epoch_mse;
+mod minibatch;
 mod single_row;
 
+use minibatch::minibatch_steps;
 use single_row::single_row_steps;
 
 /// How many rows ahead of use a row is prefetched.
@@ -82,6 +84,8 @@ pub struct Member<'a, T> {
     /// `W W^T` (row-major), when weight decay acts on the feature-unit weights `W^T w'` of a
     /// whitened run: the decay's gradient is `weight_decay W W^T w'`.
     decay_metric: Option<Vec<T>>,
+    /// `W W^T w'` of the step's weights, with `decay_metric` (padded to the stride).
+    decay_source: Vec<T>,
     sums: EpochSums,
     minibatch: Minibatch<T>,
     initial_train_mse: f64,
@@ -92,6 +96,7 @@ pub struct Member<'a, T> {
 
 /// Runs that train together, and their shared row order.
 pub struct Group<'a, T> {
+    level: SimdLevel,
     members: Vec<Member<'a, T>>,
     train_mse: TrainMse<'a>,
     epochs: u32,
@@ -130,6 +135,7 @@ impl<'a, T: Element> Group<'a, T> {
             members.push(Member::new(s, p, sweep_seed, &train_mse));
         }
         Group {
+            level,
             members,
             train_mse,
             epochs: s0.epochs,
@@ -171,6 +177,7 @@ impl<'a, T: Element> Member<'a, T> {
             single_row: s.batch_size == 1
                 && s.optimizer == Optimizer::Sgd
                 && decay_metric.is_none(),
+            decay_source: vec![T::ZERO; if decay_metric.is_some() { stride } else { 0 }],
             decay_metric,
             sums: EpochSums::default(),
             minibatch: Minibatch::new(T::ZERO),
@@ -267,15 +274,14 @@ fn train_body<T: Element>(mut group: Group<T>) -> Vec<RunOutcome> {
 }
 
 /// One epoch of every member still training, minibatch by minibatch. Plain SGD at batch 1 steps
-/// row by row, every member on a row before the next row; the other members take the minibatch
-/// one after the other (its rows stay in cache for the next), in two phases: every row's residual,
-/// then the gradient as a sum over the rows (see [`gradient_of_rows`]).
+/// row by row, every member on a row before the next row ([`single_row`]); the other members take
+/// the minibatch in lockstep too ([`minibatch`]).
 #[inline(always)]
 fn run_epoch<T: Element>(group: &mut Group<T>) {
     let n = group.perm.len();
     let prep = group.members[0].prep;
     let single_rows = group.members.iter().any(|m| m.single_row);
-    let mut residuals = vec![T::ZERO; group.batch];
+    let mut residuals = vec![T::ZERO; 4 * group.batch];
     let mut start = 0;
     while start < n {
         let end = (start + group.batch).min(n);
@@ -292,15 +298,14 @@ fn run_epoch<T: Element>(group: &mut Group<T>) {
                 single_row_steps(&mut group.members, i);
             }
         }
-        let mut first = !single_rows;
-        for member in group
-            .members
-            .iter_mut()
-            .filter(|m| !m.single_row && active(m))
-        {
-            member.minibatch_step(&group.perm, start..end, first, &mut residuals);
-            first = false;
-        }
+        minibatch_steps(
+            group.level,
+            &mut group.members,
+            &group.perm,
+            start..end,
+            !single_rows,
+            &mut residuals,
+        );
         start = end;
     }
 }
@@ -327,77 +332,6 @@ impl<T: Element> Member<'_, T> {
         if !(batch.loss.wide().is_finite() && gradient_norm.is_finite()) {
             sums.blew_up = true;
         }
-    }
-
-    /// One minibatch step on the rows at `positions` of the epoch's order: each row's prediction
-    /// and residual (prefetching rows ahead when `prefetch_rows`, for the first member to read
-    /// them), then the gradient summed over the rows, then the update.
-    #[inline(always)]
-    fn minibatch_step(
-        &mut self,
-        perm: &[u32],
-        positions: std::ops::Range<usize>,
-        prefetch_rows: bool,
-        residuals: &mut [T],
-    ) {
-        let prep = self.prep;
-        let stride = prep.stride();
-        let (w, b) = self.params.split_at(stride);
-        let (mut loss, mut prediction, mut residual_sum) = (T::ZERO, T::ZERO, T::ZERO);
-        let rows = &perm[positions.clone()];
-        let residuals = &mut residuals[..rows.len()];
-        for (position, (&i, residual)) in positions.zip(rows.iter().zip(residuals.iter_mut())) {
-            if prefetch_rows {
-                if let Some(&ahead) = perm.get(position + PREFETCH_AHEAD) {
-                    prefetch(row::<T>(prep, ahead as usize));
-                }
-            }
-            let i = i as usize;
-            let p = dot(w, row::<T>(prep, i)) + b[0];
-            let r = p - T::of(prep.y[i]);
-            loss = r.mul_add(r, loss);
-            prediction += p;
-            residual_sum += r;
-            *residual = r;
-        }
-        let batch = &mut self.minibatch;
-        (batch.loss, batch.prediction, batch.residual_sum) = (loss, prediction, residual_sum);
-        batch.rows = rows.len();
-        gradient_of_rows(&mut self.grad[..stride], T::rows(prep), rows, residuals);
-        self.finish_minibatch();
-    }
-
-    /// Any optimizer, any batch: scale the accumulated gradient, clip, step.
-    #[inline(always)]
-    fn finish_minibatch(&mut self) {
-        let (s, d, stride) = (self.s, self.prep.d(), self.prep.stride());
-        let (gw, gb) = self.grad.split_at_mut(stride);
-        let scale = T::of(2.0 / self.minibatch.rows as f64);
-        let wd = T::of(s.weight_decay);
-        let w = &self.params[..d];
-        match &self.decay_metric {
-            None => {
-                for (g, wj) in gw.iter_mut().zip(w) {
-                    *g = g.mul_add(scale, wd * *wj);
-                }
-            }
-            Some(metric) => {
-                for (g, m) in gw.iter_mut().zip(metric.chunks_exact(d)) {
-                    *g = g.mul_add(scale, wd * dot(m, w));
-                }
-            }
-        }
-        gb[0] = self.minibatch.residual_sum * scale;
-        // The padding is zero: the norm of (weights, bias), the bias in the place it has unpadded.
-        let gradient_norm = norm2_then(&self.grad[..stride], self.grad[stride], d).sqrt();
-        let (factor, clipped) = clip_factor(s, gradient_norm);
-        if clipped {
-            self.grad.iter_mut().for_each(|g| *g *= factor);
-        }
-        self.weight_norm2 =
-            self.optimizer
-                .step(&mut self.params, &self.grad, T::of(s.learning_rate), stride);
-        self.record_step(gradient_norm, clipped);
     }
 
     /// The epoch's statistics with its train MSE and R² over all rows, and the divergence check.

@@ -1,0 +1,479 @@
+//! The minibatch step (every optimizer and batch size but plain SGD at batch 1), the members of
+//! a group in lockstep, by up to four: their residuals on each row of the minibatch in one pass
+//! over the row (one dot product after another); then their gradients as sums over the rows, by blocks of columns held
+//! in registers, each block scaled (with the weight decay added) and squared into the gradient
+//! norm's partial sums as it is stored ([`scaled_gradient`]); then each member's own clipping and
+//! update, which for plain SGD is one pass (clip, step and the new `|w|^2` together).
+//!
+//! Each member's arithmetic is its own, in the order it has alone: element `j` of a gradient is
+//! `fma(r_k, x_kj, .)` over the rows in order from zero, then `fma(g_j, scale, wd v_j)`; the norm
+//! keeps [`PARTIALS`] partial sums (element `j` to sum `j % PARTIALS`, the bias to `d %
+//! PARTIALS`). So a member gives the same bits alone, in any group, and at any SIMD level.
+
+use super::{clip_factor, Element, Member, PREFETCH_AHEAD};
+use crate::config::Optimizer;
+use crate::simd::{dispatch, SimdLevel};
+use crate::train::kernel::{combine, dot, prefetch, update_norm2, Real, PARTIALS};
+
+/// The minibatch step on the rows at `positions` of the epoch's order, for every member in
+/// `members` that takes one (not a batch-1 plain-SGD member) and is still training, by up to
+/// four in lockstep. `prefetch_rows`: prefetch rows ahead (when no batch-1 member read them).
+#[inline(always)]
+pub(super) fn minibatch_steps<T: Element>(
+    level: SimdLevel,
+    members: &mut [Member<T>],
+    perm: &[u32],
+    positions: std::ops::Range<usize>,
+    prefetch_rows: bool,
+    residuals: &mut [T],
+) {
+    let mut chunk: [Option<&mut Member<T>>; 4] = [None, None, None, None];
+    let mut count = 0;
+    let mut first = prefetch_rows;
+    for member in members.iter_mut() {
+        if !member.single_row && !member.diverged && !member.sums.blew_up {
+            chunk[count] = Some(member);
+            count += 1;
+            if count == 4 {
+                lockstep::<T, 4>(level, &mut chunk, perm, positions.clone(), first, residuals);
+                (count, first) = (0, false);
+            }
+        }
+    }
+    match count {
+        1 => lockstep::<T, 1>(level, &mut chunk, perm, positions, first, residuals),
+        2 => lockstep::<T, 2>(level, &mut chunk, perm, positions, first, residuals),
+        3 => lockstep::<T, 3>(level, &mut chunk, perm, positions, first, residuals),
+        _ => {}
+    }
+}
+
+/// [`minibatch_steps`] of the first `N` members of `chunk` (taken out of it). `residuals` holds
+/// at least `4 x` the batch's rows.
+#[inline(always)]
+fn lockstep<T: Element, const N: usize>(
+    level: SimdLevel,
+    chunk: &mut [Option<&mut Member<T>>; 4],
+    perm: &[u32],
+    positions: std::ops::Range<usize>,
+    prefetch_rows: bool,
+    residuals: &mut [T],
+) {
+    let members: [&mut Member<T>; N] =
+        std::array::from_fn(|k| chunk[k].take().expect("a member in each of the N places"));
+    let prep = members[0].prep;
+    let stride = prep.stride();
+    let rows = &perm[positions.clone()];
+    let residuals = &mut residuals[..rows.len() * N];
+    // Every row's residual, for every member.
+    let sums = {
+        let weights: [&[T]; N] = std::array::from_fn(|m| &members[m].params[..stride]);
+        let bias: [T; N] = std::array::from_fn(|m| members[m].params[stride]);
+        // The members share the features, not the targets.
+        let targets: [&[f64]; N] = std::array::from_fn(|m| &members[m].prep.y[..]);
+        let order = if prefetch_rows {
+            &perm[positions.start..]
+        } else {
+            &[]
+        };
+        let x = T::rows(prep);
+        dispatch!(
+            level,
+            kernels::residuals_of_rows(weights, bias, targets, x, stride, rows, order, residuals)
+        )
+    };
+    let scale = T::of(2.0 / rows.len() as f64);
+    let x = T::rows(prep);
+    for m in 0..N {
+        let member = &mut *members[m];
+        let batch = &mut member.minibatch;
+        (batch.loss, batch.prediction, batch.residual_sum) = sums[m];
+        batch.rows = rows.len();
+        let decay = T::of(member.s.weight_decay);
+        member.prepare_decay_source();
+        let (g, v) = member.gradient_and_decay_source();
+        let r = &residuals[m * rows.len()..(m + 1) * rows.len()];
+        let partials = dispatch!(
+            level,
+            kernels::scaled_gradient(g, v, x, stride, rows, r, scale, decay)
+        );
+        member.finish_minibatch(partials, scale);
+    }
+}
+
+impl<T: Element> Member<'_, T> {
+    /// The decay's source `v` (of `wd v`) when it is not the weights: `W W^T w'` for decay on the
+    /// feature-unit weights of a whitened run, from the weights before the step.
+    #[inline(always)]
+    fn prepare_decay_source(&mut self) {
+        if let Some(metric) = &self.decay_metric {
+            let d = self.prep.d();
+            let w = &self.params[..d];
+            for (v, m) in self.decay_source.iter_mut().zip(metric.chunks_exact(d)) {
+                *v = dot(m, w);
+            }
+        }
+    }
+
+    /// The gradient's weights (to be written) and the decay's source `v`.
+    #[inline(always)]
+    fn gradient_and_decay_source(&mut self) -> (&mut [T], &[T]) {
+        let stride = self.prep.stride();
+        let source = match self.decay_metric {
+            Some(_) => &self.decay_source[..stride],
+            None => &self.params[..stride],
+        };
+        (&mut self.grad[..stride], source)
+    }
+
+    /// The bias's gradient, the norm (from the weights' `partials`), clipping and the update.
+    #[inline(always)]
+    fn finish_minibatch(&mut self, mut partials: [T; PARTIALS], scale: T) {
+        let (s, d, stride) = (self.s, self.prep.d(), self.prep.stride());
+        let gradient_bias = self.minibatch.residual_sum * scale;
+        self.grad[stride] = gradient_bias;
+        // The padding is zero: the bias goes where it is unpadded.
+        partials[d % PARTIALS] = gradient_bias.mul_add(gradient_bias, partials[d % PARTIALS]);
+        let gradient_norm = combine(partials).sqrt();
+        let (factor, clipped) = clip_factor(s, gradient_norm);
+        let lr = T::of(s.learning_rate);
+        self.weight_norm2 = if s.optimizer == Optimizer::Sgd {
+            // Clipping and the step in one pass: `w - lr (g factor)`, as the two passes would
+            // (`g * 1` is `g` bit for bit, so one form serves the unclipped step).
+            let (w, b) = self.params.split_at_mut(stride);
+            let neg_lr = -lr;
+            b[0] = neg_lr.mul_add(gradient_bias * factor, b[0]);
+            update_norm2(w, &self.grad[..stride], |wj, gj| {
+                neg_lr.mul_add(gj * factor, wj)
+            })
+        } else {
+            if clipped {
+                self.grad.iter_mut().for_each(|g| *g *= factor);
+            }
+            self.optimizer
+                .step(&mut self.params, &self.grad, lr, stride)
+        };
+        self.record_step(gradient_norm, clipped);
+    }
+}
+
+/// The kernels compiled once per SIMD level, out of the training loop: inlined into that (large)
+/// function, their sums were left in memory rather than in vector registers.
+mod kernels {
+    use super::*;
+
+    macro_rules! at_level {
+        ($level:ident, $($unsafe:ident)?, $($features:literal)?) => {
+            pub mod $level {
+                use super::*;
+
+                #[allow(clippy::too_many_arguments)]
+                $(#[target_feature(enable = $features)])?
+                pub $($unsafe)? fn residuals_of_rows<T: Real, const N: usize>(
+                    weights: [&[T]; N],
+                    bias: [T; N],
+                    targets: [&[f64]; N],
+                    x: &[T],
+                    stride: usize,
+                    rows: &[u32],
+                    order: &[u32],
+                    residuals: &mut [T],
+                ) -> [(T, T, T); N] {
+                    super::residuals_of_rows(weights, bias, targets, x, stride, rows, order, residuals)
+                }
+
+                #[allow(clippy::too_many_arguments)]
+                $(#[target_feature(enable = $features)])?
+                pub $($unsafe)? fn scaled_gradient<T: Real>(
+                    g: &mut [T],
+                    v: &[T],
+                    x: &[T],
+                    stride: usize,
+                    rows: &[u32],
+                    residuals: &[T],
+                    scale: T,
+                    decay: T,
+                ) -> [T; PARTIALS] {
+                    super::scaled_gradient(g, v, x, stride, rows, residuals, scale, decay)
+                }
+            }
+        };
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    at_level!(avx512, unsafe, "avx512f,avx512vl,fma");
+    #[cfg(target_arch = "x86_64")]
+    at_level!(avx2, unsafe, "avx2,fma");
+    at_level!(portable, ,);
+}
+
+/// The residuals of `N` members on the rows `rows` of the row-major `x` (rows of `stride`
+/// values), member `m` with weights `weights[m]` (padded to the stride), bias `bias[m]` and
+/// targets `targets[m]`: `residuals[m len + k]` for row `k` of `len`, and per member the sums over the rows
+/// of the squared residuals (fused), the predictions and the residuals. `order` is the epoch's
+/// order from the first of `rows` on, whose rows are prefetched a few ahead of use (empty: none).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn residuals_of_rows<T: Real, const N: usize>(
+    weights: [&[T]; N],
+    bias: [T; N],
+    targets: [&[f64]; N],
+    x: &[T],
+    stride: usize,
+    rows: &[u32],
+    order: &[u32],
+    residuals: &mut [T],
+) -> [(T, T, T); N] {
+    let mut sums = [(T::ZERO, T::ZERO, T::ZERO); N];
+    let residuals = &mut residuals[..rows.len() * N];
+    for (k, &i) in rows.iter().enumerate() {
+        if let Some(&next) = order.get(k + PREFETCH_AHEAD) {
+            let start = next as usize * stride;
+            prefetch(&x[start..start + stride]);
+        }
+        let i = i as usize;
+        let row = &x[i * stride..(i + 1) * stride];
+        for m in 0..N {
+            // One dot product after the other (the row stays in cache): interleaved in one pass
+            // over the row, the members' sums were left in memory here.
+            let (loss, prediction, residual_sum) = &mut sums[m];
+            let p = dot(weights[m], row) + bias[m];
+            let r = p - T::of(targets[m][i]);
+            *loss = r.mul_add(r, *loss);
+            *prediction += p;
+            *residual_sum += r;
+            residuals[m * rows.len() + k] = r;
+        }
+    }
+    sums
+}
+
+/// Member `m`'s scaled gradient on the rows `rows` of the row-major `x` (rows of `stride`
+/// values; `residuals` its residual on each row): `g_j = fma(sum_k r_k x_kj, scale, decay v_j)`
+/// with the sum `fma(r_k, x_kj, .)` over the rows in order from zero; returns `|g|^2` as
+/// [`PARTIALS`] partial sums. Blocks of columns (eight vector registers' worth, then blocks of
+/// [`PARTIALS`]) are held in registers over all the rows, so `g` is stored once; the blocking
+/// changes no sum.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn scaled_gradient<T: Real>(
+    g: &mut [T],
+    v: &[T],
+    x: &[T],
+    stride: usize,
+    rows: &[u32],
+    residuals: &[T],
+    scale: T,
+    decay: T,
+) -> [T; PARTIALS] {
+    let mut partials = [T::ZERO; PARTIALS];
+    let mut j0 = 0;
+    let mut block = Block {
+        g,
+        v,
+        x,
+        stride,
+        rows,
+        residuals,
+        scale,
+        decay,
+    };
+    if std::mem::size_of::<T>() == 8 {
+        block.run::<64>(&mut j0, &mut partials);
+    } else {
+        block.run::<128>(&mut j0, &mut partials);
+    }
+    block.run::<PARTIALS>(&mut j0, &mut partials);
+    if j0 < stride {
+        block.tail(j0, &mut partials);
+    }
+    partials
+}
+
+/// The arguments of [`scaled_gradient`], shared by its blocks.
+struct Block<'a, T> {
+    g: &'a mut [T],
+    v: &'a [T],
+    x: &'a [T],
+    stride: usize,
+    rows: &'a [u32],
+    residuals: &'a [T],
+    scale: T,
+    decay: T,
+}
+
+impl<T: Real> Block<'_, T> {
+    /// Blocks of `B` columns from `*j0` while a whole one fits in the row.
+    #[inline(always)]
+    fn run<const B: usize>(&mut self, j0: &mut usize, partials: &mut [T; PARTIALS]) {
+        while *j0 + B <= self.stride {
+            let mut acc = [T::ZERO; B];
+            for (&i, &r) in self.rows.iter().zip(self.residuals) {
+                let start = i as usize * self.stride + *j0;
+                let xs: &[T; B] = self.x[start..start + B]
+                    .try_into()
+                    .expect("a block of B columns");
+                for c in 0..B {
+                    acc[c] = r.mul_add(xs[c], acc[c]);
+                }
+            }
+            let v: &[T; B] = self.v[*j0..*j0 + B].try_into().expect("B values");
+            let mut g = [T::ZERO; B];
+            self.finish(&acc, v, &mut g, partials);
+            self.g[*j0..*j0 + B].copy_from_slice(&g);
+            *j0 += B;
+        }
+    }
+
+    /// The last columns, fewer than [`PARTIALS`] (rows not padded), through zero-padded copies:
+    /// a zero adds `+0`, which leaves every sum's bits as they are.
+    #[inline(always)]
+    fn tail(&mut self, j0: usize, partials: &mut [T; PARTIALS]) {
+        let width = self.stride - j0;
+        let mut acc = [T::ZERO; PARTIALS];
+        for (&i, &r) in self.rows.iter().zip(self.residuals) {
+            let start = i as usize * self.stride + j0;
+            let xs = padded(&self.x[start..start + width]);
+            for c in 0..PARTIALS {
+                acc[c] = r.mul_add(xs[c], acc[c]);
+            }
+        }
+        let mut g = [T::ZERO; PARTIALS];
+        self.finish(&acc, &padded(&self.v[j0..]), &mut g, partials);
+        self.g[j0..].copy_from_slice(&g[..width]);
+    }
+
+    /// `g_c = fma(acc_c, scale, decay v_c)`, each squared into partial sum `c % PARTIALS` (the
+    /// block starts at a multiple of [`PARTIALS`]).
+    #[inline(always)]
+    fn finish<const B: usize>(
+        &self,
+        acc: &[T; B],
+        v: &[T; B],
+        g: &mut [T; B],
+        partials: &mut [T; PARTIALS],
+    ) {
+        for q in 0..B / PARTIALS {
+            for (k, partial) in partials.iter_mut().enumerate() {
+                let c = q * PARTIALS + k;
+                g[c] = acc[c].mul_add(self.scale, self.decay * v[c]);
+                *partial = g[c].mul_add(g[c], *partial);
+            }
+        }
+    }
+}
+
+/// The first [`PARTIALS`] or fewer values of `v`, zero-padded.
+#[inline(always)]
+fn padded<T: Real>(v: &[T]) -> [T; PARTIALS] {
+    let mut out = [T::ZERO; PARTIALS];
+    for (o, x) in out.iter_mut().zip(v) {
+        *o = *x;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::kernel::norm2;
+
+    /// A fixed, sign-alternating sequence of awkward magnitudes.
+    fn values(n: usize, seed: u64) -> Vec<f64> {
+        (0..n)
+            .map(|i| {
+                let t = (i as f64 + 1.0) * 0.618_033_988_749_894_9 + seed as f64;
+                (t.fract() - 0.5) * 10f64.powi((i % 7) as i32 - 3)
+            })
+            .collect()
+    }
+
+    /// The documented order written out plainly: one fused axpy per row from zero, then the
+    /// scaling with the decay, then the squared norm in its documented order.
+    fn reference<T: Real>(
+        x: &[T],
+        stride: usize,
+        rows: &[u32],
+        r: &[T],
+        scale: T,
+        decay: T,
+        v: &[T],
+    ) -> (Vec<T>, T) {
+        let mut g = vec![T::ZERO; stride];
+        for (&i, &rk) in rows.iter().zip(r) {
+            let row = &x[i as usize * stride..(i as usize + 1) * stride];
+            for (gj, xj) in g.iter_mut().zip(row) {
+                *gj = rk.mul_add(*xj, *gj);
+            }
+        }
+        for (gj, vj) in g.iter_mut().zip(v) {
+            *gj = gj.mul_add(scale, decay * *vj);
+        }
+        let n2 = norm2(&g);
+        (g, n2)
+    }
+
+    fn check<T: Real>(level: SimdLevel, of: fn(f64) -> T, bits: fn(T) -> u64) {
+        // Strides: padded (multiples of 16, some of the wide block) and not (tails).
+        for (n, stride) in [
+            (1, 1),
+            (3, 15),
+            (7, 16),
+            (32, 121),
+            (5, 128),
+            (9, 144),
+            (4, 200),
+        ] {
+            let x: Vec<T> = values(n * stride, 3).into_iter().map(of).collect();
+            let v: Vec<T> = values(stride, 5).into_iter().map(of).collect();
+            // Rows in a scrambled order, one repeated.
+            let rows: Vec<u32> = (0..n as u32).rev().chain([0]).collect();
+            let r: Vec<T> = values(rows.len(), 4).into_iter().map(of).collect();
+            let (scale, decay) = (of(2.0 / 3.0), of(1e-3));
+            let (expected, expected_norm2) = reference(&x, stride, &rows, &r, scale, decay, &v);
+            let mut g = vec![of(f64::NAN); stride];
+            let partials = dispatch!(
+                level,
+                kernels::scaled_gradient(&mut g, &v, &x, stride, &rows, &r, scale, decay)
+            );
+            let as_bits = |v: &[T]| v.iter().map(|x| bits(*x)).collect::<Vec<_>>();
+            assert_eq!(
+                as_bits(&g),
+                as_bits(&expected),
+                "{level}, n = {n}, stride = {stride}"
+            );
+            assert_eq!(
+                bits(combine(partials)),
+                bits(expected_norm2),
+                "{level}, stride = {stride}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_scaled_gradient_has_the_bits_of_one_axpy_per_row_at_every_level() {
+        for level in SimdLevel::ALL.iter().copied().filter(|l| l.is_available()) {
+            check::<f64>(level, |v| v, f64::to_bits);
+            check::<f32>(level, |v| v as f32, |v| u64::from(v.to_bits()));
+        }
+    }
+
+    #[test]
+    fn a_gradient_of_small_integers_is_exact() {
+        // Rows (1, 2, ..., 20) and (2, 4, ..., 40) with residuals 1 and -1: g_j = -(j + 1), then
+        // scaled by 2 with decay 0.5 on v = 2: g_j = -2 (j + 1) + 1.
+        let stride = 20;
+        let x: Vec<f64> = (0..2 * stride)
+            .map(|k| ((k % stride + 1) * (k / stride + 1)) as f64)
+            .collect();
+        let mut g = vec![0.0; stride];
+        let v = vec![2.0; stride];
+        let partials = scaled_gradient(&mut g, &v, &x, stride, &[0, 1], &[1.0, -1.0], 2.0, 0.5);
+        let expected: Vec<f64> = (0..stride).map(|j| -2.0 * (j as f64 + 1.0) + 1.0).collect();
+        assert_eq!(g, expected);
+        assert_eq!(
+            combine(partials),
+            expected.iter().map(|v| v * v).sum::<f64>()
+        );
+    }
+}
