@@ -93,11 +93,14 @@ fn lockstep<T: Element, const N: usize>(
         member.prepare_decay_source();
         let (g, v) = member.gradient_and_decay_source();
         let r = &residuals[m * rows.len()..(m + 1) * rows.len()];
-        let partials = dispatch!(
+        let gradient_bias = sums[m].2 * scale;
+        // The padding is zero: the bias goes where it is unpadded.
+        let bias = (gradient_bias, prep.d());
+        let norm2 = dispatch!(
             level,
-            kernels::scaled_gradient(g, v, x, stride, rows, r, scale, decay)
+            kernels::scaled_gradient(g, v, x, stride, rows, r, scale, decay, bias)
         );
-        member.finish_minibatch(partials, scale);
+        member.finish_minibatch(gradient_bias, norm2);
     }
 }
 
@@ -126,15 +129,12 @@ impl<T: Element> Member<'_, T> {
         (&mut self.grad[..stride], source)
     }
 
-    /// The bias's gradient, the norm (from the weights' `partials`), clipping and the update.
+    /// Clipping and the update, from the bias's gradient and the gradient's `|g|^2`.
     #[inline(always)]
-    fn finish_minibatch(&mut self, mut partials: [T; PARTIALS], scale: T) {
-        let (s, d, stride) = (self.s, self.prep.d(), self.prep.stride());
-        let gradient_bias = self.minibatch.residual_sum * scale;
+    fn finish_minibatch(&mut self, gradient_bias: T, norm2: T) {
+        let (s, stride) = (self.s, self.prep.stride());
         self.grad[stride] = gradient_bias;
-        // The padding is zero: the bias goes where it is unpadded.
-        partials[d % PARTIALS] = gradient_bias.mul_add(gradient_bias, partials[d % PARTIALS]);
-        let gradient_norm = combine(partials).sqrt();
+        let gradient_norm = norm2.sqrt();
         let (factor, clipped) = clip_factor(s, gradient_norm);
         let lr = T::of(s.learning_rate);
         self.weight_norm2 = if s.optimizer == Optimizer::Sgd {
@@ -193,8 +193,9 @@ mod kernels {
                     residuals: &[T],
                     scale: T,
                     decay: T,
-                ) -> [T; PARTIALS] {
-                    super::scaled_gradient(g, v, x, stride, rows, residuals, scale, decay)
+                    bias: (T, usize),
+                ) -> T {
+                    super::scaled_gradient(g, v, x, stride, rows, residuals, scale, decay, bias)
                 }
             }
         };
@@ -248,10 +249,11 @@ fn residuals_of_rows<T: Real, const N: usize>(
     sums
 }
 
-/// Member `m`'s scaled gradient on the rows `rows` of the row-major `x` (rows of `stride`
-/// values; `residuals` its residual on each row): `g_j = fma(sum_k r_k x_kj, scale, decay v_j)`
-/// with the sum `fma(r_k, x_kj, .)` over the rows in order from zero; returns `|g|^2` as
-/// [`PARTIALS`] partial sums. Blocks of columns (eight vector registers' worth, then blocks of
+/// A member's scaled gradient on the rows `rows` of the row-major `x` (rows of `stride` values;
+/// `residuals` its residual on each row): `g_j = fma(sum_k r_k x_kj, scale, decay v_j)` with the
+/// sum `fma(r_k, x_kj, .)` over the rows in order from zero. Returns `|(g, bias)|^2`: the
+/// [`PARTIALS`] partial sums of `g_j^2` (element `j` to sum `j % PARTIALS`), then `bias^2` added
+/// to sum `bias_index % PARTIALS`, combined. Blocks of columns (eight vector registers' worth, then blocks of
 /// [`PARTIALS`]) are held in registers over all the rows, so `g` is stored once; the blocking
 /// changes no sum.
 #[allow(clippy::too_many_arguments)]
@@ -265,7 +267,8 @@ fn scaled_gradient<T: Real>(
     residuals: &[T],
     scale: T,
     decay: T,
-) -> [T; PARTIALS] {
+    (bias, bias_index): (T, usize),
+) -> T {
     let mut partials = [T::ZERO; PARTIALS];
     let mut j0 = 0;
     let mut block = Block {
@@ -287,7 +290,9 @@ fn scaled_gradient<T: Real>(
     if j0 < stride {
         block.tail(j0, &mut partials);
     }
-    partials
+    let k = bias_index % PARTIALS;
+    partials[k] = bias.mul_add(bias, partials[k]);
+    combine(partials)
 }
 
 /// The arguments of [`scaled_gradient`], shared by its blocks.
@@ -390,6 +395,7 @@ mod tests {
 
     /// The documented order written out plainly: one fused axpy per row from zero, then the
     /// scaling with the decay, then the squared norm in its documented order.
+    #[allow(clippy::too_many_arguments)]
     fn reference<T: Real>(
         x: &[T],
         stride: usize,
@@ -398,6 +404,7 @@ mod tests {
         scale: T,
         decay: T,
         v: &[T],
+        bias: T,
     ) -> (Vec<T>, T) {
         let mut g = vec![T::ZERO; stride];
         for (&i, &rk) in rows.iter().zip(r) {
@@ -409,7 +416,14 @@ mod tests {
         for (gj, vj) in g.iter_mut().zip(v) {
             *gj = gj.mul_add(scale, decay * *vj);
         }
-        let n2 = norm2(&g);
+        // The bias at index stride + 3, zeros between (a zero adds +0 to its partial sum).
+        let extended: Vec<T> = g
+            .iter()
+            .copied()
+            .chain([T::ZERO; 3])
+            .chain([bias])
+            .collect();
+        let n2 = norm2(&extended);
         (g, n2)
     }
 
@@ -430,11 +444,13 @@ mod tests {
             let rows: Vec<u32> = (0..n as u32).rev().chain([0]).collect();
             let r: Vec<T> = values(rows.len(), 4).into_iter().map(of).collect();
             let (scale, decay) = (of(2.0 / 3.0), of(1e-3));
-            let (expected, expected_norm2) = reference(&x, stride, &rows, &r, scale, decay, &v);
+            let bias = (of(0.75), stride + 3);
+            let (expected, expected_norm2) =
+                reference(&x, stride, &rows, &r, scale, decay, &v, bias.0);
             let mut g = vec![of(f64::NAN); stride];
-            let partials = dispatch!(
+            let norm2 = dispatch!(
                 level,
-                kernels::scaled_gradient(&mut g, &v, &x, stride, &rows, &r, scale, decay)
+                kernels::scaled_gradient(&mut g, &v, &x, stride, &rows, &r, scale, decay, bias)
             );
             let as_bits = |v: &[T]| v.iter().map(|x| bits(*x)).collect::<Vec<_>>();
             assert_eq!(
@@ -443,7 +459,7 @@ mod tests {
                 "{level}, n = {n}, stride = {stride}"
             );
             assert_eq!(
-                bits(combine(partials)),
+                bits(norm2),
                 bits(expected_norm2),
                 "{level}, stride = {stride}"
             );
@@ -468,12 +484,19 @@ mod tests {
             .collect();
         let mut g = vec![0.0; stride];
         let v = vec![2.0; stride];
-        let partials = scaled_gradient(&mut g, &v, &x, stride, &[0, 1], &[1.0, -1.0], 2.0, 0.5);
+        let norm2 = scaled_gradient(
+            &mut g,
+            &v,
+            &x,
+            stride,
+            &[0, 1],
+            &[1.0, -1.0],
+            2.0,
+            0.5,
+            (3.0, 7),
+        );
         let expected: Vec<f64> = (0..stride).map(|j| -2.0 * (j as f64 + 1.0) + 1.0).collect();
         assert_eq!(g, expected);
-        assert_eq!(
-            combine(partials),
-            expected.iter().map(|v| v * v).sum::<f64>()
-        );
+        assert_eq!(norm2, expected.iter().map(|v| v * v).sum::<f64>() + 9.0);
     }
 }
