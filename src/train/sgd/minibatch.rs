@@ -84,6 +84,7 @@ fn lockstep<T: Element, const N: usize>(
     };
     let scale = T::of(2.0 / rows.len() as f64);
     let x = T::rows(prep);
+    let (mut norms2, mut gradient_biases) = ([T::ZERO; N], [T::ZERO; N]);
     for m in 0..N {
         let member = &mut *members[m];
         let batch = &mut member.minibatch;
@@ -96,11 +97,16 @@ fn lockstep<T: Element, const N: usize>(
         let gradient_bias = sums[m].2 * scale;
         // The padding is zero: the bias goes where it is unpadded.
         let bias = (gradient_bias, prep.d());
-        let norm2 = dispatch!(
+        norms2[m] = dispatch!(
             level,
             kernels::scaled_gradient(g, v, x, stride, rows, r, scale, decay, bias)
         );
-        member.finish_minibatch(gradient_bias, norm2);
+        gradient_biases[m] = gradient_bias;
+    }
+    // Every member's clipping and update after all the gradients, so that one member's chain of
+    // dependent steps (norm, square root, clipping factor, update) overlaps the others' work.
+    for m in 0..N {
+        members[m].finish_minibatch(gradient_biases[m], norms2[m]);
     }
 }
 
