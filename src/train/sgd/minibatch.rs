@@ -106,7 +106,7 @@ fn lockstep<T: Element, const N: usize>(
     // Every member's clipping and update after all the gradients, so that one member's chain of
     // dependent steps (norm, square root, clipping factor, update) overlaps the others' work.
     for m in 0..N {
-        members[m].finish_minibatch(gradient_biases[m], norms2[m]);
+        members[m].finish_minibatch(level, gradient_biases[m], norms2[m]);
     }
 }
 
@@ -137,21 +137,19 @@ impl<T: Element> Member<'_, T> {
 
     /// Clipping and the update, from the bias's gradient and the gradient's `|g|^2`.
     #[inline(always)]
-    fn finish_minibatch(&mut self, gradient_bias: T, norm2: T) {
+    fn finish_minibatch(&mut self, level: SimdLevel, gradient_bias: T, norm2: T) {
         let (s, stride) = (self.s, self.prep.stride());
         self.grad[stride] = gradient_bias;
         let gradient_norm = norm2.sqrt();
         let (factor, clipped) = clip_factor(s, gradient_norm);
         let lr = T::of(s.learning_rate);
         self.weight_norm2 = if s.optimizer == Optimizer::Sgd {
-            // Clipping and the step in one pass: `w - lr (g factor)`, as the two passes would
-            // (`g * 1` is `g` bit for bit, so one form serves the unclipped step).
+            // Clipping and the step in one pass.
             let (w, b) = self.params.split_at_mut(stride);
             let neg_lr = -lr;
             b[0] = neg_lr.mul_add(gradient_bias * factor, b[0]);
-            update_norm2(w, &self.grad[..stride], |wj, gj| {
-                neg_lr.mul_add(gj * factor, wj)
-            })
+            let g = &self.grad[..stride];
+            dispatch!(level, kernels::sgd_update(w, g, neg_lr, factor, clipped))
         } else {
             if clipped {
                 self.grad.iter_mut().for_each(|g| *g *= factor);
@@ -186,6 +184,17 @@ mod kernels {
                     residuals: &mut [T],
                 ) -> [(T, T, T); N] {
                     super::residuals_of_rows(weights, bias, targets, x, stride, rows, order, residuals)
+                }
+
+                $(#[target_feature(enable = $features)])?
+                pub $($unsafe)? fn sgd_update<T: Real>(
+                    w: &mut [T],
+                    g: &[T],
+                    neg_lr: T,
+                    factor: T,
+                    clipped: bool,
+                ) -> T {
+                    super::sgd_update(w, g, neg_lr, factor, clipped)
                 }
 
                 #[allow(clippy::too_many_arguments)]
@@ -275,34 +284,57 @@ fn scaled_gradient<T: Real>(
     decay: T,
     (bias, bias_index): (T, usize),
 ) -> T {
-    let mut partials = [T::ZERO; PARTIALS];
-    let mut j0 = 0;
-    let mut block = Block {
-        g,
-        v,
-        x,
-        stride,
-        rows,
-        residuals,
-        scale,
-        decay,
-    };
-    if std::mem::size_of::<T>() == 8 {
-        block.run::<64>(&mut j0, &mut partials);
+    // `fma(a, scale, 0 v)` is `a scale` bit for bit (no sum `a` is -0: it starts at +0, and an
+    // exact zero sum is +0), so without decay the multiplication by zero is left out.
+    let mut partials = if decay == T::ZERO {
+        Block::<T, false> {
+            g,
+            v,
+            x,
+            stride,
+            rows,
+            residuals,
+            scale,
+            decay,
+        }
+        .partials()
     } else {
-        block.run::<128>(&mut j0, &mut partials);
-    }
-    block.run::<PARTIALS>(&mut j0, &mut partials);
-    if j0 < stride {
-        block.tail(j0, &mut partials);
-    }
+        Block::<T, true> {
+            g,
+            v,
+            x,
+            stride,
+            rows,
+            residuals,
+            scale,
+            decay,
+        }
+        .partials()
+    };
+    // A select per lane, not a store at a computed index: the sums stay in registers.
     let k = bias_index % PARTIALS;
-    partials[k] = bias.mul_add(bias, partials[k]);
+    for (lane, partial) in partials.iter_mut().enumerate() {
+        if lane == k {
+            *partial = bias.mul_add(bias, *partial);
+        }
+    }
     combine(partials)
 }
 
-/// The arguments of [`scaled_gradient`], shared by its blocks.
-struct Block<'a, T> {
+/// Plain SGD's step with clipping: `w_j = fma(neg_lr, g_j factor, w_j)`, as scaling `g` and then
+/// stepping would (without clipping `g_j * 1` is `g_j` bit for bit and is left out); returns the
+/// new `|w|^2`.
+#[inline(always)]
+fn sgd_update<T: Real>(w: &mut [T], g: &[T], neg_lr: T, factor: T, clipped: bool) -> T {
+    if clipped {
+        update_norm2(w, g, |wj, gj| neg_lr.mul_add(gj * factor, wj))
+    } else {
+        update_norm2(w, g, |wj, gj| neg_lr.mul_add(gj, wj))
+    }
+}
+
+/// The arguments of [`scaled_gradient`], shared by its blocks (`DECAY`: the decay is not zero).
+struct Block<'a, T, const DECAY: bool> {
     g: &'a mut [T],
     v: &'a [T],
     x: &'a [T],
@@ -313,7 +345,24 @@ struct Block<'a, T> {
     decay: T,
 }
 
-impl<T: Real> Block<'_, T> {
+impl<T: Real, const DECAY: bool> Block<'_, T, DECAY> {
+    /// The gradient by blocks of columns, returning the partial sums of its squares.
+    #[inline(always)]
+    fn partials(mut self) -> [T; PARTIALS] {
+        let mut partials = [T::ZERO; PARTIALS];
+        let mut j0 = 0;
+        if std::mem::size_of::<T>() == 8 {
+            self.run::<64>(&mut j0, &mut partials);
+        } else {
+            self.run::<128>(&mut j0, &mut partials);
+        }
+        self.run::<PARTIALS>(&mut j0, &mut partials);
+        if j0 < self.stride {
+            self.tail(j0, &mut partials);
+        }
+        partials
+    }
+
     /// Blocks of `B` columns from `*j0` while a whole one fits in the row.
     #[inline(always)]
     fn run<const B: usize>(&mut self, j0: &mut usize, partials: &mut [T; PARTIALS]) {
@@ -367,7 +416,11 @@ impl<T: Real> Block<'_, T> {
         for q in 0..B / PARTIALS {
             for (k, partial) in partials.iter_mut().enumerate() {
                 let c = q * PARTIALS + k;
-                g[c] = acc[c].mul_add(self.scale, self.decay * v[c]);
+                g[c] = if DECAY {
+                    acc[c].mul_add(self.scale, self.decay * v[c])
+                } else {
+                    acc[c] * self.scale
+                };
                 *partial = g[c].mul_add(g[c], *partial);
             }
         }
