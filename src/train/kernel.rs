@@ -130,41 +130,10 @@ pub fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     combine(acc)
 }
 
-/// `w_m . x` for `N` vectors `w_m` at once, each with the bits of [`dot`]`(w_m, x)`: one pass over
-/// `x`, the `N` sums side by side. The last, partial chunk goes through zero-padded copies (a zero
-/// lane adds `+0` to a partial sum, which leaves it as it is), so every index is fixed and the
-/// sums stay in registers.
-#[inline(always)]
-pub fn dots<T: Real, const N: usize>(ws: [&[T]; N], x: &[T]) -> [T; N] {
-    let mut acc = [[T::ZERO; PARTIALS]; N];
-    let chunks = x.chunks_exact(PARTIALS);
-    let (tail, full) = (chunks.remainder(), x.len() - chunks.remainder().len());
-    for (c, xs) in chunks.enumerate() {
-        for m in 0..N {
-            let w: &[T; PARTIALS] = ws[m][c * PARTIALS..(c + 1) * PARTIALS]
-                .try_into()
-                .expect("a chunk of PARTIALS");
-            for k in 0..PARTIALS {
-                acc[m][k] = w[k].mul_add(xs[k], acc[m][k]);
-            }
-        }
-    }
-    if !tail.is_empty() {
-        let xt = padded(tail);
-        for m in 0..N {
-            let wt = padded(&ws[m][full..]);
-            for k in 0..PARTIALS {
-                acc[m][k] = wt[k].mul_add(xt[k], acc[m][k]);
-            }
-        }
-    }
-    combine_each(acc)
-}
-
 /// `y_m = beta_m y_m + alpha_m x` for `N` vectors `y_m` at once, each with the bits of
 /// [`scale_axpy_norm2`]`(y_m, beta_m, alpha_m, x)` (and of [`axpy_norm2`] when `beta_m` is 1),
 /// returning their new `|y_m|^2`: one pass over `x`, the `N` updates side by side (the last,
-/// partial chunk as in [`dots`]).
+/// partial chunk through zero-padded copies: a zero lane adds `+0`, which leaves a sum's bits).
 #[inline(always)]
 pub fn scale_axpys_norm2<T: Real, const N: usize>(
     ys: [&mut [T]; N],
@@ -358,10 +327,6 @@ mod tests {
         for n in [1, 15, 16, 17, 121, 1000] {
             let x = values(n, 9);
             let ws: Vec<Vec<f64>> = (0..4).map(|m| values(n, 10 + m)).collect();
-            let together = dots([&ws[0][..], &ws[1], &ws[2], &ws[3]], &x);
-            for (w, v) in ws.iter().zip(together) {
-                assert_eq!(v.to_bits(), dot(w, &x).to_bits(), "n = {n}");
-            }
             let (beta, alpha) = ([1.0, 0.999, 1.0, 0.5], [-0.25, 1e-3, 3.0, -7.0]);
             let mut alone = ws.clone();
             let expected: Vec<f64> = (0..4)

@@ -9,6 +9,7 @@ mod full_pass;
 mod gram;
 mod init;
 mod kernel;
+mod member_dots;
 mod optimizer;
 mod sgd;
 mod spectral;

@@ -14,6 +14,7 @@ use super::{clip_factor, Element, Member, PREFETCH_AHEAD};
 use crate::config::Optimizer;
 use crate::simd::{dispatch, SimdLevel};
 use crate::train::kernel::{combine, dot, prefetch, update_norm2, Real, PARTIALS};
+use crate::train::member_dots::MemberDots;
 
 /// The minibatch step on the rows at `positions` of the epoch's order, for every member in
 /// `members` that takes one (not a batch-1 plain-SGD member) and is still training, by up to
@@ -79,7 +80,9 @@ fn lockstep<T: Element, const N: usize>(
         let x = T::rows(prep);
         dispatch!(
             level,
-            kernels::residuals_of_rows(weights, bias, targets, x, stride, rows, order, residuals)
+            kernels::residuals_of_rows(
+                level, weights, bias, targets, x, stride, rows, order, residuals
+            )
         )
     };
     let scale = T::of(2.0 / rows.len() as f64);
@@ -173,7 +176,8 @@ mod kernels {
 
                 #[allow(clippy::too_many_arguments)]
                 $(#[target_feature(enable = $features)])?
-                pub $($unsafe)? fn residuals_of_rows<T: Real, const N: usize>(
+                pub $($unsafe)? fn residuals_of_rows<T: MemberDots, const N: usize>(
+                    level: SimdLevel,
                     weights: [&[T]; N],
                     bias: [T; N],
                     targets: [&[f64]; N],
@@ -183,7 +187,7 @@ mod kernels {
                     order: &[u32],
                     residuals: &mut [T],
                 ) -> [(T, T, T); N] {
-                    super::residuals_of_rows(weights, bias, targets, x, stride, rows, order, residuals)
+                    super::residuals_of_rows(level, weights, bias, targets, x, stride, rows, order, residuals)
                 }
 
                 $(#[target_feature(enable = $features)])?
@@ -230,7 +234,8 @@ mod kernels {
 /// order from the first of `rows` on, whose rows are prefetched a few ahead of use (empty: none).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn residuals_of_rows<T: Real, const N: usize>(
+fn residuals_of_rows<T: MemberDots, const N: usize>(
+    level: SimdLevel,
     weights: [&[T]; N],
     bias: [T; N],
     targets: [&[f64]; N],
@@ -249,11 +254,11 @@ fn residuals_of_rows<T: Real, const N: usize>(
         }
         let i = i as usize;
         let row = &x[i * stride..(i + 1) * stride];
+        // The members' dot products side by side (see `MemberDots`).
+        let wx = T::dots_at(level, weights, row);
         for m in 0..N {
-            // One dot product after the other (the row stays in cache): interleaved in one pass
-            // over the row, the members' sums were left in memory here.
             let (loss, prediction, residual_sum) = &mut sums[m];
-            let p = dot(weights[m], row) + bias[m];
+            let p = wx[m] + bias[m];
             let r = p - T::of(targets[m][i]);
             *loss = r.mul_add(r, *loss);
             *prediction += p;

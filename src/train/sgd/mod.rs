@@ -25,6 +25,7 @@
 
 use super::init::{initial_params, shuffle_epoch};
 use super::kernel::{norm2, prefetch, Real};
+use super::member_dots::MemberDots;
 use super::optimizer::OptimizerState;
 use super::{EpochStats, RunOutcome, Status, DIVERGENCE_FACTOR};
 use crate::config::{DecayOn, Dtype, Optimizer, TrainSettings};
@@ -44,7 +45,7 @@ use single_row::single_row_steps;
 const PREFETCH_AHEAD: usize = 4;
 
 /// The element types a run trains in, and where each finds its training rows.
-pub trait Element: Real {
+pub trait Element: MemberDots {
     /// The training features, row-major, in this type.
     fn rows(prep: &Prepared) -> &[Self];
 }
@@ -295,7 +296,7 @@ fn run_epoch<T: Element>(group: &mut Group<T>) {
                     prefetch(row::<T>(prep, ahead as usize));
                 }
                 let i = group.perm[position] as usize;
-                single_row_steps(&mut group.members, i);
+                single_row_steps(group.level, &mut group.members, i);
             }
         }
         minibatch_steps(

@@ -5,12 +5,13 @@
 //! member's arithmetic is its own, in the order it has alone: the same bits.
 
 use super::{clip_factor, row, Element, Member};
-use crate::train::kernel::{dots, scale_axpys_norm2};
+use crate::simd::SimdLevel;
+use crate::train::kernel::scale_axpys_norm2;
 
 /// The plain-SGD batch-1 step on row `i` of every such member still training, by up to four in
 /// lockstep.
 #[inline(always)]
-pub(super) fn single_row_steps<T: Element>(members: &mut [Member<T>], i: usize) {
+pub(super) fn single_row_steps<T: Element>(level: SimdLevel, members: &mut [Member<T>], i: usize) {
     let mut chunk: [Option<&mut Member<T>>; 4] = [None, None, None, None];
     let mut count = 0;
     for member in members.iter_mut() {
@@ -18,28 +19,36 @@ pub(super) fn single_row_steps<T: Element>(members: &mut [Member<T>], i: usize) 
             chunk[count] = Some(member);
             count += 1;
             if count == 4 {
-                lockstep::<T, 4>(&mut chunk, i);
+                lockstep::<T, 4>(level, &mut chunk, i);
                 count = 0;
             }
         }
     }
     match count {
-        1 => lockstep::<T, 1>(&mut chunk, i),
-        2 => lockstep::<T, 2>(&mut chunk, i),
-        3 => lockstep::<T, 3>(&mut chunk, i),
+        1 => lockstep::<T, 1>(level, &mut chunk, i),
+        2 => lockstep::<T, 2>(level, &mut chunk, i),
+        3 => lockstep::<T, 3>(level, &mut chunk, i),
         _ => {}
     }
 }
 
 /// [`single_row_steps`] of the first `N` members of `chunk` (taken out of it).
 #[inline(always)]
-fn lockstep<T: Element, const N: usize>(chunk: &mut [Option<&mut Member<T>>; 4], i: usize) {
+fn lockstep<T: Element, const N: usize>(
+    level: SimdLevel,
+    chunk: &mut [Option<&mut Member<T>>; 4],
+    i: usize,
+) {
     let mut members: [&mut Member<T>; N] =
         std::array::from_fn(|k| chunk[k].take().expect("a member in each of the N places"));
     let prep = members[0].prep;
     // The padded weights, as long as the stored row.
     let (x, stride) = (row::<T>(prep, i), prep.stride());
-    let wx: [T; N] = dots(std::array::from_fn(|k| &members[k].params[..stride]), x);
+    let wx: [T; N] = T::dots_at(
+        level,
+        std::array::from_fn(|k| &members[k].params[..stride]),
+        x,
+    );
     let (mut beta, mut alpha) = ([T::ZERO; N], [T::ZERO; N]);
     for k in 0..N {
         (beta[k], alpha[k]) = members[k].single_row_coefficients(i, wx[k]);
