@@ -321,13 +321,16 @@ impl<T: Element> Member<'_, T> {
     #[inline(always)]
     fn record_step(&mut self, gradient_norm: T, clipped: bool) {
         let (prep, batch) = (self.prep, &self.minibatch);
+        // Means over the minibatch's rows; `v / 1` is `v` bit for bit, so batch 1 skips the
+        // divisions (which share a unit with the square roots of every step).
         let m = batch.rows as f64;
+        let mean = |v: T| if batch.rows == 1 { v.wide() } else { v.wide() / m };
         let gradient_norm = gradient_norm.wide();
         let sums = &mut self.sums;
         sums.steps += 1;
         sums.weight_norm += batch.weight_norm.wide();
-        sums.prediction += (batch.prediction.wide() / m) * prep.y_scale + prep.y_mean;
-        sums.loss += batch.loss.wide() / m;
+        sums.prediction += mean(batch.prediction) * prep.y_scale + prep.y_mean;
+        sums.loss += mean(batch.loss);
         sums.gradient_norm += gradient_norm;
         sums.clipped += usize::from(clipped);
         if !(batch.loss.wide().is_finite() && gradient_norm.is_finite()) {
