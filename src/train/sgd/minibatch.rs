@@ -1,9 +1,10 @@
 //! The minibatch step (every optimizer and batch size but plain SGD at batch 1), the members of
-//! a group in lockstep, by up to four: their residuals on each row of the minibatch in one pass
-//! over the row (one dot product after another); then their gradients as sums over the rows, by blocks of columns held
-//! in registers, each block scaled (with the weight decay added) and squared into the gradient
-//! norm's partial sums as it is stored ([`scaled_gradient`]); then each member's own clipping and
-//! update, which for plain SGD is one pass (clip, step and the new `|w|^2` together).
+//! a group by up to four: their residuals on each row of the minibatch side by side
+//! ([`MemberDots`], one load of the row); then each member's gradient as a sum over the rows, by
+//! blocks of columns held in registers, each block scaled (with the weight decay added) and
+//! squared into the gradient norm's partial sums as it is stored ([`scaled_gradient`]); then each
+//! member's own clipping and update, which for plain SGD is one pass (clip, step and the new
+//! `|w|^2` together). The kernels are compiled per SIMD level out of the training loop.
 //!
 //! Each member's arithmetic is its own, in the order it has alone: element `j` of a gradient is
 //! `fma(r_k, x_kj, .)` over the rows in order from zero, then `fma(g_j, scale, wd v_j)`; the norm

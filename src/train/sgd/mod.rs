@@ -7,17 +7,19 @@
 //! alone, in the same order, so a grouped run gives the same bits as the run alone; a run alone is
 //! a group of one.
 //!
-//! Each minibatch step takes every row's residual (one dot product per row), then the gradient as
-//! a sum over the rows by blocks of columns held in registers, then one pass over the parameters
-//! for the update, which also yields the new weight norm. At
-//! batch size 1 with plain SGD the gradient is `2 r (x, 1) + wd (w, 0)`, so its norm follows from
-//! `|x|^2` (computed once per data set), `w . x` and `|w|^2` with no pass at all, and the update is
-//! a single scaled axpy; the members of a group take those steps in lockstep ([`single_row`]).
-//! The weights are padded with zeros to the stored rows' stride (a multiple of 16 for small data
-//! sets), so the kernels run without tails; zero lanes leave every sum's bits as they are. The per-epoch train MSE comes from [`epoch_mse`]: the exact quadratic
-//! identity (`O(d^2)` in double-double, no pass over the rows) when the run's epochs repay building
-//! `G`, else a full pass. Rows are prefetched a few steps ahead, since the epoch visits them in a
-//! random order.
+//! A minibatch step ([`minibatch`]) takes every row's residual for all members side by side
+//! ([`MemberDots`]), then each member's gradient as a sum over the rows by blocks of columns held
+//! in registers, scaled and squared into the norm as it is stored, then one pass for clipping and
+//! the update, which also yields the new weight norm. At batch size 1 with plain SGD the gradient
+//! is `2 r (x, 1) + wd (w, 0)`, so its norm follows from `|x|^2` (computed once per data set),
+//! `w . x` and `|w|^2` with no pass at all, and the update is a single scaled axpy; the members of
+//! a group take those steps in lockstep ([`single_row`]). The hot kernels are compiled per SIMD
+//! level outside this (large) function, where the compiler keeps their sums in registers. The
+//! weights are padded with zeros to the stored rows' stride (a multiple of 16 for small data
+//! sets), so the kernels run without tails; zero lanes leave every sum's bits as they are. The
+//! per-epoch train MSE comes from [`epoch_mse`]: the exact quadratic identity (`O(d^2)` in
+//! double-double, no pass over the rows) when the run's epochs repay building `G`, else a full
+//! pass. Rows are prefetched a few steps ahead, since the epoch visits them in a random order.
 //!
 //! The loop is generic over the run's element type ([`Element`]: f64, or f32 for `dtype = "f32"`):
 //! features, parameters, gradients and optimizer state are of that type; the per-epoch train MSE

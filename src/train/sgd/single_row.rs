@@ -1,8 +1,9 @@
-//! Plain SGD at batch size 1, the members of a group in lockstep: their `w . x` in one pass over
-//! the row, each member's scalar work (residual, gradient norm from `|x|^2`, `w . x` and `|w|^2`,
-//! clipping, the bias's step), then their weight updates in one pass, so that the members'
-//! chains of dependent operations run side by side. A member alone takes the same path, and each
-//! member's arithmetic is its own, in the order it has alone: the same bits.
+//! Plain SGD at batch size 1, the members of a group in lockstep: their `w . x` side by side
+//! ([`MemberDots`](crate::train::member_dots::MemberDots)), each member's scalar work (residual,
+//! gradient norm from `|x|^2`, `w . x` and `|w|^2`, clipping, the bias's step), then their weight
+//! updates in one pass, so that the members' chains of dependent operations run side by side. A
+//! member alone takes the same path, and each member's arithmetic is its own, in the order it has
+//! alone: the same bits.
 
 use super::{clip_factor, row, Element, Member};
 use crate::simd::SimdLevel;
