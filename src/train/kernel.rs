@@ -141,23 +141,6 @@ pub fn scale_axpys_norm2<T: Real, const N: usize>(
     alpha: [T; N],
     x: &[T],
 ) -> [T; N] {
-    // `1 y` is `y` bit for bit: without scaling, one multiplication per element less.
-    if beta.iter().all(|b| *b == T::of(1.0)) {
-        update_all::<T, N, false>(ys, beta, alpha, x)
-    } else {
-        update_all::<T, N, true>(ys, beta, alpha, x)
-    }
-}
-
-/// [`scale_axpys_norm2`], multiplying by `beta_m` when `SCALED`.
-#[inline(always)]
-fn update_all<T: Real, const N: usize, const SCALED: bool>(
-    ys: [&mut [T]; N],
-    beta: [T; N],
-    alpha: [T; N],
-    x: &[T],
-) -> [T; N] {
-    let scaled = |m: usize, y: T| if SCALED { beta[m] * y } else { y };
     let mut acc = [[T::ZERO; PARTIALS]; N];
     let chunks = x.chunks_exact(PARTIALS);
     let (tail, full) = (chunks.remainder(), x.len() - chunks.remainder().len());
@@ -168,7 +151,7 @@ fn update_all<T: Real, const N: usize, const SCALED: bool>(
                 .expect("a chunk of PARTIALS");
             let mut v = [T::ZERO; PARTIALS];
             for k in 0..PARTIALS {
-                v[k] = alpha[m].mul_add(xs[k], scaled(m, y[k]));
+                v[k] = alpha[m].mul_add(xs[k], beta[m] * y[k]);
             }
             *y = v;
             for k in 0..PARTIALS {
@@ -182,7 +165,7 @@ fn update_all<T: Real, const N: usize, const SCALED: bool>(
             let yt = padded(&ys[m][full..]);
             let mut v = [T::ZERO; PARTIALS];
             for k in 0..PARTIALS {
-                v[k] = alpha[m].mul_add(xt[k], scaled(m, yt[k]));
+                v[k] = alpha[m].mul_add(xt[k], beta[m] * yt[k]);
             }
             ys[m][full..].copy_from_slice(&v[..tail.len()]);
             for k in 0..PARTIALS {

@@ -85,15 +85,55 @@ unsafe fn dots_f64<const N: usize>(ws: [&[f64]; N], x: &[f64]) -> [f64; N] {
     }
     let mut out = [0.0; N];
     for m in 0..N {
-        let mut partials = [0.0; PARTIALS];
-        _mm512_storeu_pd(partials.as_mut_ptr(), lo[m]);
-        _mm512_storeu_pd(partials.as_mut_ptr().add(8), hi[m]);
-        for (partial, k) in partials.iter_mut().zip(full..n) {
-            *partial = ws[m][k].mul_add(x[k], *partial);
-        }
-        out[m] = combine(partials);
+        out[m] = if full == n {
+            combine_f64(lo[m], hi[m])
+        } else {
+            // A tail (rows not padded): the partial sums through memory.
+            let mut partials = [0.0; PARTIALS];
+            _mm512_storeu_pd(partials.as_mut_ptr(), lo[m]);
+            _mm512_storeu_pd(partials.as_mut_ptr().add(8), hi[m]);
+            for (partial, k) in partials.iter_mut().zip(full..n) {
+                *partial = ws[m][k].mul_add(x[k], *partial);
+            }
+            combine(partials)
+        };
     }
     out
+}
+
+/// [`combine`] of partial sums 0..8 (`lo`) and 8..16 (`hi`) in registers, the same tree: sums
+/// `k + 8`, then `k + 4`, then `(0 + 2) + (1 + 3)`. Through memory, the sums waited on store
+/// forwarding, which a lone run at batch 1 has on its critical path.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn combine_f64(lo: __m512d, hi: __m512d) -> f64 {
+    let half = _mm512_add_pd(lo, hi);
+    let quarter = _mm256_add_pd(
+        _mm512_castpd512_pd256(half),
+        _mm512_extractf64x4_pd::<1>(half),
+    );
+    let pairs = _mm_add_pd(
+        _mm256_castpd256_pd128(quarter),
+        _mm256_extractf128_pd::<1>(quarter),
+    );
+    _mm_cvtsd_f64(_mm_add_sd(pairs, _mm_unpackhi_pd(pairs, pairs)))
+}
+
+/// [`combine`] of 16 partial sums in one register (see [`combine_f64`]).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn combine_f32(sums: __m512) -> f32 {
+    let half = _mm256_add_ps(
+        _mm512_castps512_ps256(sums),
+        _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(sums))),
+    );
+    let quarter = _mm_add_ps(
+        _mm256_castps256_ps128(half),
+        _mm256_extractf128_ps::<1>(half),
+    );
+    // (q0 + q2, q1 + q3), then their sum.
+    let pairs = _mm_add_ps(quarter, _mm_movehl_ps(quarter, quarter));
+    _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)))
 }
 
 /// AVX-512, f32: the 16 partial sums of each member in one register (see [`dots_f64`]).
@@ -116,12 +156,17 @@ unsafe fn dots_f32<const N: usize>(ws: [&[f32]; N], x: &[f32]) -> [f32; N] {
     }
     let mut out = [0.0; N];
     for m in 0..N {
-        let mut partials = [0.0; PARTIALS];
-        _mm512_storeu_ps(partials.as_mut_ptr(), sums[m]);
-        for (partial, k) in partials.iter_mut().zip(full..n) {
-            *partial = ws[m][k].mul_add(x[k], *partial);
-        }
-        out[m] = combine(partials);
+        out[m] = if full == n {
+            combine_f32(sums[m])
+        } else {
+            // A tail (rows not padded): the partial sums through memory.
+            let mut partials = [0.0; PARTIALS];
+            _mm512_storeu_ps(partials.as_mut_ptr(), sums[m]);
+            for (partial, k) in partials.iter_mut().zip(full..n) {
+                *partial = ws[m][k].mul_add(x[k], *partial);
+            }
+            combine(partials)
+        };
     }
     out
 }

@@ -326,7 +326,13 @@ impl<T: Element> Member<'_, T> {
         // Means over the minibatch's rows; `v / 1` is `v` bit for bit, so batch 1 skips the
         // divisions (which share a unit with the square roots of every step).
         let m = batch.rows as f64;
-        let mean = |v: T| if batch.rows == 1 { v.wide() } else { v.wide() / m };
+        let mean = |v: T| {
+            if batch.rows == 1 {
+                v.wide()
+            } else {
+                v.wide() / m
+            }
+        };
         let gradient_norm = gradient_norm.wide();
         let sums = &mut self.sums;
         sums.steps += 1;
