@@ -276,19 +276,22 @@ pub fn prefetch<T>(start: &[T]) {
     let _ = start;
 }
 
+/// A fixed, sign-alternating sequence of awkward magnitudes: the kernels' tests' data.
+#[cfg(test)]
+pub(crate) fn awkward_values(n: usize, seed: u64) -> Vec<f64> {
+    (0..n)
+        .map(|i| {
+            let t = (i as f64 + 1.0) * 0.618_033_988_749_894_9 + seed as f64;
+            (t.fract() - 0.5) * 10f64.powi((i % 7) as i32 - 3)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn values(n: usize, seed: u64) -> Vec<f64> {
-        // A fixed, sign-alternating sequence of awkward magnitudes.
-        (0..n)
-            .map(|i| {
-                let t = (i as f64 + 1.0) * 0.618_033_988_749_894_9 + seed as f64;
-                (t.fract() - 0.5) * 10f64.powi((i % 7) as i32 - 3)
-            })
-            .collect()
-    }
+    use awkward_values as values;
 
     #[test]
     fn reductions_match_exact_sums_on_small_integers() {

@@ -174,6 +174,7 @@ unsafe fn dots_f32<const N: usize>(ws: [&[f32]; N], x: &[f32]) -> [f32; N] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::kernel::awkward_values;
 
     #[test]
     fn each_sum_has_the_bits_of_a_dot_product_alone_at_every_level() {
@@ -183,15 +184,9 @@ mod tests {
     }
 
     fn check(level: SimdLevel) {
-        let value = |i: usize, seed: f64| {
-            let t = (i as f64 + 1.0) * 0.618_033_988_749_894_9 + seed;
-            (t.fract() - 0.5) * 10f64.powi((i % 7) as i32 - 3)
-        };
         for n in [1, 15, 16, 17, 121, 128, 1000] {
-            let x: Vec<f64> = (0..n).map(|i| value(i, 1.0)).collect();
-            let ws: Vec<Vec<f64>> = (0..4)
-                .map(|m| (0..n).map(|i| value(i, 2.0 + m as f64)).collect())
-                .collect();
+            let x = awkward_values(n, 1);
+            let ws: Vec<Vec<f64>> = (0..4).map(|m| awkward_values(n, 2 + m)).collect();
             let four = f64::dots_at(level, [&ws[0][..], &ws[1], &ws[2], &ws[3]], &x);
             let three = f64::dots_at(level, [&ws[0][..], &ws[1], &ws[2]], &x);
             for m in 0..4 {
