@@ -23,6 +23,52 @@ macro_rules! dispatch {
 }
 pub(crate) use dispatch;
 
+/// The modules `avx512`, `avx2` and `portable` that [`dispatch!`] calls: for each signature
+/// given, a function of that name compiled for the level, which calls the module's own
+/// `#[inline(always)]` function of the same name (so that it is compiled with the level's
+/// features). Generics go in brackets: `fn name[T: Real](x: &[T]) -> T;`.
+macro_rules! at_every_level {
+    ($($(#[$attr:meta])* fn $name:ident $([$($generics:tt)*])? ($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;)*) => {
+        /// Compiled for x86-64 with AVX-512 (F, VL) and FMA.
+        #[cfg(target_arch = "x86_64")]
+        pub mod avx512 {
+            use super::*;
+            $(
+                $(#[$attr])*
+                #[target_feature(enable = "avx512f,avx512vl,fma")]
+                pub unsafe fn $name $(<$($generics)*>)? ($($arg: $ty),*) -> $ret {
+                    super::$name($($arg),*)
+                }
+            )*
+        }
+
+        /// Compiled for x86-64 with AVX2 and FMA.
+        #[cfg(target_arch = "x86_64")]
+        pub mod avx2 {
+            use super::*;
+            $(
+                $(#[$attr])*
+                #[target_feature(enable = "avx2,fma")]
+                pub unsafe fn $name $(<$($generics)*>)? ($($arg: $ty),*) -> $ret {
+                    super::$name($($arg),*)
+                }
+            )*
+        }
+
+        /// Compiled for any CPU (`mul_add` may be a library call).
+        pub mod portable {
+            use super::*;
+            $(
+                $(#[$attr])*
+                pub fn $name $(<$($generics)*>)? ($($arg: $ty),*) -> $ret {
+                    super::$name($($arg),*)
+                }
+            )*
+        }
+    };
+}
+pub(crate) use at_every_level;
+
 named_enum! {
     /// The instruction set the training loop is compiled for.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

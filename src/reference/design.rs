@@ -186,6 +186,7 @@ impl Design {
 mod kernels {
     use super::super::dd::{accumulate, normalized, Compensated};
     use super::{DD, LANES};
+    use crate::simd::at_every_level;
 
     /// `a . x` for every row `a` of the row-major `rows` (`k` columns), each in double-double.
     /// Plain loops, no closures: a closure would be compiled without the caller's target features.
@@ -227,41 +228,9 @@ mod kernels {
         columns
     }
 
-    /// The products for x86-64 with AVX-512 and FMA.
-    #[cfg(target_arch = "x86_64")]
-    pub mod avx512 {
-        use super::DD;
-
-        #[target_feature(enable = "avx512f,avx512vl,fma")]
-        pub unsafe fn row_dots(rows: &[f64], k: usize, x: &[f64]) -> Vec<DD> {
-            super::row_dots(rows, k, x)
-        }
-
-        #[target_feature(enable = "avx512f,avx512vl,fma")]
-        pub unsafe fn transposed(rows: &[f64], k: usize, r: &[f64]) -> Vec<DD> {
-            super::transposed(rows, k, r)
-        }
-    }
-
-    /// The products for x86-64 with AVX2 and FMA.
-    #[cfg(target_arch = "x86_64")]
-    pub mod avx2 {
-        use super::DD;
-
-        #[target_feature(enable = "avx2,fma")]
-        pub unsafe fn row_dots(rows: &[f64], k: usize, x: &[f64]) -> Vec<DD> {
-            super::row_dots(rows, k, x)
-        }
-
-        #[target_feature(enable = "avx2,fma")]
-        pub unsafe fn transposed(rows: &[f64], k: usize, r: &[f64]) -> Vec<DD> {
-            super::transposed(rows, k, r)
-        }
-    }
-
-    /// The products for any CPU (`mul_add` may be a library call).
-    pub mod portable {
-        pub use super::{row_dots, transposed};
+    at_every_level! {
+        fn row_dots(rows: &[f64], k: usize, x: &[f64]) -> Vec<DD>;
+        fn transposed(rows: &[f64], k: usize, r: &[f64]) -> Vec<DD>;
     }
 }
 

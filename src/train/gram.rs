@@ -107,38 +107,14 @@ impl TargetTerms {
 
 /// The two builders, compiled once per SIMD level.
 mod kernels {
-    use super::{gram_rows, target_rows, Gram, Real, TargetTerms};
+    pub(super) use super::{gram_rows as gram, target_rows as target};
+    use super::{Gram, Real, TargetTerms};
+    use crate::simd::at_every_level;
 
-    /// A module `$level` of the builders, compiled with `$features` (none: the portable build).
-    macro_rules! builders {
-        ($level:ident, $($unsafe:ident)?, $($features:literal)?) => {
-            pub mod $level {
-                use super::*;
-
-                $(#[target_feature(enable = $features)])?
-                pub $($unsafe)? fn gram<T: Real>(rows: &[T], d: usize, stride: usize) -> Gram {
-                    gram_rows(rows, d, stride)
-                }
-
-                $(#[target_feature(enable = $features)])?
-                pub $($unsafe)? fn target<T: Real>(
-                    rows: &[T],
-                    d: usize,
-                    stride: usize,
-                    y: &[f64],
-                    mean: f64,
-                ) -> TargetTerms {
-                    target_rows(rows, d, stride, y, mean)
-                }
-            }
-        };
+    at_every_level! {
+        fn gram[T: Real](rows: &[T], d: usize, stride: usize) -> Gram;
+        fn target[T: Real](rows: &[T], d: usize, stride: usize, y: &[f64], mean: f64) -> TargetTerms;
     }
-
-    #[cfg(target_arch = "x86_64")]
-    builders!(avx512, unsafe, "avx512f,avx512vl,fma");
-    #[cfg(target_arch = "x86_64")]
-    builders!(avx2, unsafe, "avx2,fma");
-    builders!(portable, ,);
 }
 
 /// `G`: the upper triangle of `X'X` accumulated row after row (one compensated sum per entry,

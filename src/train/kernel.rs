@@ -216,9 +216,10 @@ fn scale_axpy_norm2<T: Real>(y: &mut [T], beta: T, alpha: T, x: &[T]) -> T {
     update_norm2(y, x, |yj, xj| alpha.mul_add(xj, beta * yj))
 }
 
-/// `y += alpha x`, returning the new `|y|^2` (computed in the same pass).
-#[inline(always)]
-pub fn axpy_norm2<T: Real>(y: &mut [T], alpha: T, x: &[T]) -> T {
+/// `y += alpha x`, returning the new `|y|^2` (computed in the same pass; the reference order of
+/// [`scale_axpys_norm2`] with `beta` 1).
+#[cfg(test)]
+fn axpy_norm2<T: Real>(y: &mut [T], alpha: T, x: &[T]) -> T {
     update_norm2(y, x, |yj, xj| alpha.mul_add(xj, yj))
 }
 

@@ -1,7 +1,9 @@
-//! The optimizers: plain SGD, heavy-ball momentum and Adam, each one in-place step on the
-//! parameter vector (weights, then bias) from a gradient that may have been clipped.
+//! The optimizers' state, and the heavy-ball momentum and Adam steps, each in place on the
+//! parameter vector (weights, then bias) from a gradient that may have been clipped. Plain SGD
+//! steps in the SGD loop's own kernels, fused with its clipping (`sgd::minibatch`, and
+//! `sgd::single_row` at batch 1).
 
-use super::kernel::{axpy_norm2, norm2, Real};
+use super::kernel::{norm2, Real};
 use crate::config::Optimizer;
 
 /// Optimizer state in the run's floating-point type; buffers sized once per run.
@@ -33,18 +35,16 @@ impl<T: Real> OptimizerState<T> {
         }
     }
 
-    /// One step on `params` (weights, then bias) from `grad`; returns the new `|w|^2` of the
-    /// first `d` entries (the weights).
+    /// One momentum or Adam step on `params` (weights, then bias) from `grad`; returns the new
+    /// `|w|^2` of the first `d` entries (the weights).
     #[inline(always)]
     pub(super) fn step(&mut self, params: &mut [T], grad: &[T], lr: T, d: usize) -> T {
         self.steps += 1;
         match self.kind {
-            Optimizer::Sgd => {
-                let (w, b) = params.split_at_mut(d);
-                let norm2 = axpy_norm2(w, -lr, &grad[..d]);
-                b[0] = (-lr).mul_add(grad[d], b[0]);
-                return norm2;
-            }
+            Optimizer::Sgd => unreachable!(
+                "plain SGD steps with its clipping in one pass (the minibatch step) or in lockstep \
+                 (batch 1)"
+            ),
             Optimizer::Momentum => {
                 for ((p, g), v) in params.iter_mut().zip(grad).zip(&mut self.first) {
                     *v = self.momentum.mul_add(*v, *g);

@@ -4,67 +4,38 @@
 //! its norm ([`scaled_gradient`]), and plain SGD's clipped update ([`sgd_update`]). Each keeps
 //! the order of operations documented in [`super`], whatever the level.
 
-use crate::simd::SimdLevel;
+use crate::simd::{at_every_level, SimdLevel};
 use crate::train::kernel::{combine, prefetch, update_norm2, Real, PARTIALS};
 use crate::train::member_dots::MemberDots;
 use crate::train::sgd::PREFETCH_AHEAD;
 
-macro_rules! at_level {
-    ($level:ident, $($unsafe:ident)?, $($features:literal)?) => {
-        pub mod $level {
-            use super::*;
-
-            #[allow(clippy::too_many_arguments)]
-            $(#[target_feature(enable = $features)])?
-            pub $($unsafe)? fn residuals_of_rows<T: MemberDots, const N: usize>(
-                level: SimdLevel,
-                weights: [&[T]; N],
-                bias: [T; N],
-                targets: [&[f64]; N],
-                x: &[T],
-                stride: usize,
-                rows: &[u32],
-                order: &[u32],
-                residuals: &mut [T],
-            ) -> [(T, T, T); N] {
-                super::residuals_of_rows(level, weights, bias, targets, x, stride, rows, order, residuals)
-            }
-
-            $(#[target_feature(enable = $features)])?
-            pub $($unsafe)? fn sgd_update<T: Real>(
-                w: &mut [T],
-                g: &[T],
-                neg_lr: T,
-                factor: T,
-                clipped: bool,
-            ) -> T {
-                super::sgd_update(w, g, neg_lr, factor, clipped)
-            }
-
-            #[allow(clippy::too_many_arguments)]
-            $(#[target_feature(enable = $features)])?
-            pub $($unsafe)? fn scaled_gradient<T: Real>(
-                g: &mut [T],
-                v: &[T],
-                x: &[T],
-                stride: usize,
-                rows: &[u32],
-                residuals: &[T],
-                scale: T,
-                decay: T,
-                bias: (T, usize),
-            ) -> T {
-                super::scaled_gradient(g, v, x, stride, rows, residuals, scale, decay, bias)
-            }
-        }
-    };
+at_every_level! {
+    #[allow(clippy::too_many_arguments)]
+    fn residuals_of_rows[T: MemberDots, const N: usize](
+        level: SimdLevel,
+        weights: [&[T]; N],
+        bias: [T; N],
+        targets: [&[f64]; N],
+        x: &[T],
+        stride: usize,
+        rows: &[u32],
+        order: &[u32],
+        residuals: &mut [T],
+    ) -> [(T, T, T); N];
+    fn sgd_update[T: Real](w: &mut [T], g: &[T], neg_lr: T, factor: T, clipped: bool) -> T;
+    #[allow(clippy::too_many_arguments)]
+    fn scaled_gradient[T: Real](
+        g: &mut [T],
+        v: &[T],
+        x: &[T],
+        stride: usize,
+        rows: &[u32],
+        residuals: &[T],
+        scale: T,
+        decay: T,
+        bias: (T, usize),
+    ) -> T;
 }
-
-#[cfg(target_arch = "x86_64")]
-at_level!(avx512, unsafe, "avx512f,avx512vl,fma");
-#[cfg(target_arch = "x86_64")]
-at_level!(avx2, unsafe, "avx2,fma");
-at_level!(portable, ,);
 
 /// The residuals of `N` members on the rows `rows` of the row-major `x` (rows of `stride`
 /// values), member `m` with weights `weights[m]` (padded to the stride), bias `bias[m]` and
