@@ -1,4 +1,7 @@
-//! `w_m . x` for up to four vectors `w_m` side by side. With AVX-512 they are written with
+//! `w_m . x` for up to four vectors `w_m` side by side, and the batch-1 step `w_m = beta_m w_m +
+//! alpha_m x` fused with the next row's `w_m . x'` (the new weights meet the next row in
+//! registers, instead of being stored and loaded again on the chain from one row to the next).
+//! With AVX-512 they are written with
 //! intrinsics: the compiler's vectorizer, given the sums in the portable form, paired the members
 //! lane by lane (or left the sums in memory) instead of keeping each sum in its own registers.
 //! Each sum has the bits of [`dot`]: [`PARTIALS`] partial sums (element `j` to sum
@@ -6,7 +9,7 @@
 //! multiply-adds in one loop is what makes them fast: one dot product alone waits on its own
 //! latency.
 
-use super::kernel::{combine, dot, Real, PARTIALS};
+use super::kernel::{combine, dot, scale_axpys_norm2, Real, PARTIALS};
 use crate::simd::SimdLevel;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -16,6 +19,18 @@ pub trait MemberDots: Real {
     /// `w_m . x` for each `m`, each with the bits of [`dot`], at SIMD level `level` (available
     /// on this CPU: the caller checked).
     fn dots_at<const N: usize>(level: SimdLevel, ws: [&[Self]; N], x: &[Self]) -> [Self; N];
+
+    /// `w_m = beta_m w_m + alpha_m x` for each `m`, returning the new `|w_m|^2` (the bits of
+    /// [`scale_axpys_norm2`]) and the new `w_m . next` (the bits of [`dot`]), at SIMD level
+    /// `level` (available: the caller checked).
+    fn step_then_dots_at<const N: usize>(
+        level: SimdLevel,
+        ws: [&mut [Self]; N],
+        beta: [Self; N],
+        alpha: [Self; N],
+        x: &[Self],
+        next: &[Self],
+    ) -> ([Self; N], [Self; N]);
 }
 
 /// The portable form: one dot product after the other.
@@ -26,6 +41,26 @@ fn one_by_one<T: Real, const N: usize>(ws: [&[T]; N], x: &[T]) -> [T; N] {
         out[m] = dot(ws[m], x);
     }
     out
+}
+
+/// The portable form of the fused step: the step, then the dot products one by one.
+#[inline(always)]
+fn step_then_one_by_one<T: Real, const N: usize>(
+    mut ws: [&mut [T]; N],
+    beta: [T; N],
+    alpha: [T; N],
+    x: &[T],
+    next: &[T],
+) -> ([T; N], [T; N]) {
+    let norms = scale_axpys_norm2(ws.each_mut().map(|w| &mut **w), beta, alpha, x);
+    (norms, one_by_one(ws.each_ref().map(|w| &**w), next))
+}
+
+/// Whether every slice holds the same whole number of chunks (the intrinsics' case).
+#[inline(always)]
+fn whole_chunks<T, const N: usize>(ws: &[&mut [T]; N], x: &[T], next: &[T]) -> bool {
+    let n = x.len();
+    n % PARTIALS == 0 && next.len() == n && ws.iter().all(|w| w.len() == n)
 }
 
 impl MemberDots for f64 {
@@ -39,6 +74,25 @@ impl MemberDots for f64 {
         let _ = level;
         one_by_one(ws, x)
     }
+
+    #[inline(always)]
+    fn step_then_dots_at<const N: usize>(
+        level: SimdLevel,
+        ws: [&mut [f64]; N],
+        beta: [f64; N],
+        alpha: [f64; N],
+        x: &[f64],
+        next: &[f64],
+    ) -> ([f64; N], [f64; N]) {
+        #[cfg(target_arch = "x86_64")]
+        if level == SimdLevel::Avx512 && whole_chunks(&ws, x, next) {
+            // SAFETY: the caller checked that this CPU has the level's features; the lengths
+            // were just checked.
+            return unsafe { step_then_dots_f64(ws, beta, alpha, x, next) };
+        }
+        let _ = level;
+        step_then_one_by_one(ws, beta, alpha, x, next)
+    }
 }
 
 impl MemberDots for f32 {
@@ -51,6 +105,25 @@ impl MemberDots for f32 {
         }
         let _ = level;
         one_by_one(ws, x)
+    }
+
+    #[inline(always)]
+    fn step_then_dots_at<const N: usize>(
+        level: SimdLevel,
+        ws: [&mut [f32]; N],
+        beta: [f32; N],
+        alpha: [f32; N],
+        x: &[f32],
+        next: &[f32],
+    ) -> ([f32; N], [f32; N]) {
+        #[cfg(target_arch = "x86_64")]
+        if level == SimdLevel::Avx512 && whole_chunks(&ws, x, next) {
+            // SAFETY: the caller checked that this CPU has the level's features; the lengths
+            // were just checked.
+            return unsafe { step_then_dots_f32(ws, beta, alpha, x, next) };
+        }
+        let _ = level;
+        step_then_one_by_one(ws, beta, alpha, x, next)
     }
 }
 
@@ -171,6 +244,94 @@ unsafe fn dots_f32<const N: usize>(ws: [&[f32]; N], x: &[f32]) -> [f32; N] {
     out
 }
 
+/// AVX-512, f64: [`MemberDots::step_then_dots_at`], each member's step by two registers per chunk
+/// of [`PARTIALS`], its new `|w|^2` and `w . next` by two registers of partial sums each.
+///
+/// # Safety
+/// The CPU has AVX-512F and FMA; `x`, `next` and every `w` have the same length, a multiple of
+/// [`PARTIALS`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn step_then_dots_f64<const N: usize>(
+    ws: [&mut [f64]; N],
+    beta: [f64; N],
+    alpha: [f64; N],
+    x: &[f64],
+    next: &[f64],
+) -> ([f64; N], [f64; N]) {
+    let (mut norm_lo, mut norm_hi) = ([_mm512_setzero_pd(); N], [_mm512_setzero_pd(); N]);
+    let (mut dot_lo, mut dot_hi) = ([_mm512_setzero_pd(); N], [_mm512_setzero_pd(); N]);
+    let mut j = 0;
+    while j < x.len() {
+        // SAFETY: j + 16 <= the length of every slice (the caller's contract).
+        let (x0, x1) = (
+            _mm512_loadu_pd(x.as_ptr().add(j)),
+            _mm512_loadu_pd(x.as_ptr().add(j + 8)),
+        );
+        let n0 = _mm512_loadu_pd(next.as_ptr().add(j));
+        let n1 = _mm512_loadu_pd(next.as_ptr().add(j + 8));
+        for m in 0..N {
+            let w = ws[m].as_ptr().add(j) as *mut f64;
+            let (b, a) = (_mm512_set1_pd(beta[m]), _mm512_set1_pd(alpha[m]));
+            let v0 = _mm512_fmadd_pd(a, x0, _mm512_mul_pd(b, _mm512_loadu_pd(w)));
+            let v1 = _mm512_fmadd_pd(a, x1, _mm512_mul_pd(b, _mm512_loadu_pd(w.add(8))));
+            _mm512_storeu_pd(w, v0);
+            _mm512_storeu_pd(w.add(8), v1);
+            norm_lo[m] = _mm512_fmadd_pd(v0, v0, norm_lo[m]);
+            norm_hi[m] = _mm512_fmadd_pd(v1, v1, norm_hi[m]);
+            dot_lo[m] = _mm512_fmadd_pd(v0, n0, dot_lo[m]);
+            dot_hi[m] = _mm512_fmadd_pd(v1, n1, dot_hi[m]);
+        }
+        j += PARTIALS;
+    }
+    let (mut norms, mut dots) = ([0.0; N], [0.0; N]);
+    for m in 0..N {
+        norms[m] = combine_f64(norm_lo[m], norm_hi[m]);
+        dots[m] = combine_f64(dot_lo[m], dot_hi[m]);
+    }
+    (norms, dots)
+}
+
+/// AVX-512, f32: [`MemberDots::step_then_dots_at`] (see [`step_then_dots_f64`]), one register
+/// per chunk.
+///
+/// # Safety
+/// As [`step_then_dots_f64`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn step_then_dots_f32<const N: usize>(
+    ws: [&mut [f32]; N],
+    beta: [f32; N],
+    alpha: [f32; N],
+    x: &[f32],
+    next: &[f32],
+) -> ([f32; N], [f32; N]) {
+    let (mut norm, mut dot) = ([_mm512_setzero_ps(); N], [_mm512_setzero_ps(); N]);
+    let mut j = 0;
+    while j < x.len() {
+        // SAFETY: j + 16 <= the length of every slice (the caller's contract).
+        let (xj, nj) = (
+            _mm512_loadu_ps(x.as_ptr().add(j)),
+            _mm512_loadu_ps(next.as_ptr().add(j)),
+        );
+        for m in 0..N {
+            let w = ws[m].as_ptr().add(j) as *mut f32;
+            let (b, a) = (_mm512_set1_ps(beta[m]), _mm512_set1_ps(alpha[m]));
+            let v = _mm512_fmadd_ps(a, xj, _mm512_mul_ps(b, _mm512_loadu_ps(w)));
+            _mm512_storeu_ps(w, v);
+            norm[m] = _mm512_fmadd_ps(v, v, norm[m]);
+            dot[m] = _mm512_fmadd_ps(v, nj, dot[m]);
+        }
+        j += PARTIALS;
+    }
+    let (mut norms, mut dots) = ([0.0; N], [0.0; N]);
+    for m in 0..N {
+        norms[m] = combine_f32(norm[m]);
+        dots[m] = combine_f32(dot[m]);
+    }
+    (norms, dots)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +369,63 @@ mod tests {
                     "{level}, f32, n = {n}, member {m}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_fused_step_has_the_bits_of_the_step_then_the_dot_products_at_every_level() {
+        for level in SimdLevel::ALL.iter().copied().filter(|l| l.is_available()) {
+            for n in [1, 16, 121, 128, 1000] {
+                check_step::<f64>(level, n, |v| v);
+                check_step::<f32>(level, n, |v| v as f32);
+            }
+        }
+    }
+
+    /// Four members (two of them with `beta` 1, as without weight decay) against each member's
+    /// [`scale_axpys_norm2`] alone followed by [`dot`] with the next row.
+    fn check_step<T: MemberDots>(level: SimdLevel, n: usize, of: fn(f64) -> T) {
+        let values = |seed| {
+            awkward_values(n, seed)
+                .into_iter()
+                .map(of)
+                .collect::<Vec<T>>()
+        };
+        let (x, next) = (values(1), values(2));
+        let beta = [of(1.0), of(0.999_7), of(1.0), of(1.000_3)];
+        let alpha = [of(-3e-3), of(2.5e-2), of(7.0), of(-1e-5)];
+        let mut fused: Vec<Vec<T>> = (0..4).map(|m| values(3 + m)).collect();
+        let mut alone = fused.clone();
+        let [a, b, c, d] = &mut fused[..] else {
+            unreachable!()
+        };
+        let (norms, dots) = T::step_then_dots_at(
+            level,
+            [a, b, c, d].map(|w| &mut w[..]),
+            beta,
+            alpha,
+            &x,
+            &next,
+        );
+        for m in 0..4 {
+            let norm = scale_axpys_norm2([&mut alone[m][..]], [beta[m]], [alpha[m]], &x)[0];
+            let message = format!(
+                "{level}, {}, n = {n}, member {m}",
+                std::any::type_name::<T>()
+            );
+            let bits = |v: T| v.wide().to_bits();
+            let all_bits = |w: &[T]| w.iter().map(|v| bits(*v)).collect::<Vec<u64>>();
+            assert_eq!(
+                all_bits(&fused[m]),
+                all_bits(&alone[m]),
+                "weights, {message}"
+            );
+            assert_eq!(bits(norms[m]), bits(norm), "|w|^2, {message}");
+            assert_eq!(
+                bits(dots[m]),
+                bits(dot(&alone[m], &next)),
+                "w . next, {message}"
+            );
         }
     }
 }

@@ -84,6 +84,9 @@ pub struct Member<'a, T> {
     weight_norm2: T,
     /// Plain SGD at batch size 1: the gradient is never formed.
     single_row: bool,
+    /// Plain SGD at batch size 1: the next row and its `w . x` with the current weights, taken
+    /// during the last step's update.
+    wx_ahead: Option<(usize, T)>,
     /// `W W^T` (row-major), when weight decay acts on the feature-unit weights `W^T w'` of a
     /// whitened run: the decay's gradient is `weight_decay W W^T w'`.
     decay_metric: Option<Vec<T>>,
@@ -180,6 +183,7 @@ impl<'a, T: Element> Member<'a, T> {
             single_row: s.batch_size == 1
                 && s.optimizer == Optimizer::Sgd
                 && decay_metric.is_none(),
+            wx_ahead: None,
             decay_source: vec![T::ZERO; if decay_metric.is_some() { stride } else { 0 }],
             decay_metric,
             sums: EpochSums::default(),
@@ -298,7 +302,8 @@ fn run_epoch<T: Element>(group: &mut Group<T>) {
                     prefetch(row::<T>(prep, ahead as usize));
                 }
                 let i = group.perm[position] as usize;
-                single_row_steps(group.level, &mut group.members, i);
+                let next = group.perm.get(position + 1).map(|&j| j as usize);
+                single_row_steps(group.level, &mut group.members, i, next);
             }
         }
         minibatch_steps(

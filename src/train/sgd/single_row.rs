@@ -1,18 +1,24 @@
 //! Plain SGD at batch size 1, the members of a group in lockstep: their `w . x` side by side
 //! ([`MemberDots`](crate::train::member_dots::MemberDots)), each member's scalar work (residual,
 //! gradient norm from `|x|^2`, `w . x` and `|w|^2`, clipping, the bias's step), then their weight
-//! updates in one pass, so that the members' chains of dependent operations run side by side. A
-//! member alone takes the same path, and each member's arithmetic is its own, in the order it has
-//! alone: the same bits.
+//! updates in one pass, so that the members' chains of dependent operations run side by side. The
+//! update pass also takes the next row's `w . x` from the new weights as they are formed
+//! ([`MemberDots::step_then_dots_at`](crate::train::member_dots::MemberDots::step_then_dots_at)), so a row's dot product waits neither on the weights'
+//! stores nor on a pass of its own. A member alone takes the same path, and each member's
+//! arithmetic is its own, in the order it has alone: the same bits.
 
 use super::{clip_factor, row, Element, Member};
 use crate::simd::SimdLevel;
-use crate::train::kernel::scale_axpys_norm2;
 
 /// The plain-SGD batch-1 step on row `i` of every such member still training, by up to four in
-/// lockstep.
+/// lockstep; `next` is the row of the next step, if any in this epoch.
 #[inline(always)]
-pub(super) fn single_row_steps<T: Element>(level: SimdLevel, members: &mut [Member<T>], i: usize) {
+pub(super) fn single_row_steps<T: Element>(
+    level: SimdLevel,
+    members: &mut [Member<T>],
+    i: usize,
+    next: Option<usize>,
+) {
     let mut chunk: [Option<&mut Member<T>>; 4] = [None, None, None, None];
     let mut count = 0;
     for member in members.iter_mut() {
@@ -20,15 +26,15 @@ pub(super) fn single_row_steps<T: Element>(level: SimdLevel, members: &mut [Memb
             chunk[count] = Some(member);
             count += 1;
             if count == 4 {
-                lockstep::<T, 4>(level, &mut chunk, i);
+                lockstep::<T, 4>(level, &mut chunk, i, next);
                 count = 0;
             }
         }
     }
     match count {
-        1 => lockstep::<T, 1>(level, &mut chunk, i),
-        2 => lockstep::<T, 2>(level, &mut chunk, i),
-        3 => lockstep::<T, 3>(level, &mut chunk, i),
+        1 => lockstep::<T, 1>(level, &mut chunk, i, next),
+        2 => lockstep::<T, 2>(level, &mut chunk, i, next),
+        3 => lockstep::<T, 3>(level, &mut chunk, i, next),
         _ => {}
     }
 }
@@ -39,29 +45,43 @@ fn lockstep<T: Element, const N: usize>(
     level: SimdLevel,
     chunk: &mut [Option<&mut Member<T>>; 4],
     i: usize,
+    next: Option<usize>,
 ) {
     let mut members: [&mut Member<T>; N] =
         std::array::from_fn(|k| chunk[k].take().expect("a member in each of the N places"));
     let prep = members[0].prep;
     // The padded weights, as long as the stored row.
     let (x, stride) = (row::<T>(prep, i), prep.stride());
-    let wx: [T; N] = T::dots_at(
-        level,
-        std::array::from_fn(|k| &members[k].params[..stride]),
-        x,
-    );
+    // Row `i`'s `w . x`, taken by the step before (the same bits), or here (an epoch's first row).
+    let wx: [T; N] = if members
+        .iter()
+        .all(|m| matches!(m.wx_ahead, Some((r, _)) if r == i))
+    {
+        std::array::from_fn(|k| members[k].wx_ahead.map_or(T::ZERO, |(_, v)| v))
+    } else {
+        T::dots_at(
+            level,
+            std::array::from_fn(|k| &members[k].params[..stride]),
+            x,
+        )
+    };
     let (mut beta, mut alpha) = ([T::ZERO; N], [T::ZERO; N]);
     for k in 0..N {
         (beta[k], alpha[k]) = members[k].single_row_coefficients(i, wx[k]);
     }
-    let norms = scale_axpys_norm2(
+    // Without a next row the dot products are taken against this row and dropped.
+    let next_row = next.map_or(x, |j| row::<T>(prep, j));
+    let (norms, ahead) = T::step_then_dots_at(
+        level,
         members.each_mut().map(|m| &mut m.params[..stride]),
         beta,
         alpha,
         x,
+        next_row,
     );
     for k in 0..N {
         members[k].weight_norm2 = norms[k];
+        members[k].wx_ahead = next.map(|j| (j, ahead[k]));
     }
 }
 
