@@ -31,6 +31,29 @@ pub trait MemberDots: Real {
         x: &[Self],
         next: &[Self],
     ) -> ([Self; N], [Self; N]);
+
+    /// The square root of each of up to four values, in one vector instruction where the level
+    /// has one (a square root is correctly rounded: the same bits as one by one).
+    fn sqrt_each<const N: usize>(level: SimdLevel, v: [Self; N]) -> [Self; N];
+
+    /// `a_k / b_k` for each of up to four pairs, as [`MemberDots::sqrt_each`] (a quotient is
+    /// correctly rounded).
+    fn div_each<const N: usize>(level: SimdLevel, a: [Self; N], b: [Self; N]) -> [Self; N];
+}
+
+/// Up to four values in four lanes, zeros after them.
+#[inline(always)]
+fn four_lanes<T: Real, const N: usize>(v: [T; N]) -> [T; 4] {
+    assert!(N <= 4, "at most four members side by side");
+    let mut lanes = [T::ZERO; 4];
+    lanes[..N].copy_from_slice(&v);
+    lanes
+}
+
+/// The first `N` of four lanes.
+#[inline(always)]
+fn first_of<T: Real, const N: usize>(lanes: [T; 4]) -> [T; N] {
+    std::array::from_fn(|k| lanes[k])
 }
 
 /// The portable form: one dot product after the other.
@@ -60,7 +83,7 @@ fn step_then_one_by_one<T: Real, const N: usize>(
 #[inline(always)]
 fn whole_chunks<T, const N: usize>(ws: &[&mut [T]; N], x: &[T], next: &[T]) -> bool {
     let n = x.len();
-    n % PARTIALS == 0 && next.len() == n && ws.iter().all(|w| w.len() == n)
+    n.is_multiple_of(PARTIALS) && next.len() == n && ws.iter().all(|w| w.len() == n)
 }
 
 impl MemberDots for f64 {
@@ -93,6 +116,46 @@ impl MemberDots for f64 {
         let _ = level;
         step_then_one_by_one(ws, beta, alpha, x, next)
     }
+
+    #[inline(always)]
+    fn sqrt_each<const N: usize>(level: SimdLevel, v: [f64; N]) -> [f64; N] {
+        #[cfg(target_arch = "x86_64")]
+        if level != SimdLevel::Portable {
+            let mut lanes = four_lanes(v);
+            // SAFETY: AVX (part of both vector levels) is available: the caller checked; the
+            // loads and stores stay within the four lanes.
+            unsafe {
+                _mm256_storeu_pd(
+                    lanes.as_mut_ptr(),
+                    _mm256_sqrt_pd(_mm256_loadu_pd(lanes.as_ptr())),
+                )
+            };
+            return first_of(lanes);
+        }
+        let _ = level;
+        v.map(|x| x.sqrt())
+    }
+
+    #[inline(always)]
+    fn div_each<const N: usize>(level: SimdLevel, a: [f64; N], b: [f64; N]) -> [f64; N] {
+        #[cfg(target_arch = "x86_64")]
+        if level != SimdLevel::Portable {
+            let (mut lanes, divisors) = (four_lanes(a), four_lanes(b));
+            // SAFETY: as in `sqrt_each`. Lanes past `N` divide zero by zero and are dropped.
+            unsafe {
+                _mm256_storeu_pd(
+                    lanes.as_mut_ptr(),
+                    _mm256_div_pd(
+                        _mm256_loadu_pd(lanes.as_ptr()),
+                        _mm256_loadu_pd(divisors.as_ptr()),
+                    ),
+                )
+            };
+            return first_of(lanes);
+        }
+        let _ = level;
+        std::array::from_fn(|k| a[k] / b[k])
+    }
 }
 
 impl MemberDots for f32 {
@@ -124,6 +187,46 @@ impl MemberDots for f32 {
         }
         let _ = level;
         step_then_one_by_one(ws, beta, alpha, x, next)
+    }
+
+    #[inline(always)]
+    fn sqrt_each<const N: usize>(level: SimdLevel, v: [f32; N]) -> [f32; N] {
+        #[cfg(target_arch = "x86_64")]
+        if level != SimdLevel::Portable {
+            let mut lanes = four_lanes(v);
+            // SAFETY: AVX (part of both vector levels) is available: the caller checked; the
+            // loads and stores stay within the four lanes.
+            unsafe {
+                _mm_storeu_ps(
+                    lanes.as_mut_ptr(),
+                    _mm_sqrt_ps(_mm_loadu_ps(lanes.as_ptr())),
+                )
+            };
+            return first_of(lanes);
+        }
+        let _ = level;
+        v.map(|x| x.sqrt())
+    }
+
+    #[inline(always)]
+    fn div_each<const N: usize>(level: SimdLevel, a: [f32; N], b: [f32; N]) -> [f32; N] {
+        #[cfg(target_arch = "x86_64")]
+        if level != SimdLevel::Portable {
+            let (mut lanes, divisors) = (four_lanes(a), four_lanes(b));
+            // SAFETY: as in `sqrt_each`. Lanes past `N` divide zero by zero and are dropped.
+            unsafe {
+                _mm_storeu_ps(
+                    lanes.as_mut_ptr(),
+                    _mm_div_ps(
+                        _mm_loadu_ps(lanes.as_ptr()),
+                        _mm_loadu_ps(divisors.as_ptr()),
+                    ),
+                )
+            };
+            return first_of(lanes);
+        }
+        let _ = level;
+        std::array::from_fn(|k| a[k] / b[k])
     }
 }
 
@@ -426,6 +529,38 @@ mod tests {
                 bits(dot(&alone[m], &next)),
                 "w . next, {message}"
             );
+        }
+    }
+
+    #[test]
+    fn square_roots_and_quotients_side_by_side_have_the_bits_of_one_by_one_at_every_level() {
+        let values = [2.0, 1e-300, 0.0, 7.25e12];
+        for level in SimdLevel::ALL.iter().copied().filter(|l| l.is_available()) {
+            let four = f64::sqrt_each(level, values);
+            let two = f64::sqrt_each(level, [values[1], values[3]]);
+            let narrow = f32::sqrt_each(level, values.map(|v| v as f32));
+            for k in 0..4 {
+                assert_eq!(
+                    four[k].to_bits(),
+                    values[k].sqrt().to_bits(),
+                    "{level}, {k}"
+                );
+                assert_eq!(
+                    narrow[k].to_bits(),
+                    (values[k] as f32).sqrt().to_bits(),
+                    "{level}"
+                );
+            }
+            assert_eq!(two, [values[1].sqrt(), values[3].sqrt()], "{level}");
+            assert_eq!(four[0], std::f64::consts::SQRT_2, "{level}");
+            let quotients = f64::div_each(level, values, [3.0, 7.0, 1.5, 1e-310]);
+            let narrow = f32::div_each(level, [1.0, 2.0, 3.0], [3.0, 7.0, 0.1]);
+            for k in 0..4 {
+                let alone = values[k] / [3.0, 7.0, 1.5, 1e-310][k];
+                assert_eq!(quotients[k].to_bits(), alone.to_bits(), "{level}, {k}");
+            }
+            assert_eq!(narrow, [1.0f32 / 3.0, 2.0 / 7.0, 3.0 / 0.1], "{level}");
+            assert_eq!(quotients[2], 0.0, "{level}");
         }
     }
 }

@@ -293,7 +293,12 @@ fn run_epoch<T: Element>(group: &mut Group<T>) {
     while start < n {
         let end = (start + group.batch).min(n);
         let active = |m: &Member<T>| !m.diverged && !m.sums.blew_up;
-        for member in group.members.iter_mut().filter(|m| active(m)) {
+        // Batch-1 plain SGD begins its steps in lockstep (`single_row`).
+        for member in group
+            .members
+            .iter_mut()
+            .filter(|m| active(m) && !m.single_row)
+        {
             member.begin_step();
         }
         if single_rows {
@@ -321,7 +326,13 @@ fn run_epoch<T: Element>(group: &mut Group<T>) {
 impl<T: Element> Member<'_, T> {
     #[inline(always)]
     fn begin_step(&mut self) {
-        self.minibatch = Minibatch::new(self.weight_norm2.sqrt());
+        self.begin_step_with(self.weight_norm2.sqrt());
+    }
+
+    /// [`Self::begin_step`] with `|w|` computed by the caller.
+    #[inline(always)]
+    fn begin_step_with(&mut self, weight_norm: T) {
+        self.minibatch = Minibatch::new(weight_norm);
     }
 
     /// Records a finished step in the epoch's sums.
@@ -407,9 +418,18 @@ impl<T: Element> Member<'_, T> {
 /// The clipping factor for a gradient norm (1 when not clipping).
 #[inline(always)]
 fn clip_factor<T: Real>(s: &TrainSettings, gradient_norm: T) -> (T, bool) {
-    let clip_norm = T::of(s.clip_norm);
-    if s.clip && gradient_norm > clip_norm {
-        (clip_norm / gradient_norm, true)
+    clip_factor_of(s, gradient_norm, || T::of(s.clip_norm) / gradient_norm)
+}
+
+/// [`clip_factor`] given the quotient `clip_norm / gradient_norm`, taken when clipping.
+#[inline(always)]
+fn clip_factor_of<T: Real>(
+    s: &TrainSettings,
+    gradient_norm: T,
+    quotient: impl FnOnce() -> T,
+) -> (T, bool) {
+    if s.clip && gradient_norm > T::of(s.clip_norm) {
+        (quotient(), true)
     } else {
         (T::of(1.0), false)
     }
