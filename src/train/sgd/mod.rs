@@ -292,15 +292,6 @@ fn run_epoch<T: Element>(group: &mut Group<T>) {
     let mut start = 0;
     while start < n {
         let end = (start + group.batch).min(n);
-        let active = |m: &Member<T>| !m.diverged && !m.sums.blew_up;
-        // Batch-1 plain SGD begins its steps in lockstep (`single_row`).
-        for member in group
-            .members
-            .iter_mut()
-            .filter(|m| active(m) && !m.single_row)
-        {
-            member.begin_step();
-        }
         if single_rows {
             for position in start..end {
                 if let Some(&ahead) = group.perm.get(position + PREFETCH_AHEAD) {
@@ -324,14 +315,10 @@ fn run_epoch<T: Element>(group: &mut Group<T>) {
 }
 
 impl<T: Element> Member<'_, T> {
+    /// Starts a step from weights of norm `weight_norm` (computed by the lockstep, with the
+    /// other members' norms).
     #[inline(always)]
-    fn begin_step(&mut self) {
-        self.begin_step_with(self.weight_norm2.sqrt());
-    }
-
-    /// [`Self::begin_step`] with `|w|` computed by the caller.
-    #[inline(always)]
-    fn begin_step_with(&mut self, weight_norm: T) {
+    fn begin_step(&mut self, weight_norm: T) {
         self.minibatch = Minibatch::new(weight_norm);
     }
 
@@ -415,21 +402,12 @@ impl<T: Element> Member<'_, T> {
     }
 }
 
-/// The clipping factor for a gradient norm (1 when not clipping).
+/// The clipping factor for a gradient norm (1 when not clipping), given the quotient
+/// `clip_norm / gradient_norm` (computed side by side with other members').
 #[inline(always)]
-fn clip_factor<T: Real>(s: &TrainSettings, gradient_norm: T) -> (T, bool) {
-    clip_factor_of(s, gradient_norm, || T::of(s.clip_norm) / gradient_norm)
-}
-
-/// [`clip_factor`] given the quotient `clip_norm / gradient_norm`, taken when clipping.
-#[inline(always)]
-fn clip_factor_of<T: Real>(
-    s: &TrainSettings,
-    gradient_norm: T,
-    quotient: impl FnOnce() -> T,
-) -> (T, bool) {
+fn clip_factor<T: Real>(s: &TrainSettings, gradient_norm: T, quotient: T) -> (T, bool) {
     if s.clip && gradient_norm > T::of(s.clip_norm) {
-        (quotient(), true)
+        (quotient, true)
     } else {
         (T::of(1.0), false)
     }

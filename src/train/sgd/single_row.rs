@@ -7,7 +7,7 @@
 //! stores nor on a pass of its own. A member alone takes the same path, and each member's
 //! arithmetic is its own, in the order it has alone: the same bits.
 
-use super::{clip_factor_of, row, Element, Member};
+use super::{clip_factor, row, Element, Member};
 use crate::simd::SimdLevel;
 
 /// The plain-SGD batch-1 step on row `i` of every such member still training, by up to four in
@@ -70,7 +70,7 @@ fn lockstep<T: Element, const N: usize>(
         T::sqrt_each(level, std::array::from_fn(|k| members[k].weight_norm2));
     let mut gradient_norms2 = [T::ZERO; N];
     for k in 0..N {
-        members[k].begin_step_with(weight_norms[k]);
+        members[k].begin_step(weight_norms[k]);
         gradient_norms2[k] = members[k].single_row_gradient_norm2(i, wx[k]);
     }
     let gradient_norms = T::sqrt_each(level, gradient_norms2);
@@ -141,7 +141,7 @@ impl<T: Element> Member<'_, T> {
         let wd = T::of(s.weight_decay);
         let two = T::of(2.0);
         let two_r = two * r;
-        let (factor, clipped) = clip_factor_of(s, gradient_norm, || quotient);
+        let (factor, clipped) = clip_factor(s, gradient_norm, quotient);
         let step = T::of(s.learning_rate) * factor;
         *b = (-step).mul_add(two_r, *b);
         self.minibatch.loss = r * r;

@@ -65,6 +65,12 @@ fn lockstep<T: Element, const N: usize>(
 ) {
     let members: [&mut Member<T>; N] =
         std::array::from_fn(|k| chunk[k].take().expect("a member in each of the N places"));
+    // The members' square roots and quotients side by side (see `MemberDots::sqrt_each`).
+    let weight_norms: [T; N] =
+        T::sqrt_each(level, std::array::from_fn(|k| members[k].weight_norm2));
+    for m in 0..N {
+        members[m].begin_step(weight_norms[m]);
+    }
     let prep = members[0].prep;
     let stride = prep.stride();
     let rows = &perm[positions.clone()];
@@ -111,8 +117,11 @@ fn lockstep<T: Element, const N: usize>(
     }
     // Every member's clipping and update after all the gradients, so that one member's chain of
     // dependent steps (norm, square root, clipping factor, update) overlaps the others' work.
+    let gradient_norms = T::sqrt_each(level, norms2);
+    let clip_norms = std::array::from_fn(|k| T::of(members[k].s.clip_norm));
+    let quotients = T::div_each(level, clip_norms, gradient_norms);
     for m in 0..N {
-        members[m].finish_minibatch(level, gradient_biases[m], norms2[m]);
+        members[m].finish_minibatch(level, gradient_biases[m], gradient_norms[m], quotients[m]);
     }
 }
 
@@ -141,13 +150,19 @@ impl<T: Element> Member<'_, T> {
         (&mut self.grad[..stride], source)
     }
 
-    /// Clipping and the update, from the bias's gradient and the gradient's `|g|^2`.
+    /// Clipping and the update, from the bias's gradient, the gradient's norm and `quotient` =
+    /// `clip_norm / gradient_norm`.
     #[inline(always)]
-    fn finish_minibatch(&mut self, level: SimdLevel, gradient_bias: T, norm2: T) {
+    fn finish_minibatch(
+        &mut self,
+        level: SimdLevel,
+        gradient_bias: T,
+        gradient_norm: T,
+        quotient: T,
+    ) {
         let (s, stride) = (self.s, self.prep.stride());
         self.grad[stride] = gradient_bias;
-        let gradient_norm = norm2.sqrt();
-        let (factor, clipped) = clip_factor(s, gradient_norm);
+        let (factor, clipped) = clip_factor(s, gradient_norm, quotient);
         let lr = T::of(s.learning_rate);
         self.weight_norm2 = if s.optimizer == Optimizer::Sgd {
             // Clipping and the step in one pass.
