@@ -21,7 +21,8 @@
 //!   calls it.
 //!
 //! Shared by several stages: [`error`] (the error type and exit codes), [`rng`] (seeded streams),
-//! [`simd`] (the run-time SIMD level) and `enums` (named enums).
+//! [`simd`] (the run-time SIMD level), [`aligned`] (buffers on a cache line) and `enums` (named
+//! enums).
 
 mod enums;
 
@@ -36,6 +37,7 @@ pub mod results;
 pub mod sweep;
 pub mod train;
 
+pub mod aligned;
 pub mod error;
 pub mod rng;
 pub mod simd;

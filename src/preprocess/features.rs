@@ -4,12 +4,14 @@
 //! way), with their column means, row norms and, made when first needed, the Gram matrix of the
 //! train-MSE identity.
 
+use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 
+use crate::aligned::{AlignedBuf, Plain};
 use crate::config::{Dtype, Whiten};
-use crate::data::{zeroed, Dataset};
+use crate::data::Dataset;
 use crate::error::Result;
 use crate::reference::{self, Reference};
 use crate::train::Gram;
@@ -18,9 +20,9 @@ use crate::train::Gram;
 /// (the data set's own features without whitening), their column means and row norms.
 #[derive(Clone)]
 pub struct Features {
-    pub x: Arc<[f64]>,
+    pub x: Rows<f64>,
     /// `x` rounded to f32, when runs train in f32.
-    pub x32: Option<Arc<[f32]>>,
+    pub x32: Option<Rows<f32>>,
     /// Values per stored row of `x` (see [`padded_width`]).
     pub stride: usize,
     pub whitening: Option<Mat<f64>>,
@@ -35,21 +37,20 @@ impl Features {
     pub fn of(data: &Dataset, reference: &Reference, whiten: Whiten, eps: f64) -> Result<Features> {
         let (n, d) = (data.n, data.d);
         let (x, whitening, whitening_inverse) = if whiten == Whiten::None {
-            (data.x.clone(), None, None)
+            (Rows::Shared(data.x.clone()), None, None)
         } else {
             let (w, w_inv) = reference::whitening(&reference.spectrum, whiten == Whiten::Zca, eps)?;
             // X W^T straight from and into row-major storage: no column-major copies.
-            let mut flat = zeroed(n * d);
-            let out = Arc::get_mut(&mut flat).expect("a new allocation has one owner");
+            let mut flat = AlignedBuf::zeroed(n * d);
             faer::linalg::matmul::matmul(
-                MatMut::from_row_major_slice_mut(out, n, d),
+                MatMut::from_row_major_slice_mut(&mut flat, n, d),
                 Accum::Replace,
                 MatRef::from_row_major_slice(&data.x, n, d),
                 w.transpose(),
                 1.0,
                 Par::Seq,
             );
-            (flat, Some(w), Some(w_inv))
+            (Rows::aligned(flat), Some(w), Some(w_inv))
         };
         let mean = reference::column_means(&x, n, d);
         let row_norm2 = x
@@ -60,12 +61,11 @@ impl Features {
         let x = if stride == d {
             x
         } else {
-            let mut padded = zeroed(n * stride);
-            let out = Arc::get_mut(&mut padded).expect("a new allocation has one owner");
-            for (to, from) in out.chunks_exact_mut(stride).zip(x.chunks_exact(d)) {
+            let mut padded = AlignedBuf::zeroed(n * stride);
+            for (to, from) in padded.chunks_exact_mut(stride).zip(x.chunks_exact(d)) {
                 to[..d].copy_from_slice(from);
             }
-            padded
+            Rows::aligned(padded)
         };
         Ok(Features {
             x,
@@ -86,16 +86,15 @@ impl Features {
     pub fn with_stride(self, stride: usize) -> Features {
         let d = self.mean.len();
         assert!(stride >= d, "a stride of at least d = {d}");
-        let mut x = zeroed(self.x.len() / self.stride * stride);
-        let out = Arc::get_mut(&mut x).expect("a new allocation has one owner");
-        for (to, from) in out
+        let mut x = AlignedBuf::zeroed(self.x.len() / self.stride * stride);
+        for (to, from) in x
             .chunks_exact_mut(stride)
             .zip(self.x.chunks_exact(self.stride))
         {
             to[..d].copy_from_slice(&from[..d]);
         }
         Features {
-            x,
+            x: Rows::aligned(x),
             stride,
             x32: None,
             gram: Arc::default(),
@@ -109,7 +108,7 @@ impl Features {
         if dtype == Dtype::F64 {
             return self;
         }
-        let x32: Arc<[f32]> = self.x.iter().map(|v| *v as f32).collect();
+        let x32 = Rows::aligned(AlignedBuf::from_values(self.x.iter().map(|v| *v as f32)));
         let d = self.mean.len();
         let row_norm2 = x32
             .chunks_exact(self.stride)
@@ -121,6 +120,37 @@ impl Features {
             gram: Arc::default(),
             ..self
         }
+    }
+}
+
+/// Stored training rows, row-major: the data set's own (shared, when neither whitened nor padded)
+/// or a copy that starts on a cache line ([`AlignedBuf`]; rows of a padded stride then start on
+/// one too).
+#[derive(Clone)]
+pub enum Rows<T> {
+    Shared(Arc<[T]>),
+    Aligned(Arc<AlignedBuf<T>>),
+}
+
+impl<T: Plain> Rows<T> {
+    fn aligned(buf: AlignedBuf<T>) -> Rows<T> {
+        Rows::Aligned(Arc::new(buf))
+    }
+}
+
+impl<T: Plain> Deref for Rows<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Rows::Shared(values) => values,
+            Rows::Aligned(values) => values,
+        }
+    }
+}
+
+impl<T: Plain> std::fmt::Debug for Rows<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Rows({} values)", self.len())
     }
 }
 

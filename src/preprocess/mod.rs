@@ -20,7 +20,7 @@ use crate::simd::SimdLevel;
 use crate::train::{Gram, TargetTerms};
 
 mod features;
-pub use features::{padded_width, Features};
+pub use features::{padded_width, Features, Rows};
 
 /// What distinguishes one preprocessing variant from another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,9 +57,9 @@ pub struct Prepared {
     pub reference: Arc<Reference>,
     /// Training features, row-major, `n` rows of [`Prepared::stride`] values: the `d` features,
     /// then zeros (the data set's own rows when not whitening and not padded; see [`padded_width`]).
-    pub x: Arc<[f64]>,
+    pub x: Rows<f64>,
     /// The same rounded to f32, for runs with `dtype = "f32"` (`None` for f64 runs).
-    pub x32: Option<Arc<[f32]>>,
+    pub x32: Option<Rows<f32>>,
     /// Values per stored row of `x` and `x32`.
     stride: usize,
     /// Training target (normalized or the original).

@@ -30,6 +30,7 @@ use super::kernel::{norm2, prefetch, Real};
 use super::member_dots::MemberDots;
 use super::optimizer::OptimizerState;
 use super::{EpochStats, RunOutcome, Status, DIVERGENCE_FACTOR};
+use crate::aligned::{AlignedBuf, Plain};
 use crate::config::{DecayOn, Dtype, Optimizer, TrainSettings};
 use crate::preprocess::Prepared;
 use crate::rng;
@@ -47,7 +48,7 @@ use single_row::single_row_steps;
 const PREFETCH_AHEAD: usize = 4;
 
 /// The element types a run trains in, and where each finds its training rows.
-pub trait Element: MemberDots {
+pub trait Element: MemberDots + Plain {
     /// The training features, row-major, in this type.
     fn rows(prep: &Prepared) -> &[Self];
 }
@@ -77,8 +78,9 @@ fn row<T: Element>(prep: &Prepared, i: usize) -> &[T] {
 pub struct Member<'a, T> {
     s: &'a TrainSettings,
     prep: &'a Prepared,
-    params: Vec<T>,
-    grad: Vec<T>,
+    /// The weights (padded), then the bias, and the gradient alike: on a cache line, as the rows.
+    params: AlignedBuf<T>,
+    grad: AlignedBuf<T>,
     optimizer: OptimizerState<T>,
     /// `|w|^2` of the current weights.
     weight_norm2: T,
@@ -163,7 +165,7 @@ impl<'a, T: Element> Member<'a, T> {
         let (d, stride) = (prep.d(), prep.stride());
         // Weights padded with zeros to the rows' stride, then the bias.
         let initial = initial_params(s, prep, sweep_seed);
-        let mut params = vec![T::ZERO; stride + 1];
+        let mut params = AlignedBuf::zeroed(stride + 1);
         for (p, v) in params.iter_mut().zip(&initial[..d]) {
             *p = T::of(*v);
         }
@@ -178,7 +180,7 @@ impl<'a, T: Element> Member<'a, T> {
             weight_norm2: norm2(&params[..stride]),
             initial_train_mse: train_mse.of_params(prep, &params).0,
             params,
-            grad: vec![T::ZERO; stride + 1],
+            grad: AlignedBuf::zeroed(stride + 1),
             optimizer: OptimizerState::new(s.optimizer, s.momentum, stride + 1),
             single_row: s.batch_size == 1
                 && s.optimizer == Optimizer::Sgd
