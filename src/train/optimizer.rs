@@ -4,14 +4,16 @@
 //! `sgd::single_row` at batch 1).
 
 use super::kernel::{norm2, Real};
+use crate::aligned::{AlignedBuf, Plain};
 use crate::config::Optimizer;
 
-/// Optimizer state in the run's floating-point type; buffers sized once per run.
+/// Optimizer state in the run's floating-point type; buffers sized once per run, on cache lines
+/// as the parameters.
 pub(super) struct OptimizerState<T> {
     kind: Optimizer,
     momentum: T,
-    first: Vec<T>,
-    second: Vec<T>,
+    first: AlignedBuf<T>,
+    second: AlignedBuf<T>,
     steps: i32,
 }
 
@@ -19,17 +21,13 @@ const ADAM_BETA1: f64 = 0.9;
 const ADAM_BETA2: f64 = 0.999;
 const ADAM_EPS: f64 = 1e-8;
 
-impl<T: Real> OptimizerState<T> {
+impl<T: Real + Plain> OptimizerState<T> {
     pub(super) fn new(kind: Optimizer, momentum: f64, len: usize) -> Self {
-        let second = if kind == Optimizer::Adam {
-            vec![T::ZERO; len]
-        } else {
-            Vec::new()
-        };
+        let second = AlignedBuf::zeroed(if kind == Optimizer::Adam { len } else { 0 });
         OptimizerState {
             kind,
             momentum: T::of(momentum),
-            first: vec![T::ZERO; len],
+            first: AlignedBuf::zeroed(len),
             second,
             steps: 0,
         }
@@ -46,7 +44,7 @@ impl<T: Real> OptimizerState<T> {
                  (batch 1)"
             ),
             Optimizer::Momentum => {
-                for ((p, g), v) in params.iter_mut().zip(grad).zip(&mut self.first) {
+                for ((p, g), v) in params.iter_mut().zip(grad).zip(self.first.iter_mut()) {
                     *v = self.momentum.mul_add(*v, *g);
                     *p = (-lr).mul_add(*v, *p);
                 }
@@ -60,8 +58,8 @@ impl<T: Real> OptimizerState<T> {
                 for (((p, g), m), v) in params
                     .iter_mut()
                     .zip(grad)
-                    .zip(&mut self.first)
-                    .zip(&mut self.second)
+                    .zip(self.first.iter_mut())
+                    .zip(self.second.iter_mut())
                 {
                     *m = beta1.mul_add(*m, rest1 * *g);
                     *v = beta2.mul_add(*v, rest2 * *g * *g);
