@@ -17,7 +17,8 @@ use std::arch::x86_64::*;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
-/// The element types with dot products of several vectors with one.
+/// The element types with the lockstep's kernels: dot products of several vectors with one, the
+/// batch-1 step fused with the next row's dot products, square roots and quotients side by side.
 pub trait MemberDots: Real {
     /// `w_m . x` for each `m`, each with the bits of [`dot`], at SIMD level `level` (available
     /// on this CPU: the caller checked).

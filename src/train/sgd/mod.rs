@@ -111,6 +111,8 @@ pub struct Group<'a, T> {
     batch: usize,
     perm: Vec<u32>,
     shuffle: rand_chacha::ChaCha8Rng,
+    /// The minibatch step's residuals, for up to four members (sized once).
+    residuals: Vec<T>,
 }
 
 impl<'a, T: Element> Group<'a, T> {
@@ -136,6 +138,7 @@ impl<'a, T: Element> Group<'a, T> {
             );
         }
         let n = p0.n();
+        let batch = (s0.batch_size as usize).min(n);
         let train_mse = TrainMse::of(level, s0.epochs, p0);
         // A loop, not `map`: a closure would be compiled without the caller's target features.
         let mut members = Vec::with_capacity(runs.len());
@@ -147,8 +150,9 @@ impl<'a, T: Element> Group<'a, T> {
             members,
             train_mse,
             epochs: s0.epochs,
-            batch: (s0.batch_size as usize).min(n),
+            batch,
             perm: (0..n as u32).collect(),
+            residuals: vec![T::ZERO; 4 * batch],
             shuffle: rng::stream(sweep_seed, s0.seed, "shuffle"),
         }
     }
@@ -290,7 +294,6 @@ fn run_epoch<T: Element>(group: &mut Group<T>) {
     let n = group.perm.len();
     let prep = group.members[0].prep;
     let single_rows = group.members.iter().any(|m| m.single_row);
-    let mut residuals = vec![T::ZERO; 4 * group.batch];
     let mut start = 0;
     while start < n {
         let end = (start + group.batch).min(n);
@@ -310,7 +313,7 @@ fn run_epoch<T: Element>(group: &mut Group<T>) {
             &group.perm,
             start..end,
             !single_rows,
-            &mut residuals,
+            &mut group.residuals,
         );
         start = end;
     }
@@ -402,6 +405,28 @@ impl<T: Element> Member<'_, T> {
             params,
         }
     }
+}
+
+/// Starts the step of each member of a lockstep, their `|w|` side by side.
+#[inline(always)]
+fn begin_steps<T: Element, const N: usize>(level: SimdLevel, members: &mut [&mut Member<T>; N]) {
+    let weight_norms: [T; N] =
+        T::sqrt_each(level, std::array::from_fn(|k| members[k].weight_norm2));
+    for k in 0..N {
+        members[k].begin_step(weight_norms[k]);
+    }
+}
+
+/// `clip_norm / gradient_norm` of each member of a lockstep, side by side (used only when the
+/// member clips: see [`clip_factor`]).
+#[inline(always)]
+fn clip_quotients<T: Element, const N: usize>(
+    level: SimdLevel,
+    members: &[&mut Member<T>; N],
+    gradient_norms: [T; N],
+) -> [T; N] {
+    let clip_norms = std::array::from_fn(|k| T::of(members[k].s.clip_norm));
+    T::div_each(level, clip_norms, gradient_norms)
 }
 
 /// The clipping factor for a gradient norm (1 when not clipping), given the quotient

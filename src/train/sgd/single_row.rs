@@ -7,7 +7,7 @@
 //! stores nor on a pass of its own. A member alone takes the same path, and each member's
 //! arithmetic is its own, in the order it has alone: the same bits.
 
-use super::{clip_factor, row, Element, Member};
+use super::{begin_steps, clip_factor, clip_quotients, row, Element, Member};
 use crate::simd::SimdLevel;
 
 /// The plain-SGD batch-1 step on row `i` of every such member still training, by up to four in
@@ -65,22 +65,20 @@ fn lockstep<T: Element, const N: usize>(
             x,
         )
     };
-    // The members' square roots side by side: `|w|` for the step's statistics, `|g|`.
-    let weight_norms: [T; N] =
-        T::sqrt_each(level, std::array::from_fn(|k| members[k].weight_norm2));
+    begin_steps(level, &mut members);
+    let mut residuals = [(T::ZERO, T::ZERO); N];
     let mut gradient_norms2 = [T::ZERO; N];
     for k in 0..N {
-        members[k].begin_step(weight_norms[k]);
-        gradient_norms2[k] = members[k].single_row_gradient_norm2(i, wx[k]);
+        residuals[k] = members[k].single_row_residual(i, wx[k]);
+        gradient_norms2[k] = members[k].single_row_gradient_norm2(i, wx[k], residuals[k].1);
     }
+    // The members' square roots and clipping quotients side by side.
     let gradient_norms = T::sqrt_each(level, gradient_norms2);
-    // The clipping factors' quotients side by side too (used only when clipping).
-    let clip_norms = std::array::from_fn(|k| T::of(members[k].s.clip_norm));
-    let quotients = T::div_each(level, clip_norms, gradient_norms);
+    let quotients = clip_quotients(level, &members, gradient_norms);
     let (mut beta, mut alpha) = ([T::ZERO; N], [T::ZERO; N]);
     for k in 0..N {
         (beta[k], alpha[k]) =
-            members[k].single_row_coefficients(i, wx[k], gradient_norms[k], quotients[k]);
+            members[k].single_row_coefficients(residuals[k], gradient_norms[k], quotients[k]);
     }
     // Without a next row the dot products are taken against this row and dropped.
     let next_row = next.map_or(x, |j| row::<T>(prep, j));
@@ -99,19 +97,18 @@ fn lockstep<T: Element, const N: usize>(
 }
 
 impl<T: Element> Member<'_, T> {
-    /// The residual on row `i`, whose `w . x` is `wx`.
+    /// The prediction and the residual on row `i`, whose `w . x` is `wx`.
     #[inline(always)]
     fn single_row_residual(&self, i: usize, wx: T) -> (T, T) {
         let prediction = wx + self.params[self.prep.stride()];
         (prediction, prediction - T::of(self.prep.y[i]))
     }
 
-    /// Plain SGD on row `i`, whose `w . x` is `wx`: the gradient `2 r (x, 1) + wd (w, 0)` is
-    /// never formed; its `|g|^2` (returned, not below zero) follows from `|x|^2`, `w . x` and
-    /// `|w|^2`.
+    /// Plain SGD on row `i`, whose `w . x` is `wx` and residual `r`: the gradient
+    /// `2 r (x, 1) + wd (w, 0)` is never formed; its `|g|^2` (returned, not below zero) follows
+    /// from `|x|^2`, `w . x` and `|w|^2`.
     #[inline(always)]
-    fn single_row_gradient_norm2(&self, i: usize, wx: T) -> T {
-        let r = self.single_row_residual(i, wx).1;
+    fn single_row_gradient_norm2(&self, i: usize, wx: T, r: T) -> T {
         let wd = T::of(self.s.weight_decay);
         // |g|^2 = 4 r^2 (|x|^2 + 1) + 4 r wd (w . x) + wd^2 |w|^2.
         let two = T::of(2.0);
@@ -123,19 +120,17 @@ impl<T: Element> Member<'_, T> {
         norm2.max(T::ZERO)
     }
 
-    /// Plain SGD on row `i` (`w . x` = `wx`, gradient norm `gradient_norm`, `quotient` =
+    /// Plain SGD on a row (its prediction and residual, the gradient norm, `quotient` =
     /// `clip_norm / gradient_norm`), all but the weights' update: the bias steps here; returns
     /// `(beta, alpha)` of the weights' step `w = beta w + alpha x` (`beta` is exactly 1 without
     /// weight decay).
     #[inline(always)]
     fn single_row_coefficients(
         &mut self,
-        i: usize,
-        wx: T,
+        (prediction, r): (T, T),
         gradient_norm: T,
         quotient: T,
     ) -> (T, T) {
-        let (prediction, r) = self.single_row_residual(i, wx);
         let (s, prep) = (self.s, self.prep);
         let b = &mut self.params[prep.stride()];
         let wd = T::of(s.weight_decay);

@@ -12,7 +12,7 @@
 //! keeps 16 partial sums (element `j` to sum `j % 16`, the bias to `d % 16`). So a member gives
 //! the same bits alone, in any group, and at any SIMD level.
 
-use super::{clip_factor, Element, Member};
+use super::{begin_steps, clip_factor, clip_quotients, Element, Member};
 use crate::config::Optimizer;
 use crate::simd::{dispatch, SimdLevel};
 use crate::train::kernel::dot;
@@ -63,14 +63,9 @@ fn lockstep<T: Element, const N: usize>(
     prefetch_rows: bool,
     residuals: &mut [T],
 ) {
-    let members: [&mut Member<T>; N] =
+    let mut members: [&mut Member<T>; N] =
         std::array::from_fn(|k| chunk[k].take().expect("a member in each of the N places"));
-    // The members' square roots and quotients side by side (see `MemberDots::sqrt_each`).
-    let weight_norms: [T; N] =
-        T::sqrt_each(level, std::array::from_fn(|k| members[k].weight_norm2));
-    for m in 0..N {
-        members[m].begin_step(weight_norms[m]);
-    }
+    begin_steps(level, &mut members);
     let prep = members[0].prep;
     let stride = prep.stride();
     let rows = &perm[positions.clone()];
@@ -118,8 +113,7 @@ fn lockstep<T: Element, const N: usize>(
     // Every member's clipping and update after all the gradients, so that one member's chain of
     // dependent steps (norm, square root, clipping factor, update) overlaps the others' work.
     let gradient_norms = T::sqrt_each(level, norms2);
-    let clip_norms = std::array::from_fn(|k| T::of(members[k].s.clip_norm));
-    let quotients = T::div_each(level, clip_norms, gradient_norms);
+    let quotients = clip_quotients(level, &members, gradient_norms);
     for m in 0..N {
         members[m].finish_minibatch(level, gradient_biases[m], gradient_norms[m], quotients[m]);
     }
