@@ -1,7 +1,7 @@
 //! One function per subcommand: turn the parsed arguments into library calls and print the
 //! result on stdout.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{ConfigArgs, DataArgs, DirArgs, NistArgs, OlsArgs, PlotArgs, ReproduceArgs, RunArgs};
 use crate::config::{self, display_value, Sweep};
@@ -146,11 +146,24 @@ pub(super) fn ols(args: OlsArgs) -> Result<()> {
 
 /// `sweep nist`.
 pub(super) fn nist(args: NistArgs) -> Result<()> {
-    let dir = args
-        .dir
-        .or_else(|| std::env::var_os("SWEEP_NIST_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("../shared/data/nist-strd"));
-    print!("{}", nist::table(&dir)?);
+    let source = nist::Source::resolve(args.dir);
+    let Some(out) = args.export else {
+        print!("{}", nist::table(&source)?);
+        return Ok(());
+    };
+    // Every file is read before the first is written: a bad source writes nothing.
+    let files = nist::DATASETS
+        .iter()
+        .map(|(name, _)| source.read(name))
+        .collect::<Result<Vec<_>>>()?;
+    std::fs::create_dir_all(&out).map_err(|e| Error::Output {
+        path: out.clone(),
+        message: e.to_string(),
+    })?;
+    for file in &files {
+        results::write_text(&out.join(format!("{}.dat", file.name)), &file.dat_text())?;
+    }
+    println!("wrote {} NIST StRD files to {}", files.len(), out.display());
     Ok(())
 }
 

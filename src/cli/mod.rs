@@ -153,6 +153,12 @@ struct OlsArgs {
     /// Feature columns, comma-separated [default: every numeric column but the target].
     #[arg(long, value_delimiter = ',')]
     features: Vec<String>,
+    /// The character between a CSV file's fields, as data.separator [default: ,].
+    #[arg(long, value_name = "CHAR")]
+    separator: Option<String>,
+    /// A cell text read as missing, besides the empty cell, as data.missing (repeatable).
+    #[arg(long, value_name = "TEXT")]
+    missing: Vec<String>,
     /// Fit without an intercept (R² is then uncentred: 1 - SSE / sum y²).
     #[arg(long)]
     no_intercept: bool,
@@ -172,8 +178,13 @@ struct OlsArgs {
 
 #[derive(Args, Debug)]
 struct NistArgs {
-    /// Folder holding Norris.dat ... Wampler5.dat [default: $SWEEP_NIST_DIR, else ../shared/data/nist-strd].
+    /// A folder of NIST's own files, Norris.dat ... Wampler5.dat [default: $SWEEP_NIST_DIR when
+    /// set, else the copy of NIST's data and certified values built into sweep].
     dir: Option<PathBuf>,
+    /// Write the data sets (from DIR, $SWEEP_NIST_DIR or the built-in copy) into this folder as
+    /// .dat files, for the Python cross-checks, instead of printing the table.
+    #[arg(long, value_name = "OUT")]
+    export: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -2,6 +2,7 @@
 //! aligned table and one line of JSON (numbers printed with Rust's shortest round-trip form,
 //! non-finite ones as null).
 
+use crate::config::CsvFormat;
 use crate::data;
 use crate::error::{Error, Result};
 use crate::reference::{fit, Design, Fit, DD};
@@ -16,7 +17,16 @@ pub const MAX_POLY_DEGREE: u32 = 100;
 pub(super) fn ols_text(args: &OlsArgs) -> Result<String> {
     let features = (!args.features.is_empty()).then_some(args.features.as_slice());
     let start = std::time::Instant::now();
-    let data = data::read_file(&args.file, &args.target, features, args.standardize)?;
+    let missing = (!args.missing.is_empty()).then_some(args.missing.as_slice());
+    let format = CsvFormat::parse(args.separator.as_deref(), missing)
+        .map_err(|(key, message)| Error::Usage(format!("--{key}: {message}")))?;
+    let data = data::read_file(
+        &args.file,
+        &args.target,
+        features,
+        args.standardize,
+        &format,
+    )?;
     let read = start.elapsed();
     let mut design = Design::from_rows(&data.x, data.n, data.d, !args.no_intercept);
     design.names = data.feature_names.clone();

@@ -28,6 +28,13 @@ pub struct DataConfig {
     /// Feature columns of a data file (default: every numeric column but the target).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub features: Option<Vec<String>>,
+    /// The character between a CSV file's fields (default `,`); out of the hash when not set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub separator: Option<String>,
+    /// Cell texts of a CSV file read as missing, besides the empty cell (default none); out of
+    /// the hash when not set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<Vec<String>>,
     /// Standardize every feature to mean 0, variance 1.
     pub standardize: bool,
     /// Seed of the built-in generator (the data realization); the grid may vary it as `data_seed`.
@@ -49,6 +56,8 @@ impl Default for DataConfig {
             path: None,
             target: None,
             features: None,
+            separator: None,
+            missing: None,
             standardize: true,
             seed: 0,
             n_rows: 9259,
@@ -75,7 +84,7 @@ pub const GENERATOR_KEYS: &[&str] = &[
     "ols_mse",
 ];
 /// Keys of `[data]` that belong to a data file only.
-pub const FILE_KEYS: &[&str] = &["path", "target", "features"];
+pub const FILE_KEYS: &[&str] = &["path", "target", "features", "separator", "missing"];
 /// Every key of `[data]`, in the order error messages list them.
 pub(crate) fn data_keys() -> Vec<&'static str> {
     let mut keys = vec!["source"];
@@ -95,7 +104,27 @@ pub enum DataSource {
         path: PathBuf,
         target: String,
         features: Option<Vec<String>>,
+        /// How a CSV file is split into cells.
+        format: CsvFormat,
     },
+}
+
+/// How a CSV file is split into cells: the `[data]` keys `separator` and `missing`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsvFormat {
+    /// The byte between fields (default `,`).
+    pub separator: u8,
+    /// Cell texts read as missing, besides the empty cell.
+    pub missing: Vec<String>,
+}
+
+impl Default for CsvFormat {
+    fn default() -> Self {
+        CsvFormat {
+            separator: b',',
+            missing: Vec::new(),
+        }
+    }
 }
 
 /// The validated data specification shared by all runs (the grid may vary only `data_seed`).
@@ -156,11 +185,19 @@ impl DataSpec {
                 "lagged-levels n_rows={} n_features={} phi={:?} nu={:?} burn_in={} signal_lags={} r2={:?} ols_mse={:?} standardize={}",
                 c.n_rows, c.n_features, c.phi, c.nu, c.burn_in, c.signal_lags, c.r2, c.ols_mse, c.standardize
             ),
-            DataSource::File { path, target, features } => {
+            DataSource::File { path, target, features, .. } => {
                 // A missing file is reported later, with the data errors; its id uses the path.
                 let digest = file_sha256
                     .map_or_else(|| format!("unreadable:{}", path.display()), str::to_string);
-                format!("file sha256={digest} target={target:?} features={features:?} standardize={}", c.standardize)
+                let mut id = format!("file sha256={digest} target={target:?} features={features:?} standardize={}", c.standardize);
+                // Set, they may change what is read from the same bytes; unset, ids stay as they were.
+                if let Some(separator) = &c.separator {
+                    id += &format!(" separator={separator:?}");
+                }
+                if let Some(missing) = &c.missing {
+                    id += &format!(" missing={missing:?}");
+                }
+                id
             }
         }
     }
@@ -278,6 +315,7 @@ fn check_file(c: &DataConfig, table: &Table, loc: &Locator, base: &PathBase) -> 
     if let Some(features) = &c.features {
         check_features(features, target, loc)?;
     }
+    let format = csv_format(c, &ext, loc)?;
     let resolved = if base.from_flag {
         PathBuf::from(path)
     } else {
@@ -287,7 +325,69 @@ fn check_file(c: &DataConfig, table: &Table, loc: &Locator, base: &PathBase) -> 
         path: resolved,
         target: target.clone(),
         features: c.features.clone(),
+        format,
     })
+}
+
+/// `separator` and `missing`: one character that cannot be part of a number or a quote, and
+/// markers that are not empty; both for CSV files only.
+fn csv_format(c: &DataConfig, ext: &str, loc: &Locator) -> Result<CsvFormat> {
+    if ext != "csv" {
+        if let Some(key) = [
+            ("separator", c.separator.is_some()),
+            ("missing", c.missing.is_some()),
+        ]
+        .iter()
+        .find_map(|(k, set)| set.then_some(*k))
+        {
+            return Err(loc.error(
+                &format!("data.{key}"),
+                "applies to CSV files only: a Parquet file's columns carry their own types and nulls",
+            ));
+        }
+    }
+    CsvFormat::parse(c.separator.as_deref(), c.missing.as_deref())
+        .map_err(|(key, message)| loc.error(&format!("data.{key}"), message))
+}
+
+impl CsvFormat {
+    /// The format from `separator` and `missing` as given; a bad value is rejected with its
+    /// key (`separator` or `missing`) and what is accepted.
+    pub fn parse(
+        separator: Option<&str>,
+        missing: Option<&[String]>,
+    ) -> std::result::Result<CsvFormat, (&'static str, String)> {
+        let mut format = CsvFormat::default();
+        if let Some(text) = separator {
+            match text.as_bytes() {
+                [b] if b.is_ascii() && !b"\"\r\n.-+eE".contains(b) && !b.is_ascii_digit() => {
+                    format.separator = *b
+                }
+                _ => {
+                    return Err((
+                        "separator",
+                        format!(
+                            "{text:?} is not accepted: one character other than a quote, a newline, a digit, \
+                             '.', '-', '+' or 'e', e.g. \";\" or \"\\t\""
+                        ),
+                    ))
+                }
+            }
+        }
+        if let Some(markers) = missing {
+            if let Some(bad) = markers.iter().find(|m| m.trim().is_empty()) {
+                return Err((
+                    "missing",
+                    format!(
+                        "{bad:?} is not accepted: list non-empty texts such as \"NA\" (empty cells are \
+                         always missing)"
+                    ),
+                ));
+            }
+            format.missing = markers.to_vec();
+        }
+        Ok(format)
+    }
 }
 
 fn check_features(features: &[String], target: &str, loc: &Locator) -> Result<()> {

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use toml::{Table, Value};
 
 pub use ablation::{Ablation, AdaptiveSeeds, Check, Factor, Metric, Scenario};
-pub use data_section::{DataConfig, DataSource, DataSpec, FILE_KEYS, GENERATOR_KEYS};
+pub use data_section::{CsvFormat, DataConfig, DataSource, DataSpec, FILE_KEYS, GENERATOR_KEYS};
 pub use grid::{Axis, Exclude, Grid, RunSpec};
 pub use locate::locate_key;
 pub use resolved::TopLevel;
@@ -70,6 +70,9 @@ pub struct Sweep {
     pub data_sha256: Option<String>,
     /// What identifies the data in run ids (generator parameters or the file's hash).
     pub data_identity: String,
+    /// The feature columns the data resolved to, in order: empty until the data is read (by
+    /// `sweep run`, or from the manifest of a folder), since a file's columns decide them.
+    pub features: Vec<String>,
 }
 
 impl Sweep {
@@ -194,6 +197,7 @@ pub fn from_text(
         resolved_toml,
         data_sha256,
         data_identity: identity.data.clone(),
+        features: Vec::new(),
         data,
         base,
         grid: run_grid,

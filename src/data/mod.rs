@@ -66,7 +66,14 @@ pub fn load(spec: &DataSpec, data_seed: Option<u64>) -> Result<Dataset> {
             path,
             target,
             features,
-        } => read_file(path, target, features.as_deref(), spec.config.standardize),
+            format,
+        } => read_file(
+            path,
+            target,
+            features.as_deref(),
+            spec.config.standardize,
+            format,
+        ),
     }
 }
 

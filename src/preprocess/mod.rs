@@ -320,6 +320,14 @@ pub struct Prepare {
 }
 
 impl Prepare {
+    /// The feature names of the data (every data set of a sweep has the same).
+    pub fn feature_names(&self) -> &[String] {
+        self.datasets
+            .values()
+            .next()
+            .map_or(&[], |(data, _)| data.feature_names.as_slice())
+    }
+
     /// Builds the variants for `runs`, loading each distinct data set with `load`.
     pub fn build(
         runs: &[RunSpec],

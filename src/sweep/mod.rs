@@ -68,7 +68,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     let mut earlier = 0;
     let (prepared, threads, settled) = loop {
         let batch_start = Instant::now();
-        let ran = run_runs(&sweep, &batch_opts, None)?;
+        let ran = run_runs(&mut sweep, &batch_opts, None)?;
         preparing += ran.prepared_at - batch_start;
         running += ran.prepared_at.elapsed();
         resumed += ran.resumed - earlier;
@@ -141,13 +141,15 @@ struct Ran {
 
 /// Checks, prepares and runs every run of the share (all runs, or one shard's) that the folder
 /// does not hold yet, saving them in parts; writes the reference part.
-fn run_runs(sweep: &Sweep, opts: &RunOptions, shard: Option<Shard>) -> Result<Ran> {
+fn run_runs(sweep: &mut Sweep, opts: &RunOptions, shard: Option<Shard>) -> Result<Ran> {
     faer::set_global_parallelism(faer::Par::Seq);
     let pool = pool(opts.jobs)?;
     // Every input check (config against the folder, data, batch size, whitening) comes before
     // anything is written.
     persist::check_compatible(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
     let prepared = pool.install(|| prepare(sweep))?;
+    sweep.features = prepared.feature_names().to_vec();
+    let sweep = &*sweep;
     check_writable(&opts.out)?;
     let store = persist::Store::open(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
     let (mut reference, metadata) = finish::reference_table(sweep, &prepared)?;
@@ -206,7 +208,7 @@ pub fn run_shard(sweep: &Sweep, opts: &RunOptions, shard: Shard) -> Result<Shard
     }
     refuse_adaptive_shards(sweep)?;
     let start = Instant::now();
-    let ran = run_runs(sweep, opts, Some(shard))?;
+    let ran = run_runs(&mut sweep.clone(), opts, Some(shard))?;
     Ok(ShardResult {
         shard,
         runs: ran.share,
@@ -319,7 +321,8 @@ fn sweep_of_manifest(out: &Path, manifest: &Manifest) -> Result<Sweep> {
         )));
     }
     let path = out.join(MANIFEST);
-    let sweep = crate::config::from_text(&manifest.config, &path, out, out, &[])?;
+    let mut sweep = crate::config::from_text(&manifest.config, &path, out, out, &[])?;
+    sweep.features = manifest.features.clone();
     if sweep.config_hash != manifest.config_hash {
         return Err(Error::Results(format!(
             "{}: the config it holds hashes to {}, not to its config_hash {}: the manifest was edited",
@@ -416,6 +419,10 @@ pub fn table_metadata(sweep: &Sweep) -> Vec<(String, String)> {
     meta.push(("sweep.config_hash".into(), sweep.config_hash.clone()));
     if let Some(sha) = &sweep.data_sha256 {
         meta.push(("sweep.data_sha256".into(), sha.clone()));
+    }
+    if !sweep.features.is_empty() {
+        let list = serde_json::to_string(&sweep.features).expect("names serialize");
+        meta.push(("sweep.features".into(), list));
     }
     meta
 }

@@ -72,6 +72,9 @@ pub struct Manifest {
     pub data_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_path: Option<String>,
+    /// The feature columns the data resolved to (absent in folders of older versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
     /// Other builds allowed to add runs (`--allow-build-change`), in the order they came.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_builds: Vec<String>,
@@ -287,6 +290,7 @@ impl Store {
                 ),
                 crate::config::DataSource::LaggedLevels => None,
             },
+            features: sweep.features.clone(),
             also_builds: Vec::new(),
             cpu: crate::cpu_model(),
             simd: crate::simd::SimdLevel::detect().to_string(),

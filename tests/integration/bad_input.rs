@@ -116,7 +116,7 @@ fn corpus() -> Vec<Case> {
         with_file(case("empty data file", &file_config(""), &["d.csv", "is empty"]), "d.csv", ""),
         with_file(case("header-only data file", &file_config(""), &["d.csv", "no data rows"]), "d.csv", "a,b,y\n"),
         with_file(
-            case("non-numeric feature", &file_config("features = [\"a\", \"b\"]\n"), &["column \"b\"", "not numeric", "row 2", "\"x\""]),
+            case("non-numeric feature", &file_config("features = [\"a\", \"b\"]\n"), &["column \"b\"", "mixes numbers and text", "row 2", "\"x\""]),
             "d.csv",
             "a,b,y\n1,2,3\n2,x,4\n3,5,2\n4,3,1\n5,8,2\n",
         ),
@@ -126,6 +126,35 @@ fn corpus() -> Vec<Case> {
         with_file(case("too few rows", &file_config(""), &["2 rows", "2 features", "more rows than features"]), "d.csv", "a,b,y\n1,2,3\n2,1,4\n"),
         with_file(case("missing target column", &file_config("").replace("target = \"y\"", "target = \"z\""), &["\"z\"", "a, b, y"]), "d.csv", CSV_OK),
         with_file(case("missing feature column", &file_config("features = [\"a\", \"c\"]\n"), &["\"c\"", "a, b, y"]), "d.csv", CSV_OK),
+        // Columns that read partly as numbers (issue: one "NA" in a numeric column was dropped in silence).
+        with_file(
+            case("NA in a numeric column", &file_config(""), &["d.csv", "column \"b\"", "mixes numbers and text", "row 2 (line 3 of the file)", "\"NA\"", "data.features", "without \"b\""]),
+            "d.csv",
+            "a,b,c,y\n1,2,1,3\n2,NA,2,4\n3,5,0,2\n4,3,4,1\n5,8,5,2\n6,1,6,3\n",
+        ),
+        with_file(
+            case("NA marked missing", &file_config("missing = [\"NA\"]\n"), &["row 2 (line 3 of the file)", "column \"b\"", "is missing", "neither drops nor fills rows"]),
+            "d.csv",
+            "a,b,c,y\n1,2,1,3\n2,NA,2,4\n3,5,0,2\n4,3,4,1\n5,8,5,2\n6,1,6,3\n",
+        ),
+        with_file(case("empty cell", &file_config(""), &["row 3 (line 4 of the file)", "column \"a\"", "is missing"]), "d.csv", "a,b,y\n1,2,3\n2,1,4\n,5,2\n4,3,1\n5,8,2\n"),
+        with_file(case("lower-case nan", &file_config(""), &["row 2", "column \"b\"", "NaN", "finite"]), "d.csv", "a,b,y\n1,2,3\n2,nan,4\n3,5,2\n4,3,1\n5,8,2\n"),
+        with_file(case("minus infinity", &file_config(""), &["row 4", "column \"a\"", "-inf", "finite"]), "d.csv", "a,b,y\n1,2,3\n2,1,4\n3,5,2\n-inf,3,1\n5,8,2\n"),
+        with_file(
+            case("thousands separator", &file_config(""), &["column \"b\"", "\"1,234.5\"", "thousands separator"]),
+            "d.csv",
+            "a,b,y\n1,2,3\n2,\"1,234.5\",4\n3,5,2\n4,3,1\n5,8,2\n",
+        ),
+        with_file(case("target mixes numbers and text", &file_config(""), &["column \"y\"", "\"n/a\"", "choose another data.target"]), "d.csv", "a,b,y\n1,2,3\n2,1,n/a\n3,5,2\n4,3,1\n5,8,2\n"),
+        with_file(
+            case("semicolon file read with commas", &file_config(""), &["\"y\"", "a;b;y", "data.separator = \";\""]),
+            "d.csv",
+            "a;b;y\n1;2;3\n2;1;4\n3;5;2\n4;3;1\n5;8;2\n",
+        ),
+        with_file(case("separator of two characters", &file_config("separator = \";;\"\n"), &["data.separator", "\";;\"", "one character"]), "d.csv", CSV_OK),
+        with_file(case("separator that is a digit", &file_config("separator = \"1\"\n"), &["data.separator", "\"1\""]), "d.csv", CSV_OK),
+        with_file(case("empty missing marker", &file_config("missing = [\"\"]\n"), &["data.missing", "non-empty"]), "d.csv", CSV_OK),
+        case("separator for a Parquet file", &file_config("separator = \";\"\n").replace("d.csv", "d.parquet"), &["data.separator", "CSV files only"]),
         with_file(case("data_seed with a file", &format!("{}[grid]\ndata_seed = [1, 2]\n", file_config("")), &["grid.data_seed", "data file"]), "d.csv", CSV_OK),
         with_file(
             case("singular covariance without whiten_eps", &file_config("features = [\"a\", \"b\", \"c\"]\n").replace("[train]\n", "[train]\nwhiten = \"zca\"\n"), &["singular", "whiten_eps"]),

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod config;
 mod config_props;
+mod data_files;
 mod effects;
 mod figures;
 mod findings;

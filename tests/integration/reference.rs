@@ -1,8 +1,8 @@
 //! The exact reference: every NIST StRD linear-regression dataset, rank deficiency, whitening
 //! accuracy on the built-in data, and the errors of `sweep ols`.
 //!
-//! The NIST files are read from `$SWEEP_NIST_DIR`, else from `../shared/data/nist-strd` beside
-//! the project. A missing folder fails these tests: it never skips them.
+//! The NIST data come from the copy built into sweep, or from `$SWEEP_NIST_DIR` when it is set;
+//! one test checks the built-in copy against NIST's own files when they are at hand.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,28 +10,136 @@ use std::sync::Arc;
 use assert_cmd::Command;
 use sweep::config::{DataConfig, Whiten};
 use sweep::preprocess::Prepared;
-use sweep::reference::nist::{self, Precision};
+use sweep::reference::nist::{self, Precision, Source};
 use sweep::reference::{self, Design, Reference, DD};
 
-fn nist_dir() -> PathBuf {
+fn nist_source() -> Source {
+    Source::resolve(None)
+}
+
+/// NIST's own files: `$SWEEP_NIST_DIR`, else `../shared/data/nist-strd` beside the project.
+fn nist_files_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("SWEEP_NIST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/nist-strd")
         });
-    assert!(
-        dir.join("Filip.dat").exists(),
-        "NIST StRD folder {} is missing (set SWEEP_NIST_DIR)",
-        dir.display()
+    dir.join("Filip.dat").exists().then_some(dir)
+}
+
+#[test]
+fn built_in_nist_copy_equals_nists_files() {
+    let Some(dir) = nist_files_dir() else {
+        // CI sets SWEEP_REQUIRE_NIST_FILES where the files are at hand, so this cannot pass unseen.
+        assert!(
+            std::env::var_os("SWEEP_REQUIRE_NIST_FILES").is_none(),
+            "SWEEP_REQUIRE_NIST_FILES is set but NIST's files are not found"
+        );
+        eprintln!("NIST's .dat files are not at hand: the built-in copy is not compared");
+        return;
+    };
+    let built_in = nist::built_in();
+    assert_eq!(built_in.len(), nist::DATASETS.len());
+    for (file, (name, _)) in built_in.iter().zip(nist::DATASETS) {
+        let original = nist::read(&dir, name).unwrap();
+        assert_eq!(
+            *file,
+            original,
+            "{name}: the built-in copy differs from {}",
+            dir.display()
+        );
+    }
+}
+
+#[test]
+fn built_in_nist_copy_has_the_documented_shape() {
+    // Observation counts and parameter counts of NIST's headers (shared/data/nist-strd/README.md).
+    let shape = [
+        ("Norris", 36, 2),
+        ("Pontius", 40, 3),
+        ("NoInt1", 11, 1),
+        ("NoInt2", 3, 1),
+        ("Filip", 82, 11),
+        ("Longley", 16, 7),
+        ("Wampler1", 21, 6),
+        ("Wampler5", 21, 6),
+    ];
+    for (name, rows, params) in shape {
+        let file = Source::BuiltIn.read(name).unwrap();
+        assert_eq!(
+            (file.rows.len(), file.coefficients.len()),
+            (rows, params),
+            "{name}"
+        );
+        assert!(
+            file.rows.iter().all(|r| r.len() == file.columns.len()),
+            "{name}"
+        );
+    }
+    assert_eq!(Source::BuiltIn.read("Longley").unwrap().rows[0][0], "60323");
+    assert_eq!(
+        Source::BuiltIn.read("Filip").unwrap().coefficients[10][1],
+        "-0.402962525080404E-04"
     );
-    dir
+}
+
+#[test]
+fn nist_export_writes_files_that_read_back_as_the_built_in_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("strd");
+    Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["nist", "--export"])
+        .arg(&out)
+        .env_remove("SWEEP_NIST_DIR")
+        .current_dir(tmp.path())
+        .assert()
+        .success();
+    let exported = Source::Dir(out);
+    for file in nist::built_in() {
+        assert_eq!(exported.read(&file.name).unwrap(), *file);
+    }
+}
+
+#[test]
+fn sweep_nist_needs_no_folder_beside_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .arg("nist")
+        .env_remove("SWEEP_NIST_DIR")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.starts_with("NIST StRD data: the copy built into sweep"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("Wampler")).count(),
+        5,
+        "{text}"
+    );
+    // A folder that is not there is an error naming the file, exit 2.
+    let missing = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["nist", "no-such-folder"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("no-such-folder/Norris.dat"), "{stderr}");
 }
 
 #[test]
 fn every_nist_dataset_read_as_f64_meets_the_lre_bounds() {
-    let dir = nist_dir();
+    let source = nist_source();
     for (name, model) in nist::DATASETS {
-        let s = nist::score(&dir, name, model, Precision::F64).unwrap();
+        let s = nist::score(&source, name, model, Precision::F64).unwrap();
         let bound = if name == "Filip" { 7.0 } else { 9.0 };
         for (what, lre) in [
             ("coefficients", s.min_coefficient_lre),
@@ -45,9 +153,9 @@ fn every_nist_dataset_read_as_f64_meets_the_lre_bounds() {
 
 #[test]
 fn every_nist_dataset_read_in_double_double_has_lre_at_least_10() {
-    let dir = nist_dir();
+    let source = nist_source();
     for (name, model) in nist::DATASETS {
-        let s = nist::score(&dir, name, model, Precision::DoubleDouble).unwrap();
+        let s = nist::score(&source, name, model, Precision::DoubleDouble).unwrap();
         for (what, lre) in [
             ("coefficients", s.min_coefficient_lre),
             ("residual SD", s.residual_sd_lre),
@@ -61,7 +169,7 @@ fn every_nist_dataset_read_in_double_double_has_lre_at_least_10() {
 #[test]
 fn filip_is_as_ill_conditioned_as_documented() {
     let s = nist::score(
-        &nist_dir(),
+        &nist_source(),
         "Filip",
         nist::Model::Polynomial(10, true),
         Precision::F64,
