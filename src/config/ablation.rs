@@ -17,7 +17,8 @@ pub(crate) const ABLATION_KEYS: &[&str] =
 
 /// The default significance level of the verdict's Fisher test.
 pub const DEFAULT_ALPHA: f64 = 0.05;
-const SCENARIO_KEYS: &[&str] = &["name", "description", "set", "metric", "check", "reported"];
+pub(crate) const SCENARIO_KEYS: &[&str] =
+    &["name", "description", "set", "metric", "check", "reported"];
 
 /// The `[ablation]` section: which settings are the fixes under test, and the verdict thresholds.
 #[derive(Clone, Debug, PartialEq)]

@@ -44,6 +44,27 @@ const TOP_KEYS: &[&str] = &[
 ];
 const SECTIONS: &[&str] = &["data", "train", "grid", "ablation", "scenario"];
 
+/// Every key a config may hold, as `(section, key)` (`""` for the top level), for the
+/// reference docs' check: the sections' own keys; a `[grid]` axis is any `[train]` key, or
+/// `data_seed`, and `exclude`; `[ablation] seeds` takes `min`, `max` and `step`.
+pub fn documented_keys() -> Vec<(&'static str, &'static str)> {
+    let top = ["name", "seed", "max_runs"].map(|k| ("", k));
+    let data = data_keys().into_iter().map(|k| ("data", k));
+    let train = settings::TRAIN_KEYS.iter().map(|k| ("train", *k));
+    let grid = ["data_seed", "exclude"].map(|k| ("grid", k));
+    let ablation = ablation::ABLATION_KEYS.iter().map(|k| ("ablation", *k));
+    let seeds = ["min", "max", "step"].map(|k| ("ablation.seeds", k));
+    let scenario = ablation::SCENARIO_KEYS.iter().map(|k| ("scenario", *k));
+    top.into_iter()
+        .chain(data)
+        .chain(train)
+        .chain(grid)
+        .chain(ablation)
+        .chain(seeds)
+        .chain(scenario)
+        .collect()
+}
+
 /// Default cap on the number of runs a grid may expand to (`max_runs` overrides it).
 pub const DEFAULT_MAX_RUNS: u64 = 100_000;
 

@@ -8,6 +8,7 @@ mod common;
 mod config;
 mod config_props;
 mod data_files;
+mod docs;
 mod effects;
 mod figures;
 mod findings;
