@@ -17,6 +17,8 @@
 //! - [`results`]: one row struct per table, each table's schema to and from a DataFrame by
 //!   column name, Parquet I/O, aggregation, the verdict and the scenarios.
 //! - [`report`]: `sweep report` and `sweep plot`, the figures, and text and Markdown tables.
+//! - [`reproduce`]: `sweep reproduce`, a folder or table re-run from the config its metadata
+//!   records and compared table by table.
 //! - [`cli`]: the command line, and the Slurm and Kubernetes launchers it prints; `main.rs` only
 //!   calls it.
 //!

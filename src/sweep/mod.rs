@@ -321,7 +321,8 @@ fn sweep_of_manifest(out: &Path, manifest: &Manifest) -> Result<Sweep> {
         )));
     }
     let path = out.join(MANIFEST);
-    let mut sweep = crate::config::from_text(&manifest.config, &path, out, out, &[])?;
+    let config_dir = config_dir_of(manifest).unwrap_or_else(|| out.to_path_buf());
+    let mut sweep = crate::config::from_text(&manifest.config, &path, &config_dir, out, &[])?;
     sweep.features = manifest.features.clone();
     if sweep.config_hash != manifest.config_hash {
         return Err(Error::Results(format!(
@@ -332,6 +333,22 @@ fn sweep_of_manifest(out: &Path, manifest: &Manifest) -> Result<Sweep> {
         )));
     }
     Ok(sweep)
+}
+
+/// The folder the config's relative data path was resolved from: the manifest records the
+/// resolved (absolute) path, so stripping the path as written from its end leaves that folder.
+fn config_dir_of(manifest: &Manifest) -> Option<PathBuf> {
+    let resolved = Path::new(manifest.data_path.as_ref()?);
+    let table: toml::Table = manifest.config.parse().ok()?;
+    let written = Path::new(table.get("data")?.get("path")?.as_str()?);
+    if written.is_absolute() || !resolved.ends_with(written) {
+        return None;
+    }
+    let mut dir = resolved.to_path_buf();
+    for _ in written.components() {
+        dir.pop();
+    }
+    Some(dir)
 }
 
 /// For a sharded folder, each shard's saved and total run counts, in shard order.

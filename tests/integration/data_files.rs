@@ -168,3 +168,31 @@ fn separator_and_missing_stay_out_of_the_hash_and_run_ids_until_set() {
     assert_ne!(list("separator = \",\"\n"), unset);
     assert_ne!(list("missing = [\"NA\"]\n"), unset);
 }
+
+#[test]
+fn a_relative_data_path_is_found_again_by_report_and_merge() {
+    // Regression: the folder's config was re-read with paths relative to the output folder, so
+    // `sweep report` and `sweep merge` of a config with `path = "../data/d.csv"` found no runs.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("cfg")).unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    write(&dir.path().join("data"), "d.csv", &abc_csv(",", |v| v));
+    let config = write(
+        &dir.path().join("cfg"),
+        "c.toml",
+        &format!(
+            "[data]\npath = \"../data/d.csv\"\ntarget = \"y\"\n[grid]\nseed = [0, 1]\n{}",
+            "[train]\nepochs = 2\nbatch_size = 4\n"
+        ),
+    );
+    // Output folders one level deeper than the config, so that the two readings differ.
+    let whole = dir.path().join("results/whole");
+    crate::common::run_ok(&config, &whole, &["--quiet"]);
+    sweep().arg("report").arg(&whole).assert().success();
+    let sharded = dir.path().join("results/sharded");
+    for shard in ["0/2", "1/2"] {
+        crate::common::run_ok(&config, &sharded, &["--quiet", "--shard", shard]);
+    }
+    sweep().arg("merge").arg(&sharded).assert().success();
+    crate::common::assert_same_tables(&whole, &sharded);
+}
