@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes tests/fixtures/data/typed_columns.parquet: a small Parquet file whose numeric columns
+"""Writes tests/data/typed_columns.parquet: a small Parquet file whose numeric columns
 (a, b, y: y = a + 2 b + noise) sit beside columns of the types a data file may hold but sweep
 cannot train on (bool, date, categorical, decimal, text). The test
 `data_files::parquet_columns_of_other_types_are_named_when_left_out` reads it. Run once, with
@@ -26,6 +26,6 @@ table = pa.table({
     "note": pa.array([f"row {i}" for i in range(n)], pa.string()),
     "y": pa.array(y, pa.float64()),
 })
-out = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "data" / "typed_columns.parquet"
+out = Path(__file__).resolve().parent.parent / "tests" / "data" / "typed_columns.parquet"
 pq.write_table(table, out, compression="zstd")
 print(out)

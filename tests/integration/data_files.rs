@@ -124,8 +124,7 @@ fn quoted_numbers_a_byte_order_mark_and_another_separator_read_as_the_plain_file
 #[test]
 fn parquet_columns_of_other_types_are_named_when_left_out() {
     let dir = tempfile::tempdir().unwrap();
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data/typed_columns.parquet");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/typed_columns.parquet");
     std::fs::copy(&fixture, dir.path().join("t.parquet")).unwrap();
     let (out, stderr) = run_file(dir.path(), "t.parquet", "");
     // The features are the numeric columns; the decimal column, if polars reads it as a number,
