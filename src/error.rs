@@ -38,6 +38,10 @@ pub enum Error {
     /// `sweep reproduce` re-ran the tables and they differ (the report says how). Exit code 4.
     #[error("{0}")]
     NotReproduced(String),
+    /// sweep was stopped by a signal while command runs were alive: they were ended, the runs
+    /// saved before it kept. Exit code 128 + the signal.
+    #[error("{message}")]
+    Stopped { signal: i32, message: String },
     /// The output location cannot be used.
     #[error("cannot write to {path}: {message}")]
     Output { path: PathBuf, message: String },
@@ -72,6 +76,7 @@ impl Error {
             | Error::Output { .. } => 2,
             Error::Tool(_) | Error::Io { .. } | Error::Table { .. } | Error::Plot(_) => 1,
             Error::Incomplete(_) => 3,
+            Error::Stopped { signal, .. } => 128 + signal,
             Error::NotReproduced(_) => 4,
         }
     }

@@ -12,6 +12,8 @@
 //!   normalized target) with the reference in training coordinates.
 //! - [`train`]: one run of SGD, momentum or Adam; its initialization, optimizers, statuses and
 //!   spectral diagnosis.
+//! - [`command`]: beside `train`, one run as the user's own command: argv, `params.json` and
+//!   environment, a process group of its own, the metrics file, the same outcome.
 //! - [`sweep`]: planning (resume, order, shards), parallel execution with rayon, persistence in
 //!   parts, the final tables, and the merge of a sharded sweep.
 //! - [`results`]: one row struct per table, each table's schema to and from a DataFrame by
@@ -22,13 +24,15 @@
 //! - [`cli`]: the command line, and the Slurm and Kubernetes launchers it prints; `main.rs` only
 //!   calls it.
 //!
-//! Shared by several stages: [`error`] (the error type and exit codes), [`rng`] (seeded streams),
+//! Shared by several stages: [`error`] (the error type and exit codes), [`outcome`] (what a run
+//! produced, whichever engine ran it), [`rng`] (seeded streams),
 //! [`simd`] (the run-time SIMD level), [`aligned`] (buffers on a cache line) and `enums` (named
 //! enums).
 
 mod enums;
 
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod data;
 pub mod preprocess;
@@ -41,6 +45,7 @@ pub mod train;
 
 pub mod aligned;
 pub mod error;
+pub mod outcome;
 pub mod rng;
 pub mod simd;
 

@@ -18,6 +18,7 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
         (None, None) => None,
     };
     let sweep = config::load(&args.config, &args.set)?;
+    check_program(&sweep)?;
     let out = args
         .out
         .unwrap_or_else(|| Path::new("results").join(&sweep.name));
@@ -78,9 +79,19 @@ pub(super) fn merge(args: DirArgs) -> Result<()> {
     Ok(())
 }
 
+/// A command sweep's program must resolve to an executable (checked by `run` and `list`, not by
+/// the launchers, whose jobs may set up their environment first).
+fn check_program(sweep: &Sweep) -> Result<()> {
+    match &sweep.command {
+        Some(spec) => spec.check_program().map_err(Error::Config),
+        None => Ok(()),
+    }
+}
+
 /// `sweep list`.
 pub(super) fn list(args: ConfigArgs) -> Result<()> {
     let sweep = config::load(&args.config, &args.set)?;
+    check_program(&sweep)?;
     print!("{}", list_text(&sweep));
     Ok(())
 }
@@ -251,7 +262,7 @@ pub fn status_text(dir: &Path) -> Result<String> {
         "not written yet: rerun the same `sweep run` to finish"
     };
     let mut text = format!(
-        "{}: {} runs, {done} done ({} converged, {} not converged, {} diverged, {} failed), {} missing\n\
+        "{}: {} runs, {done} done ({} converged, {} not converged, {} diverged, {} failed{}), {} missing\n\
          config {}; build {}; tables {}\n",
         dir.display(),
         manifest.runs,
@@ -259,6 +270,7 @@ pub fn status_text(dir: &Path) -> Result<String> {
         count(Status::NotConverged),
         count(Status::Diverged),
         count(Status::Failed),
+        report::ended_by_process(count(Status::Timeout), count(Status::Killed)),
         manifest.runs.saturating_sub(done),
         manifest.short_hash(),
         if manifest.accepted_builds().is_empty() {

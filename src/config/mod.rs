@@ -9,6 +9,7 @@
 //! does not read data files (that is `data`), it only records where they are.
 
 mod ablation;
+mod command_section;
 mod data_section;
 mod grid;
 mod locate;
@@ -23,6 +24,7 @@ use sha2::{Digest, Sha256};
 use toml::{Table, Value};
 
 pub use ablation::{Ablation, AdaptiveSeeds, Check, Factor, Metric, Scenario};
+pub use command_section::{parse_duration, Bound, CommandSpec, RUN_NAMES};
 pub use data_section::{CsvFormat, DataConfig, DataSource, DataSpec, FILE_KEYS, GENERATOR_KEYS};
 pub use grid::{Axis, Exclude, Grid, RunSpec};
 pub use locate::locate_key;
@@ -40,9 +42,9 @@ use resolved::Resolved;
 use crate::error::{Error, Result};
 
 const TOP_KEYS: &[&str] = &[
-    "name", "seed", "max_runs", "data", "train", "grid", "ablation", "scenario",
+    "name", "seed", "max_runs", "data", "train", "grid", "ablation", "scenario", "command",
 ];
-const SECTIONS: &[&str] = &["data", "train", "grid", "ablation", "scenario"];
+const SECTIONS: &[&str] = &["data", "train", "grid", "ablation", "scenario", "command"];
 
 /// Every key a config may hold, as `(section, key)` (`""` for the top level), for the
 /// reference docs' check: the sections' own keys; a `[grid]` axis is any `[train]` key, or
@@ -55,6 +57,9 @@ pub fn documented_keys() -> Vec<(&'static str, &'static str)> {
     let ablation = ablation::ABLATION_KEYS.iter().map(|k| ("ablation", *k));
     let seeds = ["min", "max", "step"].map(|k| ("ablation.seeds", k));
     let scenario = ablation::SCENARIO_KEYS.iter().map(|k| ("scenario", *k));
+    let command = command_section::COMMAND_KEYS
+        .iter()
+        .map(|k| ("command", *k));
     top.into_iter()
         .chain(data)
         .chain(train)
@@ -62,6 +67,7 @@ pub fn documented_keys() -> Vec<(&'static str, &'static str)> {
         .chain(ablation)
         .chain(seeds)
         .chain(scenario)
+        .chain(command)
         .collect()
 }
 
@@ -91,6 +97,8 @@ pub struct Sweep {
     pub data_sha256: Option<String>,
     /// What identifies the data in run ids (generator parameters or the file's hash).
     pub data_identity: String,
+    /// The user's training command, when runs are commands rather than the built-in engine.
+    pub command: Option<CommandSpec>,
     /// The feature columns the data resolved to, in order: empty until the data is read (by
     /// `sweep run`, or from the manifest of a folder), since a file's columns decide them.
     pub features: Vec<String>,
@@ -154,6 +162,10 @@ pub fn from_text(
         from_flag: data_path_from_flag,
     };
     let data = DataSpec::parse(&sections.data, &loc, &path_base)?;
+    let command = match loc.section(&table, "command")? {
+        Some(t) => Some(CommandSpec::parse(t, &loc, base_dir, true)?),
+        None => None,
+    };
     // Every train key was checked one by one by `Sections::check`.
     let base: TrainSettings = Value::Table(sections.train)
         .try_into()
@@ -200,12 +212,17 @@ pub fn from_text(
         grid: &grid,
         ablation: ablation.as_ref(),
         scenarios: &scenarios,
+        command: command.as_ref(),
     }
     .text();
     let data_sha256 = data.file_sha256();
+    let mut data_identity = data.identity(data_sha256.as_deref());
+    if let Some(command) = &command {
+        data_identity = format!("{data_identity}\n{}", command.identity());
+    }
     let identity = RunIdentity {
         sweep_seed: top.seed,
-        data: data.identity(data_sha256.as_deref()),
+        data: data_identity,
     };
     let runs = run_grid.expand(&base, &identity, &data, &scenarios);
     // An adaptive sweep may grow every cell from `min` to `max` seeds.
@@ -218,6 +235,7 @@ pub fn from_text(
         resolved_toml,
         data_sha256,
         data_identity: identity.data.clone(),
+        command,
         features: Vec::new(),
         data,
         base,

@@ -25,6 +25,7 @@ pub(crate) struct Resolved<'a> {
     pub grid: &'a Grid,
     pub ablation: Option<&'a Ablation>,
     pub scenarios: &'a [Scenario],
+    pub command: Option<&'a super::CommandSpec>,
 }
 
 impl Resolved<'_> {
@@ -58,6 +59,9 @@ impl Resolved<'_> {
             grid.insert("exclude".into(), Value::Array(rules));
         }
         root.insert("grid".into(), Value::Table(grid));
+        if let Some(command) = self.command {
+            root.insert("command".into(), Value::Table(command.resolved_table()));
+        }
         toml::to_string(&root).expect("config serializes")
             + &sections_text(self.ablation, self.scenarios)
     }

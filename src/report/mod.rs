@@ -23,7 +23,7 @@ pub use draw::{
 pub use figures::{plot, read_curves};
 pub use finding_figures::{ablation_paths, labels_by_tolerance, LabelCurve, PathPanel};
 pub use paper::{escape, tabular};
-pub use run_summary::{cell_label, context_label, summary_text};
+pub use run_summary::{cell_label, context_label, ended_by_process, summary_text};
 pub use table::{markdown, number, text};
 
 use crate::config::TRAIN_KEYS;

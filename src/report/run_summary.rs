@@ -96,17 +96,30 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
         written.push("scenarios");
     }
     s += &format!(
-        "\n{} runs{}: {} converged, {} not converged, {} diverged, {} failed; wall time {:.1} s\nwrote {}/{{{}}}.parquet\n",
+        "\n{} runs{}: {} converged, {} not converged, {} diverged, {} failed{}; wall time {:.1} s\nwrote {}/{{{}}}.parquet\n",
         tables.rows.len(),
         if result.resumed > 0 { format!(" ({} resumed from an earlier run)", result.resumed) } else { String::new() },
         count(Status::Converged),
         count(Status::NotConverged),
         count(Status::Diverged),
         count(Status::Failed),
+        ended_by_process(count(Status::Timeout), count(Status::Killed)),
         result.wall.as_secs_f64(),
         out.display(),
         written.join(",")
     );
+    s
+}
+
+/// `, N timed out, M killed` where a command sweep had such runs.
+pub fn ended_by_process(timeout: usize, killed: usize) -> String {
+    let mut s = String::new();
+    if timeout > 0 {
+        s += &format!(", {timeout} timed out");
+    }
+    if killed > 0 {
+        s += &format!(", {killed} killed");
+    }
     s
 }
 

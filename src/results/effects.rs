@@ -147,7 +147,7 @@ fn design<'r>(
 
 /// One run's value of a response (`converged` as 0 or 1; the cell mean smooths it).
 pub fn response(name: &str, run: &RunRow) -> f64 {
-    let failed = matches!(run.status, Status::Diverged | Status::Failed);
+    let failed = run.status.ended_early();
     match name {
         "log10_excess_mse" if failed => DIVERGED_LOG_EXCESS,
         "log10_excess_mse" => run.excess_mse.max(EXCESS_FLOOR).log10(),

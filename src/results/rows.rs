@@ -2,7 +2,11 @@
 //! of runs into cells across seeds. Aggregation is plain Rust over rows in run order, so cells
 //! come out in a stable order and every statistic is computed the same way on every machine.
 
-use crate::config::{RunSpec, TrainSettings};
+use std::collections::BTreeMap;
+
+use crate::command::{epochs_to_meet, value_of};
+use crate::config::{Bound, CommandSpec, RunSpec, TrainSettings};
+use crate::outcome::ProcessFacts;
 use crate::preprocess::Prepared;
 use crate::reference::norm;
 use crate::train::{diagnose, epochs_to_converge, RunOutcome, Status};
@@ -36,6 +40,10 @@ pub struct RunRow {
     /// See [`crate::spectral::Diagnosis`].
     pub slow_share: Option<f64>,
     pub slowest_signal_epochs: Option<f64>,
+    /// A command run's process: exit code, signal, the command (`None` for built-in runs).
+    pub process: Option<ProcessFacts>,
+    /// A command run's other metrics: the last value of each (`final_<key>` columns).
+    pub finals: BTreeMap<String, f64>,
 }
 
 impl RunRow {
@@ -100,6 +108,8 @@ impl RunRow {
             ols_r2: fit.r2,
             slow_share: diagnosis.slow_share,
             slowest_signal_epochs: diagnosis.slowest_signal_epochs,
+            process: None,
+            finals: BTreeMap::new(),
         }
     }
 }
@@ -129,7 +139,45 @@ impl RunRow {
             ols_r2: f64::NAN,
             slow_share: None,
             slowest_signal_epochs: None,
+            process: None,
+            finals: BTreeMap::new(),
         }
+    }
+
+    /// The row of a command run: what its metrics reported (NaN where they did not), judged by
+    /// `spec`'s metric; the weights and the spectral figures are unknown to sweep.
+    pub fn of_command(
+        run: &RunSpec,
+        scenario: Option<&str>,
+        prep: &Prepared,
+        outcome: &RunOutcome,
+        spec: &CommandSpec,
+    ) -> RunRow {
+        let fit = &prep.reference.fit;
+        let mut row = RunRow::saved(run, scenario.map(str::to_string), outcome.status);
+        let epochs = &outcome.epochs;
+        let last = |key: &str| epochs.iter().rev().find_map(|e| value_of(e, key));
+        let bound = spec
+            .converged
+            .unwrap_or(Bound::AtMost((1.0 + run.settings.converge_tol) * fit.mse));
+        row.message = outcome.message.clone();
+        row.epochs_run = epochs.last().map_or(0, |e| e.epoch);
+        row.epochs_to_converge = (outcome.status == Status::Converged)
+            .then(|| epochs_to_meet(epochs, &spec.metric, bound))
+            .flatten();
+        row.initial_train_mse = outcome.initial_train_mse;
+        row.final_train_mse = last("train_mse").unwrap_or(f64::NAN);
+        row.final_train_r2 = last("train_r2").unwrap_or(f64::NAN);
+        row.best_train_r2 = epochs.iter().map(|e| e.train_r2).fold(f64::NAN, f64::max);
+        row.excess_mse = row.final_train_mse / fit.mse - 1.0;
+        row.ols_mse = fit.mse;
+        row.ols_r2 = fit.r2;
+        row.process = outcome.process.clone();
+        for e in epochs {
+            row.finals
+                .extend(e.extra.iter().map(|(k, v)| (k.clone(), *v)));
+        }
+        row
     }
 }
 
@@ -214,10 +262,7 @@ fn summarize_by(rows: &[RunRow], realization: impl Fn(&RunRow) -> Option<u64>) -
         .map(|((scenario, settings, data_seed), members)| {
             let n = members.len() as f64;
             let fraction = |s: Status| members.iter().filter(|r| r.status == s).count() as f64 / n;
-            let alive: Vec<&&RunRow> = members
-                .iter()
-                .filter(|r| !matches!(r.status, Status::Diverged | Status::Failed))
-                .collect();
+            let alive: Vec<&&RunRow> = members.iter().filter(|r| !r.status.ended_early()).collect();
             let r2: Vec<f64> = alive.iter().map(|r| r.final_train_r2).collect();
             let mean = (!r2.is_empty()).then(|| r2.iter().sum::<f64>() / r2.len() as f64);
             let std = (r2.len() >= 2).then(|| {

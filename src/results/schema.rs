@@ -5,13 +5,14 @@
 //! Column types are the most widely readable: strings (written as plain Arrow strings, see
 //! `parquet`), f64, booleans, and signed 64-bit integers for every count, index and seed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 
 use super::rows::{RunRow, SummaryRow};
 use crate::config::{RunSpec, TrainSettings, TRAIN_KEYS};
 use crate::error::{Error, Result};
+use crate::outcome::ProcessFacts;
 use crate::reference::Reference;
 use crate::train::{EpochStats, Status};
 
@@ -155,8 +156,27 @@ pub fn runs_frame(rows: &[RunRow]) -> Result<DataFrame> {
             .iter()
             .map(|(name, get, _)| col(name, rows, get)),
     );
+    // Command runs only: how the process ended, the command, and the last value of every other
+    // metric (null where a run did not report it), alphabetical.
+    if rows.iter().any(|r| r.process.is_some()) {
+        let process = |r: &RunRow| r.process.clone().unwrap_or_default();
+        columns.extend([
+            col("exit_code", rows, |r| process(r).exit_code),
+            col("signal", rows, |r| process(r).signal),
+            col("argv", rows, |r| process(r).argv),
+        ]);
+        let keys: BTreeSet<&String> = rows.iter().flat_map(|r| r.finals.keys()).collect();
+        columns.extend(keys.into_iter().map(|key| {
+            col(&format!("{FINAL}{key}"), rows, |r| {
+                r.finals.get(key).copied()
+            })
+        }));
+    }
     frame(columns)
 }
+
+/// The prefix of a command run's last reported value of a metric in `runs.parquet`.
+const FINAL: &str = "final_";
 
 /// Rebuilds run rows from a runs frame (a part file). The settings come from the sweep's own
 /// run specs, found by run id; rows of runs the sweep does not have are skipped. An unknown
@@ -177,6 +197,7 @@ pub fn runs_from_frame(
         .map(|(name, _, _)| reader.f64s(name))
         .chain(RUN_OPTION_F64.iter().map(|(name, _, _)| reader.f64s(name)))
         .collect::<Result<_>>()?;
+    let command = CommandColumns::read(&reader)?;
     let mut rows = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let Some(spec) = id.as_deref().and_then(|id| specs.get(id)) else {
@@ -196,9 +217,54 @@ pub fn runs_from_frame(
         for ((_, _, set), values) in RUN_OPTION_F64.iter().zip(&f64s[RUN_F64.len()..]) {
             set(&mut row, values[i]);
         }
+        if let Some(command) = &command {
+            row.process = Some(ProcessFacts {
+                exit_code: command.exit_codes[i],
+                signal: command.signals[i],
+                argv: command.argv[i].clone().unwrap_or_default(),
+            });
+            for (key, values) in &command.finals {
+                if let Some(v) = values[i] {
+                    row.finals.insert(key.clone(), v);
+                }
+            }
+        }
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// The command-run columns of a runs frame, when it has them.
+struct CommandColumns {
+    exit_codes: Vec<Option<i64>>,
+    signals: Vec<Option<i64>>,
+    argv: Vec<Option<String>>,
+    finals: Vec<(String, Vec<Option<f64>>)>,
+}
+
+impl CommandColumns {
+    fn read(reader: &Reader) -> Result<Option<CommandColumns>> {
+        if reader.df.column("argv").is_err() {
+            return Ok(None);
+        }
+        let fixed: BTreeSet<&str> = RUN_F64.iter().map(|(name, _, _)| *name).collect();
+        let finals = reader
+            .df
+            .get_column_names()
+            .into_iter()
+            .filter_map(|name| {
+                name.strip_prefix(FINAL)
+                    .filter(|_| !fixed.contains(name.as_str()))
+            })
+            .map(|key| Ok((key.to_string(), reader.f64s(&format!("{FINAL}{key}"))?)))
+            .collect::<Result<_>>()?;
+        Ok(Some(CommandColumns {
+            exit_codes: reader.ints("exit_code")?,
+            signals: reader.ints("signal")?,
+            argv: reader.strings("argv")?,
+            finals,
+        }))
+    }
 }
 
 /// The run ids and statuses of a runs frame; an unknown status is an error.
@@ -234,6 +300,13 @@ pub fn epochs_frame(runs: &[(&str, &[EpochStats])]) -> Result<DataFrame> {
             .iter()
             .map(|(name, get, _)| col(name, &rows, |(_, e)| get(e))),
     );
+    // A command run's other metrics, alphabetical, null where a run did not report them.
+    let extra: BTreeSet<&String> = rows.iter().flat_map(|(_, e)| e.extra.keys()).collect();
+    columns.extend(
+        extra
+            .into_iter()
+            .map(|key| col(key, &rows, |(_, e)| e.extra.get(key).copied())),
+    );
     frame(columns)
 }
 
@@ -246,6 +319,17 @@ pub fn epochs_from_frame(df: &DataFrame) -> Result<BTreeMap<String, Vec<EpochSta
         .iter()
         .map(|(name, _, _)| reader.f64s(name))
         .collect::<Result<_>>()?;
+    let fixed: BTreeSet<&str> = EPOCH_F64
+        .iter()
+        .map(|(name, _, _)| *name)
+        .chain(["run_id", "epoch"])
+        .collect();
+    let extra: Vec<(String, Vec<Option<f64>>)> = df
+        .get_column_names()
+        .into_iter()
+        .filter(|name| !fixed.contains(name.as_str()))
+        .map(|name| Ok((name.to_string(), reader.f64s(name)?)))
+        .collect::<Result<_>>()?;
     let mut out: BTreeMap<String, Vec<EpochStats>> = BTreeMap::new();
     for (i, id) in ids.iter().enumerate() {
         let mut stats = EpochStats {
@@ -254,6 +338,11 @@ pub fn epochs_from_frame(df: &DataFrame) -> Result<BTreeMap<String, Vec<EpochSta
         };
         for ((_, _, set), values) in EPOCH_F64.iter().zip(&f64s) {
             set(&mut stats, values[i].unwrap_or(f64::NAN));
+        }
+        for (key, values) in &extra {
+            if let Some(v) = values[i] {
+                stats.extra.insert(key.clone(), v);
+            }
         }
         out.entry(id.clone().unwrap_or_default())
             .or_default()

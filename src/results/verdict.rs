@@ -18,7 +18,6 @@ use super::stats::{clopper_pearson, fisher_exact, mcnemar_exact};
 use crate::config::{Ablation, TrainSettings};
 use crate::enums::named_enum;
 use crate::error::Result;
-use crate::train::Status;
 
 named_enum! {
     /// The label of one fix in one context.
@@ -210,8 +209,7 @@ fn verdict_rows(
 /// The tolerance at which a run converges: `final_train_mse / ols_mse - 1` (never for a run that
 /// diverged or failed).
 fn threshold(run: &RunRow) -> Option<f64> {
-    (!matches!(run.status, Status::Diverged | Status::Failed))
-        .then(|| run.final_train_mse / run.ols_mse - 1.0)
+    (!run.status.ended_early()).then(|| run.final_train_mse / run.ols_mse - 1.0)
 }
 
 /// Runs converged at tolerance `t`.

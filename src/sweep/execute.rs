@@ -91,7 +91,10 @@ impl Execution<'_> {
 
 /// The writer thread: groups finished runs into parts of [`PART_RUNS`], and saves a partial
 /// group once its oldest run has waited [`PART_SECONDS`].
-fn save_as_they_finish(store: &Store, rx: mpsc::Receiver<(RunRow, Vec<EpochStats>)>) -> Result<()> {
+pub(super) fn save_as_they_finish(
+    store: &Store,
+    rx: mpsc::Receiver<(RunRow, Vec<EpochStats>)>,
+) -> Result<()> {
     let mut buffer = Vec::new();
     let mut oldest: Option<Instant> = None;
     loop {
@@ -150,6 +153,7 @@ fn train_catching_panics(
                     initial_train_mse: f64::NAN,
                     params: Vec::new(),
                     weights: vec![f64::NAN; prep.d()],
+                    process: None,
                 })
                 .collect()
         }

@@ -6,6 +6,7 @@
 //! thread count or on which other runs share the sweep; tables are written in run order.
 
 mod adaptive;
+mod commands;
 mod execute;
 mod finish;
 mod hooks;
@@ -169,13 +170,26 @@ fn run_runs(sweep: &mut Sweep, opts: &RunOptions, shard: Option<Shard>) -> Resul
     let prepared_at = Instant::now();
     let bar = execute::progress_bar(share, opts.quiet);
     bar.set_position(resumed as u64);
-    let execution = execute::Execution {
-        sweep,
-        prepared: &prepared,
-        store: &store,
-        hooks: &opts.hooks,
-    };
-    execution.run_all(&pool, &groups, &bar)?;
+    if let Some(spec) = &sweep.command {
+        let runs: Vec<&crate::config::RunSpec> = groups.iter().flatten().copied().collect();
+        commands::write_data_files(&opts.out, &runs, &prepared)?;
+        let execution = commands::CommandExecution {
+            sweep,
+            spec,
+            prepared: &prepared,
+            store: &store,
+            out: &opts.out,
+        };
+        execution.run_all(&runs, pool.current_num_threads(), &bar)?;
+    } else {
+        let execution = execute::Execution {
+            sweep,
+            prepared: &prepared,
+            store: &store,
+            hooks: &opts.hooks,
+        };
+        execution.run_all(&pool, &groups, &bar)?;
+    }
     bar.finish_and_clear();
     Ok(Ran {
         prepared,

@@ -75,6 +75,13 @@ pub struct Manifest {
     /// The feature columns the data resolved to (absent in folders of older versions).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
+    /// A command sweep's execution settings (`[command]` keys outside the hash) as TOML, as the
+    /// folder's first `sweep run` gave them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub command_execution: String,
+    /// A command sweep's `inputs`: path and hex SHA-256 when the folder began.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs_sha256: BTreeMap<String, String>,
     /// Other builds allowed to add runs (`--allow-build-change`), in the order they came.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_builds: Vec<String>,
@@ -205,6 +212,37 @@ pub fn check_compatible(
     }
 }
 
+/// The SHA-256 of each of a command sweep's `inputs` (a file that cannot be read: `unreadable`).
+fn input_hashes(sweep: &Sweep) -> BTreeMap<String, String> {
+    let Some(command) = &sweep.command else {
+        return BTreeMap::new();
+    };
+    command
+        .inputs
+        .iter()
+        .map(|path| {
+            let hash = std::fs::read(path).map_or("unreadable".to_string(), |b| crate::config::hex_sha256(&b));
+            (path.display().to_string(), hash)
+        })
+        .collect()
+}
+
+/// Says on stderr which inputs changed since the folder began: its runs may then mix two
+/// versions of the script (the run ids do not hold the inputs' contents).
+fn report_changed_inputs(earlier: &BTreeMap<String, String>, now: &BTreeMap<String, String>) {
+    for (path, hash) in now {
+        match earlier.get(path) {
+            Some(before) if before != hash => eprintln!(
+                "warning: input {path} changed since this folder began (SHA-256 {} then, {} now): the runs saved                  before ran the earlier version; rerun with --fresh to run every run on this one",
+                &before[..before.len().min(16)],
+                &hash[..hash.len().min(16)]
+            ),
+            None => eprintln!("warning: input {path} was not an input when this folder began"),
+            _ => {}
+        }
+    }
+}
+
 /// Records this build in the manifest beside the folder's own (`--allow-build-change`), unless
 /// it is one of them already.
 fn allow_this_build(out: &Path) -> Result<()> {
@@ -291,6 +329,8 @@ impl Store {
                 crate::config::DataSource::LaggedLevels => None,
             },
             features: sweep.features.clone(),
+            command_execution: sweep.command.as_ref().map_or(String::new(), |c| c.execution_text()),
+            inputs_sha256: input_hashes(sweep),
             also_builds: Vec::new(),
             cpu: crate::cpu_model(),
             simd: crate::simd::SimdLevel::detect().to_string(),
@@ -308,6 +348,9 @@ impl Store {
             check_compatible(out, sweep, false, shard, allow_build_change)?;
             if allow_build_change {
                 allow_this_build(out)?;
+            }
+            if let Some(earlier) = read_manifest(out)? {
+                report_changed_inputs(&earlier.inputs_sha256, &manifest.inputs_sha256);
             }
         }
         let tag = shard.map_or("all".to_string(), |s| s.tag());

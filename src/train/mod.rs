@@ -19,67 +19,10 @@ pub use gram::{Gram, TargetTerms};
 pub use init::{initial_params, shuffle_epoch};
 pub use spectral::{diagnose, Diagnosis, SIGNAL_SHARE};
 
+pub use crate::outcome::{epochs_to_converge, EpochStats, RunOutcome, Status};
+
 use crate::config::TrainSettings;
-use crate::enums::named_enum;
 use crate::preprocess::Prepared;
-
-named_enum! {
-    /// Outcome of a run.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub enum Status {
-        /// Final train MSE within `(1 + converge_tol)` of the OLS MSE.
-        Converged => "converged",
-        NotConverged => "not_converged",
-        /// NaN, infinity, or a train MSE above 1e6 times its initial value; the run stopped there.
-        Diverged => "diverged",
-        /// The run panicked (a bug); the message is kept.
-        Failed => "failed",
-    }
-}
-
-/// Per-epoch diagnostics: means over the epoch's minibatches, then the train MSE over all rows.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct EpochStats {
-    /// 1-based.
-    pub epoch: u32,
-    /// Mean norm of the weights (bias excluded) at the start of each step, training coordinates.
-    pub weight_norm: f64,
-    /// Mean minibatch prediction, original target units.
-    pub prediction: f64,
-    /// Mean minibatch loss as the optimizer sees it (normalized units when normalizing the target).
-    pub loss: f64,
-    /// Mean gradient norm over `(w, b)`, before clipping.
-    pub gradient_norm: f64,
-    /// `learning_rate * gradient_norm / weight_norm` from the epoch means.
-    pub update_ratio: f64,
-    /// Share of steps whose gradient was clipped.
-    pub clipped_fraction: f64,
-    /// Full-pass MSE at the end of the epoch, original units.
-    pub train_mse: f64,
-    pub train_r2: f64,
-}
-
-/// Everything one run produces.
-#[derive(Clone, Debug)]
-pub struct RunOutcome {
-    pub status: Status,
-    pub message: Option<String>,
-    pub epochs: Vec<EpochStats>,
-    pub initial_train_mse: f64,
-    /// Final parameters in training coordinates: weights, then bias.
-    pub params: Vec<f64>,
-    /// Final weights in the data set's feature units.
-    pub weights: Vec<f64>,
-}
-
-impl RunOutcome {
-    /// The train MSE over all rows after the last epoch run.
-    pub fn final_train_mse(&self) -> f64 {
-        self.epochs
-            .last()
-            .map_or(self.initial_train_mse, |e| e.train_mse)
-    }
-}
 
 /// Full-pass MSE and R² in original units for training-coordinate parameters, as the training
 /// loop computes them every epoch.
@@ -150,17 +93,4 @@ fn train_group_at(
         SimdLevel::Avx2 => unsafe { sgd::train_avx2(runs, sweep_seed) },
         _ => sgd::train_portable(runs, sweep_seed),
     }
-}
-
-/// The first epoch from which the train MSE stays within `bound` to the end, if any.
-pub fn epochs_to_converge(epochs: &[EpochStats], bound: f64) -> Option<u32> {
-    let mut first = None;
-    for e in epochs {
-        if e.train_mse <= bound {
-            first.get_or_insert(e.epoch);
-        } else {
-            first = None;
-        }
-    }
-    first
 }

@@ -82,6 +82,8 @@ fn runs(mean: impl Fn([f64; 3]) -> f64, skip_cell: Option<usize>) -> Vec<RunRow>
                 ols_r2: 0.5,
                 slow_share: None,
                 slowest_signal_epochs: None,
+                process: None,
+                finals: Default::default(),
             };
             row.run_id = format!("{m}-{seed}");
             rows.push(row);

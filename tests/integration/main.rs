@@ -4,6 +4,7 @@
 mod adaptive;
 mod bad_input;
 mod cli;
+mod commands;
 mod common;
 mod config;
 mod config_props;

@@ -216,6 +216,8 @@ pub(crate) fn hand_run(
         ols_r2: 0.5,
         slow_share: None,
         slowest_signal_epochs: None,
+        process: None,
+        finals: Default::default(),
     }
 }
 

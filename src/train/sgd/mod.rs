@@ -370,6 +370,7 @@ impl<T: Element> Member<'_, T> {
             clipped_fraction: sums.clipped as f64 / k,
             train_mse,
             train_r2,
+            extra: Default::default(),
         });
         if sums.blew_up
             || !train_mse.is_finite()
@@ -403,6 +404,7 @@ impl<T: Element> Member<'_, T> {
             epochs: self.epochs,
             initial_train_mse: self.initial_train_mse,
             params,
+            process: None,
         }
     }
 }

@@ -1,0 +1,350 @@
+//! The command engine: a run is the user's own training command. For one run it renders the
+//! argv, writes `params.json`, sets the run's environment, spawns the command in a process
+//! group of its own (`process`), reads its metrics file (`metrics`) and judges the outcome the
+//! way the built-in engine does, returning the same [`RunOutcome`]. It imports nothing above
+//! it: the data file it hands over (`SWEEP_DATA`) is written by the sweep before any run.
+
+mod metrics;
+mod process;
+
+use std::path::{Path, PathBuf};
+
+use rand::RngExt;
+
+pub use metrics::{value_of, Metrics, MAX_LINE};
+pub use process::{Ended, Supervisor};
+
+use crate::config::{display_value, Bound, CommandSpec, RunSpec};
+use crate::outcome::{EpochStats, ProcessFacts, RunOutcome, Status};
+use crate::preprocess::Prepared;
+
+/// The lines of a failed run's stderr shown in its message.
+const STDERR_TAIL: usize = 5;
+
+/// Everything one command run needs.
+pub struct Launch<'a> {
+    pub spec: &'a CommandSpec,
+    pub run: &'a RunSpec,
+    pub sweep_seed: u64,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The run's own folder (absolute), made afresh.
+    pub run_dir: PathBuf,
+    /// The output folder, for the log paths messages name.
+    pub out: &'a Path,
+    /// The data as this run trains on it, and the file it was written to.
+    pub data: Option<(&'a Prepared, PathBuf)>,
+}
+
+/// The `SWEEP_SEED` of a run: from the sweep seed, the run's seed and its data seed only, so
+/// runs that differ in other settings get the same value; in `[0, 2^31)`, which every common
+/// framework accepts.
+pub fn script_seed(sweep_seed: u64, run: &RunSpec) -> u32 {
+    let purpose = format!("command-seed data_seed={:?}", run.data_seed);
+    crate::rng::stream(sweep_seed, run.settings.seed, &purpose).random::<u32>() >> 1
+}
+
+impl Launch<'_> {
+    fn metrics_path(&self) -> PathBuf {
+        self.run_dir.join("metrics.jsonl")
+    }
+
+    /// The value of a placeholder for this run (`None`: leave it as written).
+    fn value(&self, name: &str, with_run_names: bool) -> Option<String> {
+        if let Some(own) = name.strip_prefix("sweep.") {
+            return with_run_names.then(|| self.run_name(own)).flatten();
+        }
+        if name == "data_seed" {
+            return Some(
+                self.run
+                    .data_seed
+                    .map_or("none".to_string(), |s| s.to_string()),
+            );
+        }
+        self.run.settings.value_of(name).map(|v| display_value(&v))
+    }
+
+    /// `run_id`, `run_dir`, `params`, `metrics`, `data`, `seed` or `attempt`.
+    fn run_name(&self, name: &str) -> Option<String> {
+        let path = |p: PathBuf| p.display().to_string();
+        Some(match name {
+            "run_id" => self.run.id.clone(),
+            "run_dir" => path(self.run_dir.clone()),
+            "params" => path(self.run_dir.join("params.json")),
+            "metrics" => path(self.metrics_path()),
+            "data" => path(self.data.as_ref()?.1.clone()),
+            "seed" => script_seed(self.sweep_seed, self.run).to_string(),
+            "attempt" => self.attempt.to_string(),
+            _ => return None,
+        })
+    }
+
+    /// The command as the tables record it: `{sweep.*}` left unrendered, as JSON.
+    pub fn argv_record(&self) -> String {
+        let argv = self.spec.render(|name| self.value(name, false));
+        serde_json::to_string(&argv).expect("strings serialize")
+    }
+
+    /// `params.json`: every setting by its key, and the run's own names.
+    fn params_json(&self) -> serde_json::Value {
+        let mut params =
+            serde_json::to_value(self.run.settings.full_table()).expect("settings serialize");
+        if let (Some(seed), Some(map)) = (self.run.data_seed, params.as_object_mut()) {
+            map.insert("data_seed".into(), seed.into());
+        }
+        let mut own = serde_json::Map::new();
+        for name in crate::config::RUN_NAMES {
+            let value = match (*name, self.run_name(name)) {
+                ("seed" | "attempt", Some(v)) => {
+                    serde_json::Value::from(v.parse::<u64>().expect("a number"))
+                }
+                (_, Some(v)) => serde_json::Value::from(v),
+                (_, None) => serde_json::Value::Null,
+            };
+            own.insert(name.to_string(), value);
+        }
+        let (mean, sd, features) = match &self.data {
+            Some((prep, _)) => (prep.y_mean, prep.y_scale, prep.data.feature_names.clone()),
+            None => (0.0, 1.0, Vec::new()),
+        };
+        own.insert("target_mean".into(), mean.into());
+        own.insert("target_sd".into(), sd.into());
+        own.insert("features".into(), features.into());
+        serde_json::json!({ "params": params, "sweep": own })
+    }
+
+    /// The environment the command runs in, besides sweep's own.
+    fn environment(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = crate::config::RUN_NAMES
+            .iter()
+            .filter_map(|name| {
+                Some((
+                    format!("SWEEP_{}", name.to_uppercase()),
+                    self.run_name(name)?,
+                ))
+            })
+            .collect();
+        env.extend(self.spec.env.iter().cloned());
+        env
+    }
+
+    /// Runs the command to its end and judges it. `None` when sweep was asked to stop while it
+    /// ran: such a run is not saved, whatever ended it.
+    pub fn run(&self, supervisor: &Supervisor) -> Option<RunOutcome> {
+        let argv_record = self.argv_record();
+        let outcome =
+            |status: Status, message: String, exit: Option<&process::Exit>, m: Metrics| {
+                self.outcome(status, Some(message), exit, m, &argv_record)
+            };
+        let prepared = (|| -> std::io::Result<()> {
+            if self.run_dir.exists() {
+                std::fs::remove_dir_all(&self.run_dir)?; // an attempt that was never saved
+            }
+            std::fs::create_dir_all(&self.run_dir)?;
+            let json = serde_json::to_string_pretty(&self.params_json()).expect("json serializes");
+            std::fs::write(self.run_dir.join("params.json"), json + "\n")
+        })();
+        if let Err(e) = prepared {
+            let message = format!(
+                "{}: cannot prepare its folder {}: {e}",
+                self.describe(),
+                self.run_dir.display()
+            );
+            return Some(outcome(Status::Failed, message, None, Metrics::default()));
+        }
+        let argv = self.spec.render(|name| self.value(name, true));
+        let (stdout, stderr) = (
+            self.run_dir.join("stdout.log"),
+            self.run_dir.join("stderr.log"),
+        );
+        if supervisor.stop_signal().is_some() {
+            return None;
+        }
+        let child = match process::spawn(
+            &argv,
+            &self.spec.workdir,
+            &self.environment(),
+            &stdout,
+            &stderr,
+        ) {
+            Ok(child) => child,
+            Err(e) => {
+                let message = format!("{}: cannot start {:?}: {e}", self.describe(), argv[0]);
+                return Some(outcome(Status::Failed, message, None, Metrics::default()));
+            }
+        };
+        let exit = match process::wait(supervisor, child, self.spec.timeout, self.spec.grace) {
+            Ok(exit) => exit,
+            Err(e) => {
+                let message = format!("{}: waiting for its process failed: {e}", self.describe());
+                return Some(outcome(Status::Failed, message, None, Metrics::default()));
+            }
+        };
+        if supervisor.stop_signal().is_some() {
+            return None;
+        }
+        let read = metrics::read(&self.metrics_path(), self.run.settings.epochs);
+        Some(self.judge(exit, read, &argv_record))
+    }
+
+    /// The run, for messages: its index, id and the settings the grid varies are in the tables;
+    /// here the index and id.
+    fn describe(&self) -> String {
+        format!("run {} ({})", self.run.index, self.run.id)
+    }
+
+    /// The logs, relative to the output folder.
+    fn logs(&self) -> String {
+        let rel = self.run_dir.strip_prefix(self.out).unwrap_or(&self.run_dir);
+        format!("logs: {0}/stdout.log, {0}/stderr.log", rel.display())
+    }
+
+    /// The last lines of stderr, for a failed run's message.
+    fn stderr_tail(&self) -> String {
+        let text = std::fs::read(self.run_dir.join("stderr.log")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text[text.len().saturating_sub(4096)..]).into_owned();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = lines[lines.len().saturating_sub(STDERR_TAIL)..].join("\n    ");
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!("; stderr ends:\n    {tail}")
+        }
+    }
+
+    /// The status from how the process ended and what its metrics say.
+    fn judge(
+        &self,
+        exit: process::Exit,
+        read: Result<Metrics, String>,
+        argv_record: &str,
+    ) -> RunOutcome {
+        let who = self.describe();
+        let logs = self.logs();
+        let done = |status, message: Option<String>, m| {
+            self.outcome(status, message, Some(&exit), m, argv_record)
+        };
+        let partial = read.clone().unwrap_or_default();
+        if exit.ended_by_sweep == Some(Ended::Timeout) {
+            let after = self.spec.timeout.map_or(0, |t| t.as_secs());
+            return done(
+                Status::Timeout,
+                Some(format!(
+                    "{who}: ended by its timeout after {after}s ({logs})"
+                )),
+                partial,
+            );
+        }
+        if let Some(signal) = exit.signal() {
+            let message = format!("{who}: killed by signal {signal}, which sweep did not send (the out-of-memory killer?) ({logs}){}", self.stderr_tail());
+            return done(Status::Killed, Some(message), partial);
+        }
+        let code = exit.code().unwrap_or(-1);
+        if code != 0 {
+            let signal_hint = if code > 128 {
+                format!(
+                    " (128 + {}: perhaps signal {} in a wrapper shell)",
+                    code - 128,
+                    code - 128
+                )
+            } else {
+                String::new()
+            };
+            let message = format!(
+                "{who}: exited with code {code}{signal_hint} ({logs}){}",
+                self.stderr_tail()
+            );
+            return done(Status::Failed, Some(message), partial);
+        }
+        let metrics = match read {
+            Ok(m) => m,
+            Err(why) => {
+                return done(
+                    Status::Failed,
+                    Some(format!("{who}: {why} ({logs})")),
+                    Metrics::default(),
+                )
+            }
+        };
+        if metrics.epochs.is_empty() {
+            let message = format!(
+                "{who}: exited 0 but wrote no metrics for epochs >= 1 to $SWEEP_METRICS ({logs}){}",
+                self.stderr_tail()
+            );
+            return done(Status::Failed, Some(message), metrics);
+        }
+        let metric = &self.spec.metric;
+        let Some(value) = metrics.last(metric) else {
+            let message = format!(
+                "{who}: its metrics never report \"{metric}\", which decides the outcome ({logs})"
+            );
+            return done(Status::Failed, Some(message), metrics);
+        };
+        let status = if metrics.diverged || !value.is_finite() {
+            Status::Diverged
+        } else if self.converged(value) {
+            Status::Converged
+        } else {
+            Status::NotConverged
+        };
+        done(status, None, metrics)
+    }
+
+    /// Whether the judged metric's final value counts as converged: against the OLS reference
+    /// (`train_mse` within `(1 + converge_tol)` of the OLS MSE), or the config's threshold.
+    fn converged(&self, value: f64) -> bool {
+        match (self.spec.converged, &self.data) {
+            (Some(bound), _) => bound.holds(value),
+            (None, Some((prep, _))) => {
+                value <= (1.0 + self.run.settings.converge_tol) * prep.reference.fit.mse
+            }
+            (None, None) => false,
+        }
+    }
+
+    /// The outcome: the epochs reported (train R² from the train MSE where the script gave
+    /// only the latter), and the process facts.
+    fn outcome(
+        &self,
+        status: Status,
+        message: Option<String>,
+        exit: Option<&process::Exit>,
+        metrics: Metrics,
+        argv_record: &str,
+    ) -> RunOutcome {
+        let r2 = |e: &mut EpochStats| {
+            if let (Some((prep, _)), true) = (&self.data, e.train_r2.is_nan()) {
+                e.train_r2 = 1.0 - e.train_mse * prep.n() as f64 / prep.sst;
+            }
+        };
+        let mut epochs = metrics.epochs;
+        epochs.iter_mut().for_each(r2);
+        let initial_train_mse = metrics.initial.map_or(f64::NAN, |e| e.train_mse);
+        RunOutcome {
+            status,
+            message,
+            epochs,
+            initial_train_mse,
+            params: Vec::new(),
+            weights: Vec::new(),
+            process: Some(ProcessFacts {
+                exit_code: exit.and_then(|e| e.code()).map(i64::from),
+                signal: exit.and_then(|e| e.signal()).map(i64::from),
+                argv: argv_record.to_string(),
+            }),
+        }
+    }
+}
+
+/// The first epoch from which `metric` meets `bound` to the end, if any.
+pub fn epochs_to_meet(epochs: &[EpochStats], metric: &str, bound: Bound) -> Option<u32> {
+    let mut first = None;
+    for e in epochs {
+        if value_of(e, metric).is_some_and(|v| bound.holds(v)) {
+            first.get_or_insert(e.epoch);
+        } else {
+            first = None;
+        }
+    }
+    first
+}

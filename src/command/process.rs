@@ -1,0 +1,279 @@
+//! A command run's process: spawned as the leader of its own process group, with its output in
+//! files and an empty stdin; waited for without a thread lost to polling; and ended as a group,
+//! so that nothing it started outlives it. The [`Supervisor`] is shared by the runs of a sweep:
+//! it enforces each run's timeout (TERM to the group, KILL after the grace), and on a stop
+//! signal to sweep (SIGINT, SIGTERM, SIGHUP) ends every running group, at once on a second one.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often the supervisor looks at deadlines and stop requests.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Why sweep ended a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Its timeout passed.
+    Timeout,
+    /// sweep was asked to stop.
+    Stopped,
+}
+
+struct Live {
+    deadline: Option<Instant>,
+    /// When TERM was sent, and why.
+    termed: Option<(Instant, Ended)>,
+    grace: Duration,
+}
+
+/// The live process groups of a sweep, their deadlines, and sweep's own stop requests.
+#[derive(Default)]
+pub struct Supervisor {
+    live: Mutex<BTreeMap<i32, Live>>,
+    /// The first stop signal sweep received (0: none).
+    stop_signal: AtomicI32,
+    /// A second stop signal: KILL every group now.
+    kill_now: AtomicBool,
+    finished: AtomicBool,
+    /// Closes sweep's signal routing when the runs are over.
+    signals: Mutex<Option<signal_hook::iterator::Handle>>,
+}
+
+impl Supervisor {
+    /// A supervisor with its watching thread, and sweep's SIGINT, SIGTERM and SIGHUP routed to
+    /// it for as long as it lives.
+    pub fn start() -> std::io::Result<Arc<Supervisor>> {
+        let supervisor = Arc::new(Supervisor::default());
+        let watched = Arc::clone(&supervisor);
+        std::thread::Builder::new()
+            .name("sweep-supervisor".into())
+            .spawn(move || watched.watch())?;
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ])?;
+        *supervisor.signals.lock().expect("not poisoned") = Some(signals.handle());
+        let signalled = Arc::clone(&supervisor);
+        std::thread::Builder::new()
+            .name("sweep-signals".into())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    signalled.stop(signal);
+                }
+            })?;
+        Ok(supervisor)
+    }
+
+    /// Asks every run to stop (the first call), or to die now (the second).
+    pub fn stop(&self, signal: i32) {
+        if self
+            .stop_signal
+            .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            self.kill_now.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The first stop signal received, if any.
+    pub fn stop_signal(&self) -> Option<i32> {
+        match self.stop_signal.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+
+    /// Ends the watching thread and gives sweep's signals back their default action (the runs
+    /// are over).
+    pub fn finish(&self) {
+        self.finished.store(true, Ordering::SeqCst);
+        if let Some(handle) = self.signals.lock().expect("not poisoned").take() {
+            handle.close();
+        }
+    }
+
+    fn watch(&self) {
+        while !self.finished.load(Ordering::SeqCst) {
+            std::thread::sleep(TICK);
+            let stopping = self.stop_signal().is_some();
+            let kill_now = self.kill_now.load(Ordering::SeqCst);
+            let now = Instant::now();
+            let mut live = self.live.lock().expect("not poisoned");
+            for (&group, run) in live.iter_mut() {
+                if run.termed.is_none() {
+                    let why = if stopping {
+                        Some(Ended::Stopped)
+                    } else if run.deadline.is_some_and(|d| now >= d) {
+                        Some(Ended::Timeout)
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        signal_group(group, libc::SIGTERM);
+                        run.termed = Some((now, why));
+                    }
+                }
+                if let Some((at, _)) = run.termed {
+                    if kill_now || now.duration_since(at) >= run.grace {
+                        signal_group(group, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How a run's process ended.
+#[derive(Debug)]
+pub struct Exit {
+    pub status: ExitStatus,
+    /// Whether sweep ended it, and why.
+    pub ended_by_sweep: Option<Ended>,
+}
+
+impl Exit {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+    pub fn signal(&self) -> Option<i32> {
+        self.status.signal()
+    }
+}
+
+/// Spawns `argv` in `workdir` as the leader of a new process group, with stdout and stderr
+/// appended to the files given and stdin empty.
+pub fn spawn(
+    argv: &[String],
+    workdir: &Path,
+    env: &[(String, String)],
+    stdout: &Path,
+    stderr: &Path,
+) -> std::io::Result<Child> {
+    let open = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+    };
+    Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(workdir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(open(stdout)?))
+        .stderr(Stdio::from(open(stderr)?))
+        .process_group(0)
+        .spawn()
+}
+
+/// Waits for `child` (registered with `supervisor` under `timeout`), then ends whatever of its
+/// group is left (TERM, KILL after `grace`) while the leader's unreaped exit still holds the
+/// group's id, and reaps the leader.
+pub fn wait(
+    supervisor: &Supervisor,
+    mut child: Child,
+    timeout: Option<Duration>,
+    grace: Duration,
+) -> std::io::Result<Exit> {
+    let group = child.id() as i32;
+    supervisor.live.lock().expect("not poisoned").insert(
+        group,
+        Live {
+            deadline: timeout.map(|t| Instant::now() + t),
+            termed: None,
+            grace,
+        },
+    );
+    // A stop that came between the spawn and the registration.
+    if supervisor.stop_signal().is_some() {
+        signal_group(group, libc::SIGTERM);
+    }
+    let waited = wait_without_reaping(group);
+    let run = supervisor.live.lock().expect("not poisoned").remove(&group);
+    let ended_by_sweep = run.and_then(|r| r.termed).map(|(_, why)| why);
+    end_leftovers(group, grace);
+    let status = child.wait()?;
+    waited?;
+    Ok(Exit {
+        status,
+        ended_by_sweep,
+    })
+}
+
+/// Blocks until the leader has exited, leaving it unreaped (so the group id stays its own).
+fn wait_without_reaping(pid: i32) -> std::io::Result<()> {
+    loop {
+        // SAFETY: waitid writes only into `info`, which lives on this stack frame.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// TERMs the members of `group` still alive besides its (exited) leader, then KILLs any left
+/// after `grace`, and waits until none is left.
+fn end_leftovers(group: i32, grace: Duration) {
+    if !group_has_members(group) {
+        return;
+    }
+    signal_group(group, libc::SIGTERM);
+    let start = Instant::now();
+    while group_has_members(group) {
+        if start.elapsed() >= grace {
+            signal_group(group, libc::SIGKILL);
+        }
+        std::thread::sleep(TICK);
+    }
+}
+
+/// Sends `signal` to every process of `group` (no error when none is left).
+fn signal_group(group: i32, signal: i32) {
+    // SAFETY: killpg only sends a signal; a group that is gone gives ESRCH, ignored.
+    unsafe {
+        libc::killpg(group, signal);
+    }
+}
+
+/// Whether a process other than the leader (and other than a zombie) is in `group`: read from
+/// `/proc/<pid>/stat` (state, parent, group are the fields after the command's closing ')').
+fn group_has_members(group: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.filter_map(|e| e.ok()).any(|entry| {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            return false;
+        };
+        if pid == group {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields.len() > 2 && fields[0] != "Z" && fields[2].parse::<i32>() == Ok(group)
+    })
+}

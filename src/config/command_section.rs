@@ -1,0 +1,635 @@
+//! The `[command]` section: a run is the user's own training command. Here its keys are checked
+//! and resolved into a [`CommandSpec`]: the argv template (parsed once, rendered per run by
+//! [`CommandSpec::render`]), the judged metric and its threshold, and the execution settings
+//! (timeout, grace, environment, working directory, input files), which stay out of run ids
+//! and the config hash. Spawning and reading metrics is the `command` engine's work.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::{Table, Value};
+
+use super::locate::{suggestion, type_name, Locator};
+use super::settings::{TrainSettings, TRAIN_KEYS};
+use crate::error::Result;
+
+/// Keys of `[command]`.
+pub(crate) const COMMAND_KEYS: &[&str] = &[
+    "argv",
+    "metric",
+    "converged",
+    "timeout",
+    "grace",
+    "inputs",
+    "workdir",
+    "env",
+];
+
+/// The run's own names, as `{sweep.NAME}` placeholders and `SWEEP_NAME` variables.
+pub const RUN_NAMES: &[&str] = &[
+    "run_id", "run_dir", "params", "metrics", "data", "seed", "attempt",
+];
+
+/// The default grace between TERM and KILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// The threshold that decides `converged` when no OLS reference judges the metric.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Bound {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+impl Bound {
+    pub fn holds(&self, value: f64) -> bool {
+        match *self {
+            Bound::AtMost(x) => value <= x,
+            Bound::AtLeast(x) => value >= x,
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Bound::AtMost(x) => format!("{{ at_most = {} }}", Value::Float(*x)),
+            Bound::AtLeast(x) => format!("{{ at_least = {} }}", Value::Float(*x)),
+        }
+    }
+}
+
+/// One piece of an argv element.
+#[derive(Clone, Debug, PartialEq)]
+enum Piece {
+    Text(String),
+    /// `{key}`: a train key, `data_seed`, or `sweep.NAME`.
+    Value(String),
+}
+
+/// One argv element: pieces joined, or `{key?text}` (the text when the boolean key is true,
+/// nothing when false).
+#[derive(Clone, Debug, PartialEq)]
+enum Element {
+    Joined(Vec<Piece>),
+    Flag { key: String, text: String },
+}
+
+/// The validated `[command]` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandSpec {
+    /// The argv as written.
+    pub argv_template: Vec<String>,
+    elements: Vec<Element>,
+    /// The metrics key that decides the outcome (default `train_mse`).
+    pub metric: String,
+    /// The threshold on `metric`; `None` when the OLS reference judges `train_mse`.
+    pub converged: Option<Bound>,
+    pub timeout: Option<Duration>,
+    pub grace: Duration,
+    /// Files whose SHA-256 is recorded (resolved against `workdir`).
+    pub inputs: Vec<PathBuf>,
+    /// The runs' working directory (resolved against the config's folder).
+    pub workdir: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+/// What a placeholder may name: `{key}` of a train key, `data_seed`, or a run name.
+fn accepted_placeholders() -> Vec<String> {
+    TRAIN_KEYS
+        .iter()
+        .map(|k| k.to_string())
+        .chain(["data_seed".to_string()])
+        .chain(RUN_NAMES.iter().map(|n| format!("sweep.{n}")))
+        .collect()
+}
+
+impl CommandSpec {
+    /// Checks the `[command]` table. `judged_by_reference`: the sweep has a data set whose OLS
+    /// reference can judge `train_mse`.
+    pub(crate) fn parse(
+        table: &Table,
+        loc: &Locator,
+        config_dir: &Path,
+        judged_by_reference: bool,
+    ) -> Result<CommandSpec> {
+        loc.check_keys(table, "command.", COMMAND_KEYS)?;
+        let argv_template = string_list(table, "argv", loc)?.ok_or_else(|| {
+            loc.error(
+                "command.argv",
+                "is required: the command to run, as a list of strings",
+            )
+        })?;
+        if argv_template.is_empty() {
+            return Err(loc.error("command.argv", "empty list: name the program to run"));
+        }
+        let accepted = accepted_placeholders();
+        let elements = argv_template
+            .iter()
+            .map(|e| parse_element(e, &accepted))
+            .collect::<std::result::Result<Vec<_>, String>>()
+            .map_err(|m| loc.error("command.argv", m))?;
+        for element in &elements {
+            if let Element::Flag { key, .. } = element {
+                if !TrainSettings::default()
+                    .value_of(key)
+                    .is_some_and(|v| v.is_bool())
+                {
+                    return Err(loc.error(
+                        "command.argv",
+                        format!("{{{key}?...}} needs a true/false key, and `{key}` is not one"),
+                    ));
+                }
+            }
+        }
+        let metric = match table.get("metric") {
+            None => "train_mse".to_string(),
+            Some(Value::String(m)) if valid_metric(m) => m.clone(),
+            Some(v) => {
+                return Err(loc.error(
+                    "command.metric",
+                    format!("{v} is not accepted: a metrics key of lower-case letters, digits and '_' (default \"train_mse\")"),
+                ))
+            }
+        };
+        let converged = match table.get("converged") {
+            None => None,
+            Some(v) => Some(parse_bound(v).map_err(|m| loc.error("command.converged", m))?),
+        };
+        if converged.is_none() && !(judged_by_reference && metric == "train_mse") {
+            return Err(loc.error(
+                "command.converged",
+                format!(
+                    "is required here: `{metric}` has no OLS reference to be judged against (only train_mse on a data \
+                     set has one); give converged = {{ at_most = X }} or {{ at_least = X }}"
+                ),
+            ));
+        }
+        let timeout = match table.get("timeout") {
+            None => None,
+            Some(v) => Some(parse_duration(v).map_err(|m| loc.error("command.timeout", m))?),
+        };
+        let grace = match table.get("grace") {
+            None => DEFAULT_GRACE,
+            Some(v) => parse_duration(v).map_err(|m| loc.error("command.grace", m))?,
+        };
+        let config_dir = if config_dir.as_os_str().is_empty() { Path::new(".") } else { config_dir };
+        let workdir = match table.get("workdir") {
+            None => config_dir.to_path_buf(),
+            Some(Value::String(w)) => config_dir.join(w),
+            Some(v) => {
+                return Err(loc.error(
+                    "command.workdir",
+                    format!("expected a folder path, found {}", type_name(v)),
+                ))
+            }
+        };
+        if !workdir.is_dir() {
+            return Err(loc.error(
+                "command.workdir",
+                format!(
+                    "{} is not a folder (workdir is relative to the config's folder)",
+                    workdir.display()
+                ),
+            ));
+        }
+        let inputs: Vec<PathBuf> = string_list(table, "inputs", loc)?
+            .unwrap_or_default()
+            .iter()
+            .map(|p| workdir.join(p))
+            .collect();
+        if let Some(missing) = inputs.iter().find(|p| !p.is_file()) {
+            return Err(loc.error(
+                "command.inputs",
+                format!(
+                    "{} is not a file (inputs are relative to workdir)",
+                    missing.display()
+                ),
+            ));
+        }
+        let env = parse_env(table, loc)?;
+        Ok(CommandSpec {
+            argv_template,
+            elements,
+            metric,
+            converged,
+            timeout,
+            grace,
+            inputs,
+            workdir,
+            env,
+        })
+    }
+
+    /// What enters run ids beside the settings: the engine, the argv template, the metric and
+    /// its threshold.
+    pub fn identity(&self) -> String {
+        format!(
+            "engine=command\nargv={}\nmetric={}\nconverged={}",
+            serde_json::to_string(&self.argv_template).expect("strings serialize"),
+            self.metric,
+            self.converged.map_or("reference".to_string(), |b| b.text())
+        )
+    }
+
+    /// The section as the resolved config (and so the config hash) holds it: the keys that
+    /// decide results; the execution settings are recorded in the manifest instead.
+    pub fn resolved_table(&self) -> Table {
+        let mut t = Table::new();
+        t.insert(
+            "argv".into(),
+            Value::Array(
+                self.argv_template
+                    .iter()
+                    .cloned()
+                    .map(Value::String)
+                    .collect(),
+            ),
+        );
+        t.insert("metric".into(), Value::String(self.metric.clone()));
+        if let Some(bound) = self.converged {
+            let (key, x) = match bound {
+                Bound::AtMost(x) => ("at_most", x),
+                Bound::AtLeast(x) => ("at_least", x),
+            };
+            t.insert(
+                "converged".into(),
+                Value::Table(Table::from_iter([(key.to_string(), Value::Float(x))])),
+            );
+        }
+        t
+    }
+
+    /// The execution settings as TOML, for the manifest.
+    pub fn execution_text(&self) -> String {
+        let mut t = Table::new();
+        if let Some(timeout) = self.timeout {
+            t.insert(
+                "timeout".into(),
+                Value::String(format!("{}s", timeout.as_secs())),
+            );
+        }
+        t.insert(
+            "grace".into(),
+            Value::String(format!("{}s", self.grace.as_secs())),
+        );
+        t.insert(
+            "workdir".into(),
+            Value::String(self.workdir.display().to_string()),
+        );
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|p| Value::String(p.display().to_string()));
+        t.insert("inputs".into(), Value::Array(inputs.collect()));
+        let env = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())));
+        t.insert("env".into(), Value::Table(env.collect()));
+        toml::to_string(&t).expect("a table serializes")
+    }
+
+    /// The argv of one run: each placeholder replaced by `value(name)` (a train key, `data_seed`
+    /// or `sweep.NAME`); a `{key?text}` element kept as `text` when the value is `true`.
+    /// Placeholders whose value is `None` stay as written (the tables' `argv` leaves
+    /// `{sweep.*}` so).
+    pub fn render(&self, value: impl Fn(&str) -> Option<String>) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.elements.len());
+        for element in &self.elements {
+            match element {
+                Element::Flag { key, text } => match value(key).as_deref() {
+                    Some("true") => out.push(text.clone()),
+                    Some(_) => {}
+                    None => out.push(format!("{{{key}?{text}}}")),
+                },
+                Element::Joined(pieces) => out.push(
+                    pieces
+                        .iter()
+                        .map(|p| match p {
+                            Piece::Text(t) => t.clone(),
+                            Piece::Value(name) => {
+                                value(name).unwrap_or_else(|| format!("{{{name}}}"))
+                            }
+                        })
+                        .collect(),
+                ),
+            }
+        }
+        out
+    }
+
+    /// The program, when it is written without placeholders.
+    pub fn program(&self) -> Option<&str> {
+        match &self.elements[0] {
+            Element::Joined(pieces) => match pieces.as_slice() {
+                [Piece::Text(t)] => Some(t),
+                _ => None,
+            },
+            Element::Flag { .. } => None,
+        }
+    }
+
+    /// Checks that the program resolves to an executable file in the runs' environment: a path
+    /// (relative to `workdir`), or a name on `PATH` (the `env` table's, else sweep's own).
+    pub fn check_program(&self) -> std::result::Result<(), String> {
+        let Some(program) = self.program() else {
+            return Ok(());
+        };
+        let executable = |p: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        };
+        if program.contains('/') {
+            let path = self.workdir.join(program);
+            return if executable(&path) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "command.argv: the program {} is not an executable file (relative paths start at workdir {})",
+                    path.display(),
+                    self.workdir.display()
+                ))
+            };
+        }
+        let path_var = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var("PATH").ok())
+            .unwrap_or_default();
+        if std::env::split_paths(&path_var).any(|dir| executable(&dir.join(program))) {
+            Ok(())
+        } else {
+            Err(format!(
+                "command.argv: the program \"{program}\" is not found on PATH ({path_var}); give its path, or set \
+                 PATH in [command] env"
+            ))
+        }
+    }
+}
+
+fn valid_metric(m: &str) -> bool {
+    let mut chars = m.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn string_list(table: &Table, key: &str, loc: &Locator) -> Result<Option<Vec<String>>> {
+    let dotted = format!("command.{key}");
+    match table.get(key) {
+        None => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(loc.error(
+                    &dotted,
+                    format!("{other} is not accepted: every element must be a string"),
+                )),
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some),
+        Some(other) => Err(loc.error(
+            &dotted,
+            format!("expected a list of strings, found {}", type_name(other)),
+        )),
+    }
+}
+
+fn parse_env(table: &Table, loc: &Locator) -> Result<Vec<(String, String)>> {
+    let Some(value) = table.get("env") else {
+        return Ok(Vec::new());
+    };
+    let Value::Table(env) = value else {
+        return Err(loc.error(
+            "command.env",
+            format!(
+                "expected a table of NAME = \"value\", found {}",
+                type_name(value)
+            ),
+        ));
+    };
+    let mut out = Vec::new();
+    for (name, v) in env {
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid || name.starts_with("SWEEP_") {
+            return Err(loc.error(
+                &format!("command.env.{name}"),
+                "is not accepted: a variable name of letters, digits and '_', not starting with SWEEP_ (sweep sets those)",
+            ));
+        }
+        let Value::String(text) = v else {
+            return Err(loc.error(
+                &format!("command.env.{name}"),
+                format!("{v} is not accepted: write the value as a string"),
+            ));
+        };
+        out.push((name.clone(), text.clone()));
+    }
+    Ok(out)
+}
+
+/// `{ at_most = X }` or `{ at_least = X }`, X finite.
+fn parse_bound(v: &Value) -> std::result::Result<Bound, String> {
+    let expected = "expected { at_most = X } or { at_least = X } with a finite number X";
+    let Value::Table(t) = v else {
+        return Err(format!("{v} is not accepted: {expected}"));
+    };
+    let number = |x: &Value| match x {
+        Value::Float(f) if f.is_finite() => Some(*f),
+        Value::Integer(i) => Some(*i as f64),
+        _ => None,
+    };
+    match t.iter().collect::<Vec<_>>().as_slice() {
+        [(k, x)] if k.as_str() == "at_most" => number(x).map(Bound::AtMost),
+        [(k, x)] if k.as_str() == "at_least" => number(x).map(Bound::AtLeast),
+        _ => None,
+    }
+    .ok_or_else(|| format!("{v} is not accepted: {expected}"))
+}
+
+/// `"<int>s"`, `"<int>m"` or `"<int>h"`.
+pub fn parse_duration(v: &Value) -> std::result::Result<Duration, String> {
+    let expected = "expected a string \"<int>s\", \"<int>m\" or \"<int>h\", e.g. \"30m\"";
+    let Value::String(text) = v else {
+        return Err(format!("{v} is not accepted: {expected}"));
+    };
+    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("\"{text}\" is not accepted: {expected}")),
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(Duration::from_secs(n * scale)),
+        _ => Err(format!(
+            "\"{text}\" is not accepted: {expected}, at least 1"
+        )),
+    }
+}
+
+/// One argv element: `{key}` placeholders in text, `{{`/`}}` literal braces, or a whole
+/// `{key?text}` element.
+fn parse_element(text: &str, accepted: &[String]) -> std::result::Result<Element, String> {
+    let check = |name: &str| {
+        if accepted.iter().any(|a| a == name) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = accepted.iter().map(String::as_str).collect();
+            Err(format!(
+                "\"{text}\": unknown placeholder {{{name}}}{}; accepted: {}",
+                suggestion(name, &names),
+                names.join(", ")
+            ))
+        }
+    };
+    if let Some(inner) = text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+        if let Some((key, flag)) = inner.split_once('?') {
+            if !key.contains(['{', '}']) && !flag.contains(['{', '}']) {
+                check(key)?;
+                return Ok(Element::Flag {
+                    key: key.to_string(),
+                    text: flag.to_string(),
+                });
+            }
+        }
+    }
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                literal.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                literal.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                let mut closed = false;
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        closed = true;
+                        break;
+                    }
+                    name.push(c);
+                }
+                if !closed || name.is_empty() || name.contains('{') {
+                    return Err(format!(
+                        "\"{text}\": a '{{' without its '}}' (write {{{{ for a literal brace)"
+                    ));
+                }
+                check(&name)?;
+                if !literal.is_empty() {
+                    pieces.push(Piece::Text(std::mem::take(&mut literal)));
+                }
+                pieces.push(Piece::Value(name));
+            }
+            '}' => {
+                return Err(format!(
+                    "\"{text}\": a '}}' without its '{{' (write }}}} for a literal brace)"
+                ))
+            }
+            c => literal.push(c),
+        }
+    }
+    if !literal.is_empty() || pieces.is_empty() {
+        pieces.push(Piece::Text(literal));
+    }
+    Ok(Element::Joined(pieces))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn element(text: &str) -> std::result::Result<Element, String> {
+        parse_element(text, &accepted_placeholders())
+    }
+
+    fn spec(argv: &[&str]) -> CommandSpec {
+        CommandSpec {
+            argv_template: argv.iter().map(|s| s.to_string()).collect(),
+            elements: argv.iter().map(|e| element(e).unwrap()).collect(),
+            metric: "train_mse".into(),
+            converged: None,
+            timeout: None,
+            grace: DEFAULT_GRACE,
+            inputs: vec![],
+            workdir: PathBuf::from("."),
+            env: vec![],
+        }
+    }
+
+    #[test]
+    fn placeholders_render_braces_stay_literal_and_flags_drop_when_false() {
+        let s = spec(&[
+            "python3",
+            "--lr={learning_rate}",
+            "{{x}}",
+            "{clip?--clip}",
+            "{sweep.run_dir}/m",
+        ]);
+        let values = |clip: &'static str| {
+            move |name: &str| match name {
+                "learning_rate" => Some("0.001".to_string()),
+                "clip" => Some(clip.to_string()),
+                _ => None,
+            }
+        };
+        assert_eq!(
+            s.render(values("true")),
+            [
+                "python3",
+                "--lr=0.001",
+                "{x}",
+                "--clip",
+                "{sweep.run_dir}/m"
+            ]
+        );
+        assert_eq!(
+            s.render(values("false")),
+            ["python3", "--lr=0.001", "{x}", "{sweep.run_dir}/m"]
+        );
+    }
+
+    #[test]
+    fn unknown_and_unbalanced_placeholders_are_refused() {
+        let err = element("--lr={learnig_rate}").unwrap_err();
+        assert!(
+            err.contains("unknown placeholder {learnig_rate}") && err.contains("learning_rate"),
+            "{err}"
+        );
+        assert!(element("{oops").unwrap_err().contains("without its"));
+        assert!(element("a}b").unwrap_err().contains("without its"));
+        assert!(element("{sweep.nothing}").is_err());
+    }
+
+    #[test]
+    fn durations_and_bounds() {
+        assert_eq!(
+            parse_duration(&Value::String("30m".into())),
+            Ok(Duration::from_secs(1800))
+        );
+        assert_eq!(
+            parse_duration(&Value::String("2h".into())),
+            Ok(Duration::from_secs(7200))
+        );
+        for bad in ["0s", "10", "1.5h", "m"] {
+            assert!(parse_duration(&Value::String(bad.into())).is_err(), "{bad}");
+        }
+        let t: Table = toml::from_str("c = { at_least = 0.9 }").unwrap();
+        assert_eq!(parse_bound(&t["c"]), Ok(Bound::AtLeast(0.9)));
+        let t: Table = toml::from_str("c = { at_most = 1, at_least = 2 }").unwrap();
+        assert!(parse_bound(&t["c"]).is_err());
+        assert!(Bound::AtMost(1.0).holds(1.0) && !Bound::AtLeast(1.0).holds(0.5));
+    }
+}

@@ -1,0 +1,109 @@
+//! What one run produced, whichever engine ran it: the status, the per-epoch statistics and the
+//! final parameters of the built-in engine (`train`), or the metrics and process facts of a
+//! command run (`command`). Planning, persistence and the tables read these types only.
+
+use std::collections::BTreeMap;
+
+use crate::enums::named_enum;
+
+named_enum! {
+    /// Outcome of a run.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Status {
+        /// Final train MSE within `(1 + converge_tol)` of the OLS MSE.
+        Converged => "converged",
+        NotConverged => "not_converged",
+        /// NaN, infinity, or a train MSE above 1e6 times its initial value; the run stopped there.
+        Diverged => "diverged",
+        /// The run could not finish: a built-in run that panicked (a bug), or a command that
+        /// exited non-zero or wrote no metrics; the message says which.
+        Failed => "failed",
+        /// A command run ended by sweep at its `timeout`.
+        Timeout => "timeout",
+        /// A command run ended by a signal sweep did not send (the out-of-memory killer, say).
+        Killed => "killed",
+    }
+}
+
+impl Status {
+    /// A run that stopped before its end: diverged, failed, timed out or killed. Such runs count
+    /// in no R² or excess-MSE statistic.
+    pub fn ended_early(self) -> bool {
+        matches!(
+            self,
+            Status::Diverged | Status::Failed | Status::Timeout | Status::Killed
+        )
+    }
+}
+
+/// Per-epoch diagnostics: means over the epoch's minibatches, then the train MSE over all rows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EpochStats {
+    /// 1-based.
+    pub epoch: u32,
+    /// Mean norm of the weights (bias excluded) at the start of each step, training coordinates.
+    pub weight_norm: f64,
+    /// Mean minibatch prediction, original target units.
+    pub prediction: f64,
+    /// Mean minibatch loss as the optimizer sees it (normalized units when normalizing the target).
+    pub loss: f64,
+    /// Mean gradient norm over `(w, b)`, before clipping.
+    pub gradient_norm: f64,
+    /// `learning_rate * gradient_norm / weight_norm` from the epoch means.
+    pub update_ratio: f64,
+    /// Share of steps whose gradient was clipped.
+    pub clipped_fraction: f64,
+    /// Full-pass MSE at the end of the epoch, original units.
+    pub train_mse: f64,
+    pub train_r2: f64,
+    /// A command run's other metrics of this epoch, by name (empty for built-in runs).
+    pub extra: BTreeMap<String, f64>,
+}
+
+/// Everything one run produces.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub status: Status,
+    pub message: Option<String>,
+    pub epochs: Vec<EpochStats>,
+    pub initial_train_mse: f64,
+    /// Final parameters in training coordinates: weights, then bias.
+    pub params: Vec<f64>,
+    /// Final weights in the data set's feature units.
+    pub weights: Vec<f64>,
+    /// What a command run's process did (`None` for built-in runs).
+    pub process: Option<ProcessFacts>,
+}
+
+/// A command run's process: how it ended, and the command it ran.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProcessFacts {
+    /// The exit code, when the process exited.
+    pub exit_code: Option<i64>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i64>,
+    /// The command as a JSON list, with `{sweep.*}` placeholders left unrendered.
+    pub argv: String,
+}
+
+impl RunOutcome {
+    /// The train MSE over all rows after the last epoch run.
+    pub fn final_train_mse(&self) -> f64 {
+        self.epochs
+            .last()
+            .map_or(self.initial_train_mse, |e| e.train_mse)
+    }
+}
+
+/// The first epoch from which the train MSE stays within `bound` to the end, if any.
+pub fn epochs_to_converge(epochs: &[EpochStats], bound: f64) -> Option<u32> {
+    let mut first = None;
+    for e in epochs {
+        if e.train_mse <= bound {
+            first.get_or_insert(e.epoch);
+        } else {
+            first = None;
+        }
+    }
+    first
+}

@@ -1,0 +1,165 @@
+//! Running a command sweep: the data handed to the scripts (`SWEEP_DATA`), written once per
+//! preprocessing variant into `OUT/data/`; then the runs on `jobs` threads of their own (not
+//! rayon's pool: a thread waiting an hour on a child would be lost to it), each run's process
+//! watched by one [`Supervisor`]. A run is saved only once its process has ended and its
+//! metrics were read; after a stop signal no run is saved and the sweep ends with 128 + N.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use indicatif::ProgressBar;
+
+use super::persist::Store;
+use crate::command::{Launch, Supervisor};
+use crate::config::{CommandSpec, RunSpec, Sweep};
+use crate::error::{Error, Result};
+use crate::preprocess::{PrepKey, Prepare, Prepared};
+use crate::results::{self, RunRow};
+use crate::train::EpochStats;
+
+/// The folder of the data files handed to command runs.
+pub const DATA_DIR: &str = "data";
+/// The folder of the command runs' own folders.
+pub const RUNS_DIR: &str = "runs";
+
+/// Writes the data file of every preprocessing variant the runs use (once: a file that is
+/// there already, from an earlier invocation or another shard, is the same data).
+pub fn write_data_files(out: &Path, runs: &[&RunSpec], prepared: &Prepare) -> Result<()> {
+    let dir = out.join(DATA_DIR);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let mut keys: Vec<PrepKey> = runs.iter().map(|r| PrepKey::of(r)).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let path = data_file(out, &key);
+        if path.exists() {
+            continue;
+        }
+        let prep = &prepared.variants[&key];
+        let mut frame = training_frame(prep)?;
+        results::write_parquet_new(&path, &mut frame, &[])?;
+    }
+    Ok(())
+}
+
+/// `OUT/data/<variant>.parquet`, named by what distinguishes the variant.
+fn data_file(out: &Path, key: &PrepKey) -> PathBuf {
+    let seed = key
+        .data_seed
+        .map_or("file".to_string(), |s| format!("seed{s}"));
+    let eps = f64::from_bits(key.whiten_eps_bits);
+    let normalized = if key.normalize_target {
+        "normalized"
+    } else {
+        "original"
+    };
+    let name = format!(
+        "{seed}-{}-eps{eps:e}-{normalized}.parquet",
+        key.whiten.as_str()
+    );
+    out.join(DATA_DIR).join(name)
+}
+
+/// The data as a run trains on it: the training features (whitened when whitening) in order,
+/// then the training target (normalized when normalizing), f64, named as `sweep data` names them.
+fn training_frame(prep: &Prepared) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::Column;
+    let (n, d) = (prep.n(), prep.d());
+    let mut columns: Vec<Column> = (0..d)
+        .map(|j| {
+            let values: Vec<f64> = (0..n).map(|i| prep.row(i)[j]).collect();
+            Column::new(prep.data.feature_names[j].as_str().into(), values)
+        })
+        .collect();
+    columns.push(Column::new(
+        prep.data.target_name.as_str().into(),
+        prep.y.to_vec(),
+    ));
+    results::frame(columns)
+}
+
+/// What the command runs share.
+pub struct CommandExecution<'a> {
+    pub sweep: &'a Sweep,
+    pub spec: &'a CommandSpec,
+    pub prepared: &'a Prepare,
+    pub store: &'a Store,
+    pub out: &'a Path,
+}
+
+impl CommandExecution<'_> {
+    /// Runs `runs` on `jobs` threads, saving each finished run; `bar` counts runs.
+    pub fn run_all(&self, runs: &[&RunSpec], jobs: usize, bar: &ProgressBar) -> Result<()> {
+        let supervisor: Arc<Supervisor> = Supervisor::start()
+            .map_err(|e| Error::Tool(format!("cannot watch the command runs: {e}")))?;
+        let out =
+            std::path::absolute(self.out).map_err(|e| Error::io("the output folder's path", e))?;
+        let next = AtomicUsize::new(0);
+        let saved = std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = mpsc::channel::<(RunRow, Vec<EpochStats>)>();
+            let writer = scope.spawn(|| super::execute::save_as_they_finish(self.store, rx));
+            for _ in 0..jobs.max(1) {
+                let tx = tx.clone();
+                let (supervisor, next, out) = (&supervisor, &next, &out);
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= runs.len() || supervisor.stop_signal().is_some() {
+                        break;
+                    }
+                    if let Some(item) = self.run_one(runs[i], out, supervisor, bar) {
+                        // A send fails only when the writer stopped on an error, which join reports.
+                        let _ = tx.send(item);
+                        bar.inc(1);
+                    }
+                });
+            }
+            drop(tx);
+            writer.join().unwrap_or_else(|_| {
+                Err(Error::Tool(
+                    "the thread saving finished runs panicked".into(),
+                ))
+            })
+        });
+        supervisor.finish();
+        if let Some(signal) = supervisor.stop_signal() {
+            return Err(Error::Stopped {
+                signal,
+                message: format!(
+                    "stopped by signal {signal}: the running commands were ended and not saved; the runs saved \
+                     before are kept, and a rerun of the same command resumes"
+                ),
+            });
+        }
+        saved
+    }
+
+    /// One run to its row, or `None` when sweep is stopping.
+    fn run_one(
+        &self,
+        run: &RunSpec,
+        out: &Path,
+        supervisor: &Supervisor,
+        bar: &ProgressBar,
+    ) -> Option<(RunRow, Vec<EpochStats>)> {
+        let prep = &**self.prepared.for_run(run);
+        let launch = Launch {
+            spec: self.spec,
+            run,
+            sweep_seed: self.sweep.seed,
+            attempt: 1,
+            run_dir: out.join(RUNS_DIR).join(&run.id).join("attempt-1"),
+            out,
+            data: Some((prep, data_file(out, &PrepKey::of(run)))),
+        };
+        let outcome = launch.run(supervisor)?;
+        if let Some(message) = &outcome.message {
+            bar.suspend(|| eprintln!("{message}"));
+        }
+        let scenario = run.scenario.map(|i| self.sweep.scenarios[i].name.as_str());
+        let row = RunRow::of_command(run, scenario, prep, &outcome, self.spec);
+        Some((row, outcome.epochs))
+    }
+}

@@ -1,0 +1,283 @@
+//! Command runs: a run is the user's own command. Scripts that behave and scripts that do not
+//! (exit codes, no metrics, garbage metrics, a timeout, a TERM ignored, grandchildren left
+//! running, a kill by a signal, a script reading stdin, a stop signal to sweep) each end as a
+//! row with the status and message the docs promise, and leave no process behind.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use polars::prelude::*;
+
+use crate::common::{read, sweep, write};
+
+/// A small built-in data set and `epochs` epochs; the grid and `[command]` follow.
+fn config(epochs: u32, grid: &str, command: &str) -> String {
+    format!(
+        "[data]\nn_rows = 120\nn_features = 4\nsignal_lags = 2\n[train]\nepochs = {epochs}\n\
+         [grid]\n{grid}\n[command]\n{command}\n"
+    )
+}
+
+/// Writes an executable shell script.
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = write(dir, name, &format!("#!/bin/sh\n{body}\n"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// A trainer whose `val_loss` and `train_mse` fall from 8 by a factor 2 per epoch (4 with
+/// `--clip` as `$3`), for `$1` epochs.
+const TRAINER: &str = r#"f=2; [ "${3:-}" = "--clip" ] && f=4
+awk -v f=$f -v n="$1" 'BEGIN { l = 8; printf "{\"epoch\": 0, \"train_mse\": %g}\n", l;
+  for (e = 1; e <= n; e++) { l /= f; printf "{\"epoch\": %d, \"val_loss\": %g, \"train_mse\": %g}\n", e, l, l } }' >> "$SWEEP_METRICS""#;
+
+struct Ran {
+    out: PathBuf,
+    code: Option<i32>,
+    stderr: String,
+}
+
+fn run(dir: &Path, text: &str) -> Ran {
+    let config = write(dir, "c.toml", text);
+    let out = dir.join("out");
+    let output = sweep()
+        .arg("run")
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    Ran {
+        out,
+        code: output.status.code(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn strings(df: &DataFrame, name: &str) -> Vec<String> {
+    df.column(name)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|s| s.unwrap_or("").to_string())
+        .collect()
+}
+
+fn ints(df: &DataFrame, name: &str) -> Vec<Option<i64>> {
+    df.column(name).unwrap().i64().unwrap().iter().collect()
+}
+
+/// Processes whose environment names a folder under `dir` (a run's leftovers).
+fn leftovers(dir: &Path) -> Vec<String> {
+    let needle = format!("SWEEP_RUN_DIR={}", dir.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .is_ok_and(|env| String::from_utf8_lossy(&env).contains(&needle))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn a_command_sweep_renders_argv_judges_its_metric_and_fills_the_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    script(dir.path(), "train.sh", &format!("{TRAINER}\necho \"lr=$2 seed=$SWEEP_SEED\""));
+    let text = config(
+        5,
+        "clip = [false, true]\nseed = [0, 1]",
+        "argv = [\"./train.sh\", \"{epochs}\", \"{learning_rate}\", \"{clip?--clip}\"]\n\
+         metric = \"val_loss\"\nconverged = { at_most = 0.1 }",
+    );
+    let ran = run(dir.path(), &text);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let runs = read(&ran.out.join("runs.parquet"));
+    // 8 / 2^5 = 0.25 does not meet 0.1; 8 / 4^e does from epoch 4 (0.125 at 3, 0.03125 at 4).
+        // Runs in grid order: clip (the first axis) false for runs 0 and 1.
+    assert_eq!(strings(&runs, "status"), ["not_converged", "not_converged", "converged", "converged"]);
+    assert_eq!(ints(&runs, "epochs_to_converge"), [None, None, Some(4), Some(4)]);
+    assert_eq!(ints(&runs, "exit_code"), [Some(0); 4]);
+    assert_eq!(ints(&runs, "signal"), [None; 4]);
+    assert_eq!(strings(&runs, "argv")[2], r#"["./train.sh","5","0.001","--clip"]"#);
+    assert_eq!(strings(&runs, "argv")[0], r#"["./train.sh","5","0.001"]"#);
+    let finals: Vec<Option<f64>> = runs.column("final_val_loss").unwrap().f64().unwrap().iter().collect();
+    assert_eq!(finals, [Some(0.25), Some(0.25), Some(8.0 / 1024.0), Some(8.0 / 1024.0)]);
+    let initial: Vec<Option<f64>> = runs.column("initial_train_mse").unwrap().f64().unwrap().iter().collect();
+    assert_eq!(initial, [Some(8.0); 4]);
+    let epochs = read(&ran.out.join("epochs.parquet"));
+    assert_eq!(epochs.height(), 20);
+    assert_eq!(epochs.column("val_loss").unwrap().dtype(), &DataType::Float64);
+    // The train R² comes from the reported train MSE and the data's total sum of squares.
+    let r2 = epochs.column("train_r2").unwrap().f64().unwrap().get(0).unwrap();
+    assert!(r2.is_finite() && r2 < 0.0, "{r2}");
+    // The runs' own folders: params.json, logs, and the same SWEEP_SEED for runs that differ
+    // only in clip.
+    let folder = |i: usize| ran.out.join("runs").join(&strings(&runs, "run_id")[i]).join("attempt-1");
+    let params: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder(0).join("params.json")).unwrap()).unwrap();
+    assert_eq!(params["params"]["learning_rate"], 0.001);
+    assert_eq!(params["params"]["clip"], false);
+    assert_eq!(params["sweep"]["run_id"], strings(&runs, "run_id")[0].as_str());
+    let seed = params["sweep"]["seed"].as_u64().unwrap();
+    assert!(seed < 1 << 31);
+    let stdout = |i: usize| std::fs::read_to_string(folder(i).join("stdout.log")).unwrap();
+    assert_eq!(stdout(0), format!("lr=0.001 seed={seed}\n"));
+    assert_eq!(stdout(0), stdout(2));
+    assert_ne!(stdout(0), stdout(1));
+    let data = PathBuf::from(params["sweep"]["data"].as_str().unwrap());
+    let handed = read(&data);
+    assert_eq!((handed.height(), handed.width()), (120, 5));
+}
+
+#[test]
+fn failures_are_rows_with_their_status_and_a_message_naming_the_cause() {
+    let cases: [(&str, &str, &str, &[&str]); 7] = [
+        ("exits 3", "echo boom >&2\nexit 3", "failed", &["exited with code 3", "stderr ends", "boom", "stderr.log"]),
+        ("wrapper 137", "exit 137", "failed", &["code 137", "perhaps signal 9"]),
+        ("no metrics", "echo hello", "failed", &["exited 0 but wrote no metrics"]),
+        ("garbage", "echo 'loss 0.5' >> \"$SWEEP_METRICS\"", "failed", &["metrics line 1", "loss 0.5", "not a JSON object"]),
+        ("numeric string", "echo '{\"epoch\": 1, \"val_loss\": \"0.5\"}' >> \"$SWEEP_METRICS\"", "failed", &["line 1", "must be a number"]),
+        ("killed", "kill -9 $$", "killed", &["signal 9", "did not send"]),
+        ("diverged", "echo '{\"epoch\": 1, \"val_loss\": NaN}' >> \"$SWEEP_METRICS\"", "diverged", &[]),
+    ];
+    for (name, body, status, message) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        script(dir.path(), "s.sh", body);
+        let text = config(2, "seed = [0]", "argv = [\"./s.sh\"]\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }");
+        let ran = run(dir.path(), &text);
+        assert_eq!(ran.code, Some(0), "{name}: {}", ran.stderr);
+        let runs = read(&ran.out.join("runs.parquet"));
+        assert_eq!(strings(&runs, "status"), [status], "{name}");
+        let text = strings(&runs, "message")[0].clone();
+        for piece in message {
+            assert!(text.contains(piece), "{name}: message lacks {piece:?}: {text}");
+        }
+        if status == "killed" {
+            assert_eq!(ints(&runs, "signal"), [Some(9)]);
+        }
+    }
+}
+
+#[test]
+fn a_timeout_ends_the_whole_group_even_when_it_ignores_term() {
+    let dir = tempfile::tempdir().unwrap();
+    // The script and a grandchild both ignore TERM; only KILL, after the grace, ends them.
+    script(dir.path(), "s.sh", "trap '' TERM\n(trap '' TERM; sleep 60) &\nsleep 60");
+    let text = config(
+        2,
+        "seed = [0, 1]",
+        "argv = [\"./s.sh\"]\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }\ntimeout = \"1s\"\ngrace = \"1s\"",
+    );
+    let start = Instant::now();
+    let ran = run(dir.path(), &text);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
+    let runs = read(&ran.out.join("runs.parquet"));
+    assert_eq!(strings(&runs, "status"), ["timeout", "timeout"]);
+    assert!(strings(&runs, "message")[0].contains("timeout after 1s"));
+    assert_eq!(leftovers(&ran.out), Vec::<String>::new());
+}
+
+#[test]
+fn grandchildren_left_running_are_ended_with_their_run_and_stdin_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "s.sh",
+        "sleep 300 &\n(sleep 300 &) \nread line || echo eof\necho '{\"epoch\": 1, \"val_loss\": 0.5}' >> \"$SWEEP_METRICS\"",
+    );
+    let text = config(1, "seed = [0, 1, 2]", "argv = [\"./s.sh\"]\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }");
+    let start = Instant::now();
+    let ran = run(dir.path(), &text);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(start.elapsed() < Duration::from_secs(30));
+    let runs = read(&ran.out.join("runs.parquet"));
+    assert_eq!(strings(&runs, "status"), ["converged"; 3]);
+    let run_dir = ran.out.join("runs").join(&strings(&runs, "run_id")[0]).join("attempt-1");
+    assert_eq!(std::fs::read_to_string(run_dir.join("stdout.log")).unwrap(), "eof\n");
+    assert_eq!(leftovers(&ran.out), Vec::<String>::new());
+}
+
+#[test]
+fn a_term_to_sweep_ends_its_runs_saves_none_of_them_and_exits_143() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "s.sh",
+        "if [ \"$SWEEP_RUN_ID\" = \"$(cat first)\" ]; then echo '{\"epoch\": 1, \"val_loss\": 0.5}' >> \"$SWEEP_METRICS\"; exit 0; fi\nsleep 60 &\nsleep 60",
+    );
+    let text = config(1, "seed = [0, 1, 2, 3]", "argv = [\"./s.sh\"]\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }");
+    let config = write(dir.path(), "c.toml", &text);
+    let list = sweep().arg("list").arg(&config).output().unwrap();
+    let first_id = String::from_utf8(list.stdout).unwrap().lines().nth(1).unwrap().split_whitespace().nth(1).unwrap().to_string();
+    write(dir.path(), "first", &first_id);
+    let out = dir.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["run", "--quiet", "--jobs", "2"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until two runs are sleeping, then TERM sweep as Slurm would.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while leftovers(&out).len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(leftovers(&out).len() >= 4, "the runs did not start");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(leftovers(&out), Vec::<String>::new());
+    assert!(!out.join("runs.parquet").exists());
+    // Only the run that finished before the signal is saved: a rerun resumes from it.
+    let saved = sweep().arg("status").arg(&out).output().unwrap();
+    let text = String::from_utf8_lossy(&saved.stdout).into_owned();
+    assert!(text.contains("1 done"), "{text}");
+}
+
+#[test]
+fn a_missing_program_and_a_bad_placeholder_are_config_errors_before_any_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for (command, expect) in [
+        ("argv = [\"no-such-program-xyz\"]\nmetric = \"v\"\nconverged = { at_most = 1.0 }", "not found on PATH"),
+        ("argv = [\"./missing.sh\"]\nmetric = \"v\"\nconverged = { at_most = 1.0 }", "not an executable file"),
+        ("argv = [\"sh\", \"{learnig_rate}\"]\nmetric = \"v\"\nconverged = { at_most = 1.0 }", "did you mean `learning_rate`"),
+        ("argv = [\"sh\"]\nmetric = \"val_loss\"", "command.converged"),
+        ("argv = [\"sh\"]\ntimeout = \"5 minutes\"", "command.timeout"),
+    ] {
+        let ran = run(dir.path(), &config(1, "seed = [0]", command));
+        assert_eq!(ran.code, Some(2), "{command}: {}", ran.stderr);
+        assert!(ran.stderr.contains(expect), "{command}: {}", ran.stderr);
+        assert!(!ran.out.exists());
+    }
+}
+
+#[test]
+fn a_changed_input_is_reported_when_the_sweep_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "echo '{\"epoch\": 1, \"val_loss\": 0.5}' >> \"$SWEEP_METRICS\"";
+    script(dir.path(), "s.sh", body);
+    let text = config(
+        1,
+        "seed = [0]",
+        "argv = [\"./s.sh\"]\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }\ninputs = [\"s.sh\"]\ntimeout = \"1h\"",
+    );
+    let first = run(dir.path(), &text);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let manifest = std::fs::read_to_string(first.out.join("manifest.toml")).unwrap();
+    assert!(manifest.contains("[inputs_sha256]") && manifest.contains("timeout = \"3600s\""), "{manifest}");
+    script(dir.path(), "s.sh", &format!("{body}\n# edited"));
+    // The timeout is an execution setting: changing it keeps the folder's runs.
+    let again = run(dir.path(), &text.replace("\"1h\"", "\"2h\""));
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(again.stderr.contains("s.sh changed since this folder began"), "{}", again.stderr);
+}
