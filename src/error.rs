@@ -42,6 +42,10 @@ pub enum Error {
     /// saved before it kept. Exit code 128 + the signal.
     #[error("{message}")]
     Stopped { signal: i32, message: String },
+    /// `fail_fast`: the first runs to finish all failed; the saved runs are kept, no table is
+    /// written. Exit code 5.
+    #[error("{0}")]
+    FailFast(String),
     /// The output location cannot be used.
     #[error("cannot write to {path}: {message}")]
     Output { path: PathBuf, message: String },
@@ -77,6 +81,7 @@ impl Error {
             Error::Tool(_) | Error::Io { .. } | Error::Table { .. } | Error::Plot(_) => 1,
             Error::Incomplete(_) => 3,
             Error::Stopped { signal, .. } => 128 + signal,
+            Error::FailFast(_) => 5,
             Error::NotReproduced(_) => 4,
         }
     }

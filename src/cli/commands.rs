@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{ConfigArgs, DataArgs, DirArgs, NistArgs, OlsArgs, PlotArgs, ReproduceArgs, RunArgs};
+use super::{DataArgs, DirArgs, ListArgs, NistArgs, OlsArgs, PlotArgs, ReproduceArgs, RunArgs};
 use crate::config::{self, display_value, Sweep};
 use crate::error::{Error, Result};
 use crate::reference::nist;
@@ -89,10 +89,23 @@ fn check_program(sweep: &Sweep) -> Result<()> {
 }
 
 /// `sweep list`.
-pub(super) fn list(args: ConfigArgs) -> Result<()> {
+pub(super) fn list(args: ListArgs) -> Result<()> {
     let sweep = config::load(&args.config, &args.set)?;
     check_program(&sweep)?;
-    print!("{}", list_text(&sweep));
+    if !args.argv {
+        print!("{}", list_text(&sweep));
+        return Ok(());
+    }
+    let Some(spec) = &sweep.command else {
+        return Err(Error::Usage(
+            "--argv lists the commands of a command sweep, and this config has no [command] section".into(),
+        ));
+    };
+    for run in &sweep.runs {
+        let argv = crate::command::listed_argv(spec, run, sweep.seed);
+        let words: Vec<String> = argv.iter().map(|w| super::launch::shell_quote(w)).collect();
+        println!("{:>6}  {:<16}  {}", run.index, run.id, words.join(" "));
+    }
     Ok(())
 }
 

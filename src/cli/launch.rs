@@ -49,6 +49,35 @@ pub(super) fn slurm_script(args: &SlurmArgs) -> Result<String> {
         out_dir(args.out.as_deref(), &sweep.name)?,
     );
     let q = |p: &Path| shell_quote(&p.to_string_lossy());
+    if let Some(bad) = args
+        .sbatch_arg
+        .iter()
+        .find(|a| !a.starts_with('-') || a.contains(['\n', '\r']))
+    {
+        return Err(Error::Usage(format!(
+            "--sbatch-arg {bad:?} is not accepted: give one sbatch option per flag, starting with '-', e.g. \
+             --sbatch-arg=--gres=gpu:1"
+        )));
+    }
+    if let Some(bad) = args.prelude.iter().find(|p| p.contains(['\n', '\r'])) {
+        return Err(Error::Usage(format!(
+            "--prelude {bad:?} is not accepted: one shell line per flag (give the flag again for more)"
+        )));
+    }
+    let extra: String = args
+        .sbatch_arg
+        .iter()
+        .map(|a| format!("#SBATCH {a}\n"))
+        .collect();
+    // The merge needs no GPU or memory of the tasks, but every job must name its account.
+    let for_every_job = ["--account", "-A", "--qos", "-q", "--reservation"];
+    let merge_extra: String = args
+        .sbatch_arg
+        .iter()
+        .filter(|a| for_every_job.iter().any(|f| a.starts_with(f)))
+        .map(|a| format!("#SBATCH {a}\n"))
+        .collect();
+    let prelude: String = args.prelude.iter().map(|p| format!("{p}\n")).collect();
     let mut options = format!("#SBATCH --cpus-per-task={}\n", args.cpus_per_task);
     for (flag, value) in [
         ("partition", &args.partition),
@@ -72,14 +101,14 @@ mkdir -p "$out"
 cat > "$out/shard.sbatch" <<'SBATCH'
 #!/usr/bin/env bash
 #SBATCH --job-name=sweep-{name}
-{options}#SBATCH --output={out_plain}/slurm-%A_%a.out
-exec {exe} run {config} --out {out_q} --shards {n} --quiet{sets}
+{options}{extra}#SBATCH --output={out_plain}/slurm-%A_%a.out
+{prelude}exec {exe} run {config} --out {out_q} --shards {n} --quiet{sets}
 SBATCH
 cat > "$out/merge.sbatch" <<'SBATCH'
 #!/usr/bin/env bash
 #SBATCH --job-name=sweep-{name}-merge
 #SBATCH --cpus-per-task=1
-#SBATCH --output={out_plain}/slurm-merge-%j.out
+{merge_extra}#SBATCH --output={out_plain}/slurm-merge-%j.out
 exec {exe} merge {out_q}
 SBATCH
 array=$(sbatch --parsable --array="${{ARRAY:-0-{last}}}" "$out/shard.sbatch")

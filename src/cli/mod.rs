@@ -41,7 +41,7 @@ enum Command {
     /// Print a Kubernetes manifest: the config, an Indexed Job of shards, and a merging Job.
     K8s(K8sArgs),
     /// Print the expanded grid (index, run_id, the settings that vary) and the run count; run nothing.
-    List(ConfigArgs),
+    List(ListArgs),
     /// Print the verdict, scenario and cell tables of a finished sweep; write report.md and figures.
     Report(DirArgs),
     /// Re-run a results folder, or one of its tables, from the config its metadata records and
@@ -98,12 +98,16 @@ struct DirArgs {
 }
 
 #[derive(Args, Debug)]
-struct ConfigArgs {
+struct ListArgs {
     /// The sweep's TOML config.
     config: PathBuf,
     /// Override a config key by its dotted path.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Print every run's command (a command sweep), shell-quoted: the settings rendered, the
+    /// paths that depend on the output folder left as {sweep.*}.
+    #[arg(long)]
+    argv: bool,
 }
 
 #[derive(Args, Debug)]
@@ -212,6 +216,14 @@ pub(crate) struct SlurmArgs {
     /// Override a config key by its dotted path (passed on to every task).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// An #SBATCH option of the array job, e.g. --gres=gpu:1, --mem=8G, --account=A (repeatable);
+    /// the merge job gets the --account, --qos and --reservation ones.
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    sbatch_arg: Vec<String>,
+    /// A shell line each task runs before sweep, e.g. 'source ~/venv/bin/activate' or
+    /// 'module load cuda' (repeatable, in order).
+    #[arg(long, value_name = "CMD")]
+    prelude: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -34,6 +34,8 @@ pub struct Launch<'a> {
     pub out: &'a Path,
     /// The data as this run trains on it, and the file it was written to.
     pub data: Option<(&'a Prepared, PathBuf)>,
+    /// The GPU slot the run holds (its `CUDA_VISIBLE_DEVICES`).
+    pub gpu: Option<&'a str>,
 }
 
 /// The `SWEEP_SEED` of a run: from the sweep seed, the run's seed and its data seed only, so
@@ -44,6 +46,27 @@ pub fn script_seed(sweep_seed: u64, run: &RunSpec) -> u32 {
     crate::rng::stream(sweep_seed, run.settings.seed, &purpose).random::<u32>() >> 1
 }
 
+/// The value of a `{key}` placeholder that names a setting of the run (a `[train]` key or
+/// `data_seed`), as `sweep list` prints it.
+fn setting_value(run: &RunSpec, name: &str) -> Option<String> {
+    if name == "data_seed" {
+        return Some(run.data_seed.map_or("none".to_string(), |s| s.to_string()));
+    }
+    run.settings.value_of(name).map(|v| display_value(&v))
+}
+
+/// A run's command as `sweep list --argv` shows it: the settings, the run id, seed and attempt
+/// 1 rendered; the paths, which depend on the output folder, left as `{sweep.*}`.
+pub fn listed_argv(spec: &CommandSpec, run: &RunSpec, sweep_seed: u64) -> Vec<String> {
+    spec.render(|name| match name {
+        "sweep.run_id" => Some(run.id.clone()),
+        "sweep.seed" => Some(script_seed(sweep_seed, run).to_string()),
+        "sweep.attempt" => Some("1".to_string()),
+        _ if name.starts_with("sweep.") => None,
+        _ => setting_value(run, name),
+    })
+}
+
 impl Launch<'_> {
     fn metrics_path(&self) -> PathBuf {
         self.run_dir.join("metrics.jsonl")
@@ -51,17 +74,10 @@ impl Launch<'_> {
 
     /// The value of a placeholder for this run (`None`: leave it as written).
     fn value(&self, name: &str, with_run_names: bool) -> Option<String> {
-        if let Some(own) = name.strip_prefix("sweep.") {
-            return with_run_names.then(|| self.run_name(own)).flatten();
+        match name.strip_prefix("sweep.") {
+            Some(own) => with_run_names.then(|| self.run_name(own)).flatten(),
+            None => setting_value(self.run, name),
         }
-        if name == "data_seed" {
-            return Some(
-                self.run
-                    .data_seed
-                    .map_or("none".to_string(), |s| s.to_string()),
-            );
-        }
-        self.run.settings.value_of(name).map(|v| display_value(&v))
     }
 
     /// `run_id`, `run_dir`, `params`, `metrics`, `data`, `seed` or `attempt`.
@@ -125,6 +141,9 @@ impl Launch<'_> {
             })
             .collect();
         env.extend(self.spec.env.iter().cloned());
+        if let Some(gpu) = self.gpu {
+            env.push(("CUDA_VISIBLE_DEVICES".to_string(), gpu.to_string()));
+        }
         env
     }
 
@@ -157,7 +176,7 @@ impl Launch<'_> {
             self.run_dir.join("stdout.log"),
             self.run_dir.join("stderr.log"),
         );
-        if supervisor.stop_signal().is_some() {
+        if supervisor.stopping() {
             return None;
         }
         let child = match process::spawn(
@@ -180,7 +199,7 @@ impl Launch<'_> {
                 return Some(outcome(Status::Failed, message, None, Metrics::default()));
             }
         };
-        if supervisor.stop_signal().is_some() {
+        if supervisor.stopping() {
             return None;
         }
         let read = metrics::read(&self.metrics_path(), self.run.settings.epochs);

@@ -39,6 +39,8 @@ pub struct Supervisor {
     stop_signal: AtomicI32,
     /// A second stop signal: KILL every group now.
     kill_now: AtomicBool,
+    /// sweep stopped itself (`fail_fast`): end every run as for a stop signal.
+    aborted: AtomicBool,
     finished: AtomicBool,
     /// Closes sweep's signal routing when the runs are over.
     signals: Mutex<Option<signal_hook::iterator::Handle>>,
@@ -81,6 +83,18 @@ impl Supervisor {
         }
     }
 
+    /// Stops the sweep without a signal (`fail_fast`): the running groups are ended as on a
+    /// first stop signal.
+    pub fn abort(&self) {
+        self.aborted.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the runs are being stopped (a stop signal, or an abort): no run is launched and
+    /// none that ends is saved.
+    pub fn stopping(&self) -> bool {
+        self.stop_signal().is_some() || self.aborted.load(Ordering::SeqCst)
+    }
+
     /// The first stop signal received, if any.
     pub fn stop_signal(&self) -> Option<i32> {
         match self.stop_signal.load(Ordering::SeqCst) {
@@ -101,7 +115,7 @@ impl Supervisor {
     fn watch(&self) {
         while !self.finished.load(Ordering::SeqCst) {
             std::thread::sleep(TICK);
-            let stopping = self.stop_signal().is_some();
+            let stopping = self.stopping();
             let kill_now = self.kill_now.load(Ordering::SeqCst);
             let now = Instant::now();
             let mut live = self.live.lock().expect("not poisoned");
@@ -191,7 +205,7 @@ pub fn wait(
         },
     );
     // A stop that came between the spawn and the registration.
-    if supervisor.stop_signal().is_some() {
+    if supervisor.stopping() {
         signal_group(group, libc::SIGTERM);
     }
     let waited = wait_without_reaping(group);

@@ -20,6 +20,8 @@ pub(crate) const COMMAND_KEYS: &[&str] = &[
     "converged",
     "timeout",
     "grace",
+    "gpus",
+    "fail_fast",
     "inputs",
     "workdir",
     "env",
@@ -84,6 +86,11 @@ pub struct CommandSpec {
     pub converged: Option<Bound>,
     pub timeout: Option<Duration>,
     pub grace: Duration,
+    /// GPU slots: indices into the inherited `CUDA_VISIBLE_DEVICES` (or device numbers when it
+    /// is not set); each run holds one while it runs.
+    pub gpus: Vec<u32>,
+    /// Stop when the first this-many runs to finish all failed.
+    pub fail_fast: Option<u32>,
     /// Files whose SHA-256 is recorded (resolved against `workdir`).
     pub inputs: Vec<PathBuf>,
     /// The runs' working directory (resolved against the config's folder).
@@ -170,7 +177,11 @@ impl CommandSpec {
             None => DEFAULT_GRACE,
             Some(v) => parse_duration(v).map_err(|m| loc.error("command.grace", m))?,
         };
-        let config_dir = if config_dir.as_os_str().is_empty() { Path::new(".") } else { config_dir };
+        let config_dir = if config_dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            config_dir
+        };
         let workdir = match table.get("workdir") {
             None => config_dir.to_path_buf(),
             Some(Value::String(w)) => config_dir.join(w),
@@ -205,6 +216,26 @@ impl CommandSpec {
             ));
         }
         let env = parse_env(table, loc)?;
+        let gpus = match table.get("gpus") {
+            None => Vec::new(),
+            Some(v) => parse_gpus(v).map_err(|m| loc.error("command.gpus", m))?,
+        };
+        if !gpus.is_empty() && env.iter().any(|(k, _)| k == "CUDA_VISIBLE_DEVICES") {
+            return Err(loc.error(
+                "command.env.CUDA_VISIBLE_DEVICES",
+                "is set by the gpus slots: leave it out of env, or leave gpus out",
+            ));
+        }
+        let fail_fast = match table.get("fail_fast") {
+            None => None,
+            Some(Value::Integer(k)) if *k >= 1 => Some(*k as u32),
+            Some(v) => {
+                return Err(loc.error(
+                    "command.fail_fast",
+                    format!("{v} is not accepted: an integer >= 1, the number of first runs to finish that must all fail"),
+                ))
+            }
+        };
         Ok(CommandSpec {
             argv_template,
             elements,
@@ -212,6 +243,8 @@ impl CommandSpec {
             converged,
             timeout,
             grace,
+            gpus,
+            fail_fast,
             inputs,
             workdir,
             env,
@@ -270,6 +303,13 @@ impl CommandSpec {
             "grace".into(),
             Value::String(format!("{}s", self.grace.as_secs())),
         );
+        if !self.gpus.is_empty() {
+            let gpus = self.gpus.iter().map(|g| Value::Integer(i64::from(*g)));
+            t.insert("gpus".into(), Value::Array(gpus.collect()));
+        }
+        if let Some(k) = self.fail_fast {
+            t.insert("fail_fast".into(), Value::Integer(i64::from(k)));
+        }
         t.insert(
             "workdir".into(),
             Value::String(self.workdir.display().to_string()),
@@ -433,6 +473,25 @@ fn parse_env(table: &Table, loc: &Locator) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// A non-empty list of distinct integers >= 0.
+fn parse_gpus(v: &Value) -> std::result::Result<Vec<u32>, String> {
+    let expected = "expected a non-empty list of distinct GPU indices >= 0, e.g. [0, 1]";
+    let Value::Array(items) = v else {
+        return Err(format!("{v} is not accepted: {expected}"));
+    };
+    let mut gpus = Vec::new();
+    for item in items {
+        match item.as_integer().and_then(|i| u32::try_from(i).ok()) {
+            Some(g) if !gpus.contains(&g) => gpus.push(g),
+            _ => return Err(format!("{v} is not accepted: {expected}")),
+        }
+    }
+    if gpus.is_empty() {
+        return Err(format!("{v} is not accepted: {expected}"));
+    }
+    Ok(gpus)
+}
+
 /// `{ at_most = X }` or `{ at_least = X }`, X finite.
 fn parse_bound(v: &Value) -> std::result::Result<Bound, String> {
     let expected = "expected { at_most = X } or { at_least = X } with a finite number X";
@@ -563,6 +622,8 @@ mod tests {
             converged: None,
             timeout: None,
             grace: DEFAULT_GRACE,
+            gpus: vec![],
+            fail_fast: None,
             inputs: vec![],
             workdir: PathBuf::from("."),
             env: vec![],

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use indicatif::ProgressBar;
 
@@ -17,7 +17,7 @@ use crate::config::{CommandSpec, RunSpec, Sweep};
 use crate::error::{Error, Result};
 use crate::preprocess::{PrepKey, Prepare, Prepared};
 use crate::results::{self, RunRow};
-use crate::train::EpochStats;
+use crate::train::{EpochStats, Status};
 
 /// The folder of the data files handed to command runs.
 pub const DATA_DIR: &str = "data";
@@ -90,9 +90,71 @@ pub struct CommandExecution<'a> {
     pub out: &'a Path,
 }
 
+/// The GPU slots of `gpus`: each index into the inherited `CUDA_VISIBLE_DEVICES` (the index
+/// itself when that is not set).
+pub fn gpu_slots(spec: &CommandSpec) -> Result<Vec<String>> {
+    let inherited = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+    let devices: Option<Vec<&str>> = inherited
+        .as_deref()
+        .map(|v| v.split(',').map(str::trim).collect());
+    spec.gpus
+        .iter()
+        .map(|&g| match &devices {
+            None => Ok(g.to_string()),
+            Some(list) => list.get(g as usize).map(|d| d.to_string()).ok_or_else(|| {
+                Error::Config(format!(
+                    "command.gpus: index {g} is not accepted: the inherited CUDA_VISIBLE_DEVICES={} has {} device(s), \
+                     so the indices are 0..{}",
+                    inherited.as_deref().unwrap_or(""),
+                    list.len(),
+                    list.len()
+                ))
+            }),
+        })
+        .collect()
+}
+
+/// The free GPU slots; a run takes one before it starts and gives it back when it ended.
+struct Slots {
+    free: Mutex<Vec<String>>,
+    returned: Condvar,
+}
+
+impl Slots {
+    fn take(&self) -> String {
+        let mut free = self.free.lock().expect("not poisoned");
+        loop {
+            if let Some(slot) = free.pop() {
+                return slot;
+            }
+            free = self.returned.wait(free).expect("not poisoned");
+        }
+    }
+
+    fn give_back(&self, slot: String) {
+        self.free.lock().expect("not poisoned").insert(0, slot);
+        self.returned.notify_one();
+    }
+}
+
+/// `fail_fast`: how many runs have finished, how many of the first `k` failed, and the first
+/// failure's message.
+#[derive(Default)]
+struct FailFast {
+    finished: usize,
+    failed: usize,
+    first: Option<String>,
+}
+
 impl CommandExecution<'_> {
     /// Runs `runs` on `jobs` threads, saving each finished run; `bar` counts runs.
     pub fn run_all(&self, runs: &[&RunSpec], jobs: usize, bar: &ProgressBar) -> Result<()> {
+        let slots = Slots {
+            free: Mutex::new(gpu_slots(self.spec)?.into_iter().rev().collect()),
+            returned: Condvar::new(),
+        };
+        let with_gpus = !self.spec.gpus.is_empty();
+        let fail_fast = Mutex::new(FailFast::default());
         let supervisor: Arc<Supervisor> = Supervisor::start()
             .map_err(|e| Error::Tool(format!("cannot watch the command runs: {e}")))?;
         let out =
@@ -103,17 +165,40 @@ impl CommandExecution<'_> {
             let writer = scope.spawn(|| super::execute::save_as_they_finish(self.store, rx));
             for _ in 0..jobs.max(1) {
                 let tx = tx.clone();
-                let (supervisor, next, out) = (&supervisor, &next, &out);
+                let (supervisor, next, out, slots, fail_fast) =
+                    (&supervisor, &next, &out, &slots, &fail_fast);
                 scope.spawn(move || loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= runs.len() || supervisor.stop_signal().is_some() {
+                    if i >= runs.len() || supervisor.stopping() {
                         break;
                     }
-                    if let Some(item) = self.run_one(runs[i], out, supervisor, bar) {
-                        // A send fails only when the writer stopped on an error, which join reports.
-                        let _ = tx.send(item);
-                        bar.inc(1);
+                    let gpu = with_gpus.then(|| slots.take());
+                    let item = self.run_one(runs[i], out, gpu.as_deref(), supervisor, bar);
+                    if let Some(slot) = gpu {
+                        slots.give_back(slot);
                     }
+                    let Some(item) = item else { continue };
+                    if let Some(k) = self.spec.fail_fast {
+                        let mut state = fail_fast.lock().expect("not poisoned");
+                        state.finished += 1;
+                        if state.finished <= k as usize
+                            && matches!(
+                                item.0.status,
+                                Status::Failed | Status::Timeout | Status::Killed
+                            )
+                        {
+                            state.failed += 1;
+                            state
+                                .first
+                                .get_or_insert_with(|| item.0.message.clone().unwrap_or_default());
+                            if state.failed == k as usize {
+                                supervisor.abort();
+                            }
+                        }
+                    }
+                    // A send fails only when the writer stopped on an error, which join reports.
+                    let _ = tx.send(item);
+                    bar.inc(1);
                 });
             }
             drop(tx);
@@ -124,6 +209,19 @@ impl CommandExecution<'_> {
             })
         });
         supervisor.finish();
+        let state = fail_fast.into_inner().expect("not poisoned");
+        if let (Some(k), Some(first), None) =
+            (self.spec.fail_fast, &state.first, supervisor.stop_signal())
+        {
+            if state.failed == k as usize {
+                saved?;
+                return Err(Error::FailFast(format!(
+                    "fail_fast: the first {k} runs to finish all failed, so the sweep stopped (the runs still \
+                     running were ended and not saved; the saved runs are kept and no table was written). The \
+                     first failure: {first}"
+                )));
+            }
+        }
         if let Some(signal) = supervisor.stop_signal() {
             return Err(Error::Stopped {
                 signal,
@@ -141,6 +239,7 @@ impl CommandExecution<'_> {
         &self,
         run: &RunSpec,
         out: &Path,
+        gpu: Option<&str>,
         supervisor: &Supervisor,
         bar: &ProgressBar,
     ) -> Option<(RunRow, Vec<EpochStats>)> {
@@ -153,6 +252,7 @@ impl CommandExecution<'_> {
             run_dir: out.join(RUNS_DIR).join(&run.id).join("attempt-1"),
             out,
             data: Some((prep, data_file(out, &PrepKey::of(run)))),
+            gpu,
         };
         let outcome = launch.run(supervisor)?;
         if let Some(message) = &outcome.message {

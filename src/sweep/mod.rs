@@ -151,6 +151,9 @@ fn run_runs(sweep: &mut Sweep, opts: &RunOptions, shard: Option<Shard>) -> Resul
     let prepared = pool.install(|| prepare(sweep))?;
     sweep.features = prepared.feature_names().to_vec();
     let sweep = &*sweep;
+    if let Some(spec) = &sweep.command {
+        commands::gpu_slots(spec)?;
+    }
     check_writable(&opts.out)?;
     let store = persist::Store::open(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
     let (mut reference, metadata) = finish::reference_table(sweep, &prepared)?;
@@ -180,7 +183,14 @@ fn run_runs(sweep: &mut Sweep, opts: &RunOptions, shard: Option<Shard>) -> Resul
             store: &store,
             out: &opts.out,
         };
-        execution.run_all(&runs, pool.current_num_threads(), &bar)?;
+        // Without --jobs, one run per GPU slot when there are slots, else one per core.
+        let slots = spec.gpus.len();
+        let jobs = opts.jobs.unwrap_or(if slots > 0 {
+            slots
+        } else {
+            pool.current_num_threads()
+        });
+        execution.run_all(&runs, jobs, &bar)?;
     } else {
         let execution = execute::Execution {
             sweep,

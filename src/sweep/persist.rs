@@ -221,7 +221,8 @@ fn input_hashes(sweep: &Sweep) -> BTreeMap<String, String> {
         .inputs
         .iter()
         .map(|path| {
-            let hash = std::fs::read(path).map_or("unreadable".to_string(), |b| crate::config::hex_sha256(&b));
+            let hash = std::fs::read(path)
+                .map_or("unreadable".to_string(), |b| crate::config::hex_sha256(&b));
             (path.display().to_string(), hash)
         })
         .collect()
@@ -329,7 +330,10 @@ impl Store {
                 crate::config::DataSource::LaggedLevels => None,
             },
             features: sweep.features.clone(),
-            command_execution: sweep.command.as_ref().map_or(String::new(), |c| c.execution_text()),
+            command_execution: sweep
+                .command
+                .as_ref()
+                .map_or(String::new(), |c| c.execution_text()),
             inputs_sha256: input_hashes(sweep),
             also_builds: Vec::new(),
             cpu: crate::cpu_model(),

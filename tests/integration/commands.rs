@@ -89,7 +89,11 @@ fn leftovers(dir: &Path) -> Vec<String> {
 #[test]
 fn a_command_sweep_renders_argv_judges_its_metric_and_fills_the_tables() {
     let dir = tempfile::tempdir().unwrap();
-    script(dir.path(), "train.sh", &format!("{TRAINER}\necho \"lr=$2 seed=$SWEEP_SEED\""));
+    script(
+        dir.path(),
+        "train.sh",
+        &format!("{TRAINER}\necho \"lr=$2 seed=$SWEEP_SEED\""),
+    );
     let text = config(
         5,
         "clip = [false, true]\nseed = [0, 1]",
@@ -100,31 +104,78 @@ fn a_command_sweep_renders_argv_judges_its_metric_and_fills_the_tables() {
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
     let runs = read(&ran.out.join("runs.parquet"));
     // 8 / 2^5 = 0.25 does not meet 0.1; 8 / 4^e does from epoch 4 (0.125 at 3, 0.03125 at 4).
-        // Runs in grid order: clip (the first axis) false for runs 0 and 1.
-    assert_eq!(strings(&runs, "status"), ["not_converged", "not_converged", "converged", "converged"]);
-    assert_eq!(ints(&runs, "epochs_to_converge"), [None, None, Some(4), Some(4)]);
+    // Runs in grid order: clip (the first axis) false for runs 0 and 1.
+    assert_eq!(
+        strings(&runs, "status"),
+        ["not_converged", "not_converged", "converged", "converged"]
+    );
+    assert_eq!(
+        ints(&runs, "epochs_to_converge"),
+        [None, None, Some(4), Some(4)]
+    );
     assert_eq!(ints(&runs, "exit_code"), [Some(0); 4]);
     assert_eq!(ints(&runs, "signal"), [None; 4]);
-    assert_eq!(strings(&runs, "argv")[2], r#"["./train.sh","5","0.001","--clip"]"#);
+    assert_eq!(
+        strings(&runs, "argv")[2],
+        r#"["./train.sh","5","0.001","--clip"]"#
+    );
     assert_eq!(strings(&runs, "argv")[0], r#"["./train.sh","5","0.001"]"#);
-    let finals: Vec<Option<f64>> = runs.column("final_val_loss").unwrap().f64().unwrap().iter().collect();
-    assert_eq!(finals, [Some(0.25), Some(0.25), Some(8.0 / 1024.0), Some(8.0 / 1024.0)]);
-    let initial: Vec<Option<f64>> = runs.column("initial_train_mse").unwrap().f64().unwrap().iter().collect();
+    let finals: Vec<Option<f64>> = runs
+        .column("final_val_loss")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(
+        finals,
+        [
+            Some(0.25),
+            Some(0.25),
+            Some(8.0 / 1024.0),
+            Some(8.0 / 1024.0)
+        ]
+    );
+    let initial: Vec<Option<f64>> = runs
+        .column("initial_train_mse")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .collect();
     assert_eq!(initial, [Some(8.0); 4]);
     let epochs = read(&ran.out.join("epochs.parquet"));
     assert_eq!(epochs.height(), 20);
-    assert_eq!(epochs.column("val_loss").unwrap().dtype(), &DataType::Float64);
+    assert_eq!(
+        epochs.column("val_loss").unwrap().dtype(),
+        &DataType::Float64
+    );
     // The train R² comes from the reported train MSE and the data's total sum of squares.
-    let r2 = epochs.column("train_r2").unwrap().f64().unwrap().get(0).unwrap();
+    let r2 = epochs
+        .column("train_r2")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .get(0)
+        .unwrap();
     assert!(r2.is_finite() && r2 < 0.0, "{r2}");
     // The runs' own folders: params.json, logs, and the same SWEEP_SEED for runs that differ
     // only in clip.
-    let folder = |i: usize| ran.out.join("runs").join(&strings(&runs, "run_id")[i]).join("attempt-1");
+    let folder = |i: usize| {
+        ran.out
+            .join("runs")
+            .join(&strings(&runs, "run_id")[i])
+            .join("attempt-1")
+    };
     let params: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(folder(0).join("params.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(folder(0).join("params.json")).unwrap())
+            .unwrap();
     assert_eq!(params["params"]["learning_rate"], 0.001);
     assert_eq!(params["params"]["clip"], false);
-    assert_eq!(params["sweep"]["run_id"], strings(&runs, "run_id")[0].as_str());
+    assert_eq!(
+        params["sweep"]["run_id"],
+        strings(&runs, "run_id")[0].as_str()
+    );
     let seed = params["sweep"]["seed"].as_u64().unwrap();
     assert!(seed < 1 << 31);
     let stdout = |i: usize| std::fs::read_to_string(folder(i).join("stdout.log")).unwrap();
@@ -139,25 +190,67 @@ fn a_command_sweep_renders_argv_judges_its_metric_and_fills_the_tables() {
 #[test]
 fn failures_are_rows_with_their_status_and_a_message_naming_the_cause() {
     let cases: [(&str, &str, &str, &[&str]); 7] = [
-        ("exits 3", "echo boom >&2\nexit 3", "failed", &["exited with code 3", "stderr ends", "boom", "stderr.log"]),
-        ("wrapper 137", "exit 137", "failed", &["code 137", "perhaps signal 9"]),
-        ("no metrics", "echo hello", "failed", &["exited 0 but wrote no metrics"]),
-        ("garbage", "echo 'loss 0.5' >> \"$SWEEP_METRICS\"", "failed", &["metrics line 1", "loss 0.5", "not a JSON object"]),
-        ("numeric string", "echo '{\"epoch\": 1, \"val_loss\": \"0.5\"}' >> \"$SWEEP_METRICS\"", "failed", &["line 1", "must be a number"]),
-        ("killed", "kill -9 $$", "killed", &["signal 9", "did not send"]),
-        ("diverged", "echo '{\"epoch\": 1, \"val_loss\": NaN}' >> \"$SWEEP_METRICS\"", "diverged", &[]),
+        (
+            "exits 3",
+            "echo boom >&2\nexit 3",
+            "failed",
+            &["exited with code 3", "stderr ends", "boom", "stderr.log"],
+        ),
+        (
+            "wrapper 137",
+            "exit 137",
+            "failed",
+            &["code 137", "perhaps signal 9"],
+        ),
+        (
+            "no metrics",
+            "echo hello",
+            "failed",
+            &["exited 0 but wrote no metrics"],
+        ),
+        (
+            "garbage",
+            "echo 'loss 0.5' >> \"$SWEEP_METRICS\"",
+            "failed",
+            &["metrics line 1", "loss 0.5", "not a JSON object"],
+        ),
+        (
+            "numeric string",
+            "echo '{\"epoch\": 1, \"val_loss\": \"0.5\"}' >> \"$SWEEP_METRICS\"",
+            "failed",
+            &["line 1", "must be a number"],
+        ),
+        (
+            "killed",
+            "kill -9 $$",
+            "killed",
+            &["signal 9", "did not send"],
+        ),
+        (
+            "diverged",
+            "echo '{\"epoch\": 1, \"val_loss\": NaN}' >> \"$SWEEP_METRICS\"",
+            "diverged",
+            &[],
+        ),
     ];
     for (name, body, status, message) in cases {
         let dir = tempfile::tempdir().unwrap();
         script(dir.path(), "s.sh", body);
-        let text = config(2, "seed = [0]", "argv = [\"./s.sh\"]\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }");
+        let text = config(
+            2,
+            "seed = [0]",
+            "argv = [\"./s.sh\"]\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }",
+        );
         let ran = run(dir.path(), &text);
         assert_eq!(ran.code, Some(0), "{name}: {}", ran.stderr);
         let runs = read(&ran.out.join("runs.parquet"));
         assert_eq!(strings(&runs, "status"), [status], "{name}");
         let text = strings(&runs, "message")[0].clone();
         for piece in message {
-            assert!(text.contains(piece), "{name}: message lacks {piece:?}: {text}");
+            assert!(
+                text.contains(piece),
+                "{name}: message lacks {piece:?}: {text}"
+            );
         }
         if status == "killed" {
             assert_eq!(ints(&runs, "signal"), [Some(9)]);
@@ -169,7 +262,11 @@ fn failures_are_rows_with_their_status_and_a_message_naming_the_cause() {
 fn a_timeout_ends_the_whole_group_even_when_it_ignores_term() {
     let dir = tempfile::tempdir().unwrap();
     // The script and a grandchild both ignore TERM; only KILL, after the grace, ends them.
-    script(dir.path(), "s.sh", "trap '' TERM\n(trap '' TERM; sleep 60) &\nsleep 60");
+    script(
+        dir.path(),
+        "s.sh",
+        "trap '' TERM\n(trap '' TERM; sleep 60) &\nsleep 60",
+    );
     let text = config(
         2,
         "seed = [0, 1]",
@@ -178,7 +275,11 @@ fn a_timeout_ends_the_whole_group_even_when_it_ignores_term() {
     let start = Instant::now();
     let ran = run(dir.path(), &text);
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
-    assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
     let runs = read(&ran.out.join("runs.parquet"));
     assert_eq!(strings(&runs, "status"), ["timeout", "timeout"]);
     assert!(strings(&runs, "message")[0].contains("timeout after 1s"));
@@ -193,15 +294,26 @@ fn grandchildren_left_running_are_ended_with_their_run_and_stdin_is_empty() {
         "s.sh",
         "sleep 300 &\n(sleep 300 &) \nread line || echo eof\necho '{\"epoch\": 1, \"val_loss\": 0.5}' >> \"$SWEEP_METRICS\"",
     );
-    let text = config(1, "seed = [0, 1, 2]", "argv = [\"./s.sh\"]\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }");
+    let text = config(
+        1,
+        "seed = [0, 1, 2]",
+        "argv = [\"./s.sh\"]\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }",
+    );
     let start = Instant::now();
     let ran = run(dir.path(), &text);
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
     assert!(start.elapsed() < Duration::from_secs(30));
     let runs = read(&ran.out.join("runs.parquet"));
     assert_eq!(strings(&runs, "status"), ["converged"; 3]);
-    let run_dir = ran.out.join("runs").join(&strings(&runs, "run_id")[0]).join("attempt-1");
-    assert_eq!(std::fs::read_to_string(run_dir.join("stdout.log")).unwrap(), "eof\n");
+    let run_dir = ran
+        .out
+        .join("runs")
+        .join(&strings(&runs, "run_id")[0])
+        .join("attempt-1");
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("stdout.log")).unwrap(),
+        "eof\n"
+    );
     assert_eq!(leftovers(&ran.out), Vec::<String>::new());
 }
 
@@ -213,10 +325,22 @@ fn a_term_to_sweep_ends_its_runs_saves_none_of_them_and_exits_143() {
         "s.sh",
         "if [ \"$SWEEP_RUN_ID\" = \"$(cat first)\" ]; then echo '{\"epoch\": 1, \"val_loss\": 0.5}' >> \"$SWEEP_METRICS\"; exit 0; fi\nsleep 60 &\nsleep 60",
     );
-    let text = config(1, "seed = [0, 1, 2, 3]", "argv = [\"./s.sh\"]\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }");
+    let text = config(
+        1,
+        "seed = [0, 1, 2, 3]",
+        "argv = [\"./s.sh\"]\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }",
+    );
     let config = write(dir.path(), "c.toml", &text);
     let list = sweep().arg("list").arg(&config).output().unwrap();
-    let first_id = String::from_utf8(list.stdout).unwrap().lines().nth(1).unwrap().split_whitespace().nth(1).unwrap().to_string();
+    let first_id = String::from_utf8(list.stdout)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
     write(dir.path(), "first", &first_id);
     let out = dir.path().join("out");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sweep"))
@@ -248,11 +372,26 @@ fn a_term_to_sweep_ends_its_runs_saves_none_of_them_and_exits_143() {
 fn a_missing_program_and_a_bad_placeholder_are_config_errors_before_any_run() {
     let dir = tempfile::tempdir().unwrap();
     for (command, expect) in [
-        ("argv = [\"no-such-program-xyz\"]\nmetric = \"v\"\nconverged = { at_most = 1.0 }", "not found on PATH"),
-        ("argv = [\"./missing.sh\"]\nmetric = \"v\"\nconverged = { at_most = 1.0 }", "not an executable file"),
-        ("argv = [\"sh\", \"{learnig_rate}\"]\nmetric = \"v\"\nconverged = { at_most = 1.0 }", "did you mean `learning_rate`"),
-        ("argv = [\"sh\"]\nmetric = \"val_loss\"", "command.converged"),
-        ("argv = [\"sh\"]\ntimeout = \"5 minutes\"", "command.timeout"),
+        (
+            "argv = [\"no-such-program-xyz\"]\nmetric = \"v\"\nconverged = { at_most = 1.0 }",
+            "not found on PATH",
+        ),
+        (
+            "argv = [\"./missing.sh\"]\nmetric = \"v\"\nconverged = { at_most = 1.0 }",
+            "not an executable file",
+        ),
+        (
+            "argv = [\"sh\", \"{learnig_rate}\"]\nmetric = \"v\"\nconverged = { at_most = 1.0 }",
+            "did you mean `learning_rate`",
+        ),
+        (
+            "argv = [\"sh\"]\nmetric = \"val_loss\"",
+            "command.converged",
+        ),
+        (
+            "argv = [\"sh\"]\ntimeout = \"5 minutes\"",
+            "command.timeout",
+        ),
     ] {
         let ran = run(dir.path(), &config(1, "seed = [0]", command));
         assert_eq!(ran.code, Some(2), "{command}: {}", ran.stderr);
@@ -274,10 +413,152 @@ fn a_changed_input_is_reported_when_the_sweep_resumes() {
     let first = run(dir.path(), &text);
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     let manifest = std::fs::read_to_string(first.out.join("manifest.toml")).unwrap();
-    assert!(manifest.contains("[inputs_sha256]") && manifest.contains("timeout = \"3600s\""), "{manifest}");
+    assert!(
+        manifest.contains("[inputs_sha256]") && manifest.contains("timeout = \"3600s\""),
+        "{manifest}"
+    );
     script(dir.path(), "s.sh", &format!("{body}\n# edited"));
     // The timeout is an execution setting: changing it keeps the folder's runs.
     let again = run(dir.path(), &text.replace("\"1h\"", "\"2h\""));
     assert_eq!(again.code, Some(0), "{}", again.stderr);
-    assert!(again.stderr.contains("s.sh changed since this folder began"), "{}", again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains("s.sh changed since this folder began"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn gpu_slots_are_never_held_by_two_runs_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each run logs its slot and its start and end times (ns), then reports one epoch.
+    script(
+        dir.path(),
+        "s.sh",
+        "start=$(date +%s%N); sleep 0.2; echo \"$CUDA_VISIBLE_DEVICES $start $(date +%s%N)\" >> ../slots.log\n\
+         echo '{\"epoch\": 1, \"val_loss\": 0.5}' >> \"$SWEEP_METRICS\"",
+    );
+    let text = config(
+        1,
+        "seed = [0, 1, 2, 3, 4, 5]",
+        "argv = [\"../s.sh\"]\nworkdir = \"work\"\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }\ngpus = [1, 0]",
+    );
+    std::fs::create_dir(dir.path().join("work")).unwrap();
+    let config_path = write(dir.path(), "c.toml", &text);
+    let out = dir.path().join("out");
+    let output = sweep()
+        .args(["run", "--quiet", "--jobs", "4"])
+        .arg(&config_path)
+        .arg("--out")
+        .arg(&out)
+        .env("CUDA_VISIBLE_DEVICES", "7,9")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let log = std::fs::read_to_string(dir.path().join("slots.log")).unwrap();
+    let spans: Vec<(String, u128, u128)> = log
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[0].to_string(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(spans.len(), 6, "{log}");
+    // gpus index into the inherited CUDA_VISIBLE_DEVICES: slots 1 and 0 are devices 9 and 7.
+    assert!(
+        spans.iter().all(|(slot, _, _)| slot == "7" || slot == "9"),
+        "{log}"
+    );
+    for (i, a) in spans.iter().enumerate() {
+        for b in &spans[i + 1..] {
+            let overlap = a.1 < b.2 && b.1 < a.2;
+            assert!(
+                !(a.0 == b.0 && overlap),
+                "slot {} held twice at once: {log}",
+                a.0
+            );
+        }
+    }
+    // A slot index beyond the inherited devices is a config error before any run.
+    let bad = sweep()
+        .args(["run", "--quiet"])
+        .arg(&config_path)
+        .arg("--out")
+        .arg(dir.path().join("out2"))
+        .env("CUDA_VISIBLE_DEVICES", "7")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("command.gpus: index 1"));
+    assert!(!dir.path().join("out2").exists());
+}
+
+#[test]
+fn fail_fast_stops_when_the_first_runs_all_fail_and_exits_5() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "s.sh",
+        "echo 'ModuleNotFoundError: No module named torch' >&2\nexit 1",
+    );
+    let text = config(
+        1,
+        "seed = [0, 1, 2, 3, 4, 5, 6, 7]",
+        "argv = [\"./s.sh\"]\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }\nfail_fast = 2",
+    );
+    let config_path = write(dir.path(), "c.toml", &text);
+    let out = dir.path().join("out");
+    let output = sweep()
+        .args(["run", "--quiet", "--jobs", "1"])
+        .arg(&config_path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("fail_fast: the first 2 runs") && stderr.contains("No module named torch"),
+        "{stderr}"
+    );
+    assert!(!out.join("runs.parquet").exists());
+    let status = sweep().arg("status").arg(&out).output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("2 done"));
+}
+
+#[test]
+fn list_argv_prints_every_runs_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(
+        3,
+        "clip = [false, true]",
+        "argv = [\"sh\", \"-c\", \"echo it's {learning_rate}\", \"{clip?--clip}\", \"{sweep.run_dir}\"]\nmetric = \"v\"\nconverged = { at_most = 1.0 }",
+    );
+    let config_path = write(dir.path(), "c.toml", &text);
+    let output = sweep()
+        .args(["list", "--argv"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].ends_with(r#"'sh' '-c' 'echo it'\''s 0.001' '{sweep.run_dir}'"#),
+        "{text}"
+    );
+    assert!(
+        lines[1].ends_with(r#"'sh' '-c' 'echo it'\''s 0.001' '--clip' '{sweep.run_dir}'"#),
+        "{text}"
+    );
 }

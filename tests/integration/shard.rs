@@ -268,7 +268,15 @@ fn the_slurm_launcher_runs_every_shard_and_the_merge() {
             "00:10:00",
             "--set",
             "train.epochs=3",
+            "--sbatch-arg=--mem=1G",
+            "--sbatch-arg",
+            "--account=lab",
+            "--prelude",
         ])
+        .arg(format!(
+            "touch '{}'",
+            tmp.path().join("prelude ran").display()
+        ))
         .arg("--out")
         .arg(&out)
         .arg(&config)
@@ -330,6 +338,19 @@ fi
     );
     assert!(out.join("shard.sbatch").exists() && out.join("merge.sbatch").exists());
     assert_same_tables(&single, &out);
+    // The extra options: every one for the array job, the account for the merge too; the
+    // prelude ran before sweep in each task.
+    let shard = std::fs::read_to_string(out.join("shard.sbatch")).unwrap();
+    let merge = std::fs::read_to_string(out.join("merge.sbatch")).unwrap();
+    assert!(
+        shard.contains("#SBATCH --mem=1G\n#SBATCH --account=lab\n"),
+        "{shard}"
+    );
+    assert!(
+        merge.contains("#SBATCH --account=lab\n") && !merge.contains("--mem"),
+        "{merge}"
+    );
+    assert!(tmp.path().join("prelude ran").exists());
 }
 
 /// `sweep k8s` prints valid YAML (JSON is YAML): the config, an Indexed Job of shards on the
