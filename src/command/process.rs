@@ -186,9 +186,14 @@ pub fn spawn(
         .spawn()
 }
 
-/// Waits for `child` (registered with `supervisor` under `timeout`), then ends whatever of its
-/// group is left (TERM, KILL after `grace`) while the leader's unreaped exit still holds the
-/// group's id, and reaps the leader.
+/// Waits for `child` (registered with `supervisor` under `timeout`) and reaps it, then ends
+/// whatever of its group is left (TERM, KILL after `grace`).
+///
+/// The group is looked for after the leader is reaped: a group id cannot be given to a new
+/// process while any member of the group lives, and once the group is empty it could be only
+/// after the kernel has handed out every other process id (`/proc/sys/kernel/pid_max`, 32,768
+/// or more) in the microseconds before the check, so `killpg` reaches this run's processes and no
+/// others. (Scanning `/proc` for the group instead cost a fifth of a tiny run's time.)
 pub fn wait(
     supervisor: &Supervisor,
     mut child: Child,
@@ -208,55 +213,36 @@ pub fn wait(
     if supervisor.stopping() {
         signal_group(group, libc::SIGTERM);
     }
-    let waited = wait_without_reaping(group);
+    let status = child.wait();
     let run = supervisor.live.lock().expect("not poisoned").remove(&group);
     let ended_by_sweep = run.and_then(|r| r.termed).map(|(_, why)| why);
     end_leftovers(group, grace);
-    let status = child.wait()?;
-    waited?;
     Ok(Exit {
-        status,
+        status: status?,
         ended_by_sweep,
     })
 }
 
-/// Blocks until the leader has exited, leaving it unreaped (so the group id stays its own).
-fn wait_without_reaping(pid: i32) -> std::io::Result<()> {
-    loop {
-        // SAFETY: waitid writes only into `info`, which lives on this stack frame.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
-/// TERMs the members of `group` still alive besides its (exited) leader, then KILLs any left
-/// after `grace`, and waits until none is left.
+/// TERMs the processes left in `group` (its leader has been reaped), KILLs any left after
+/// `grace`, and waits until none is left.
 fn end_leftovers(group: i32, grace: Duration) {
-    if !group_has_members(group) {
+    if !group_alive(group) {
         return;
     }
     signal_group(group, libc::SIGTERM);
     let start = Instant::now();
-    while group_has_members(group) {
+    while group_alive(group) {
         if start.elapsed() >= grace {
             signal_group(group, libc::SIGKILL);
         }
         std::thread::sleep(TICK);
     }
+}
+
+/// Whether any process is left in `group`.
+fn group_alive(group: i32) -> bool {
+    // SAFETY: signal 0 only checks that the group exists; nothing is sent.
+    unsafe { libc::killpg(group, 0) == 0 }
 }
 
 /// Sends `signal` to every process of `group` (no error when none is left).
@@ -265,29 +251,4 @@ fn signal_group(group: i32, signal: i32) {
     unsafe {
         libc::killpg(group, signal);
     }
-}
-
-/// Whether a process other than the leader (and other than a zombie) is in `group`: read from
-/// `/proc/<pid>/stat` (state, parent, group are the fields after the command's closing ')').
-fn group_has_members(group: i32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.filter_map(|e| e.ok()).any(|entry| {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            return false;
-        };
-        if pid == group {
-            return false;
-        }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        fields.len() > 2 && fields[0] != "Z" && fields[2].parse::<i32>() == Ok(group)
-    })
 }

@@ -141,7 +141,9 @@ fn write_compatible(
         .collect();
     let batches = chunked.iter_chunks(CompatLevel::oldest(), false).map(Ok);
     let row_groups = RowGroupIterator::try_new(batches, &schema, options, encodings)?;
-    let mut writer = FileWriter::try_new(file, schema, options)?;
+    // Buffered: the writer emits its Thrift headers a byte at a time (a system call each).
+    let mut buffered = std::io::BufWriter::with_capacity(1 << 16, file);
+    let mut writer = FileWriter::try_new(&mut buffered, schema, options)?;
     for group in row_groups {
         writer.write(u64::MAX, group?)?;
     }
@@ -151,6 +153,7 @@ fn write_compatible(
         value: Some(v.clone()),
     }));
     writer.end(Some(key_values))?;
+    buffered.flush()?;
     Ok(())
 }
 
