@@ -26,6 +26,12 @@ named_enum! {
 }
 
 impl Status {
+    /// A command run that did not come to a judged end (failed, timed out or killed): what
+    /// `--retry-failed` runs again.
+    pub fn incomplete(self) -> bool {
+        matches!(self, Status::Failed | Status::Timeout | Status::Killed)
+    }
+
     /// A run that stopped before its end: diverged, failed, timed out or killed. Such runs count
     /// in no R² or excess-MSE statistic.
     pub fn ended_early(self) -> bool {
@@ -84,6 +90,8 @@ pub struct ProcessFacts {
     pub signal: Option<i64>,
     /// The command as a JSON list, with `{sweep.*}` placeholders left unrendered.
     pub argv: String,
+    /// 1 for a run's first attempt; `--retry-failed` makes the next.
+    pub attempt: u32,
 }
 
 impl RunOutcome {

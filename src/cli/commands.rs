@@ -28,8 +28,16 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
         quiet: args.quiet,
         fresh: args.fresh,
         allow_build_change: args.allow_build_change,
+        retry_failed: args.retry_failed,
         hooks: sweep::TestHooks::from_env(),
     };
+    if args.retry_failed && sweep.command.is_none() {
+        return Err(Error::Usage(
+            "--retry-failed runs a command sweep's failed runs again; this config has no [command] section (a \
+             built-in run fails only on a bug, which a retry would meet again)"
+                .into(),
+        ));
+    }
     if let Some((shard, source)) = shard {
         eprintln!(
             "shard {} of {} (index from {source}) into {}",

@@ -81,6 +81,10 @@ struct RunArgs {
     /// without it, since another build's numbers may differ; the manifest records both builds).
     #[arg(long, conflicts_with_all = ["fresh", "shard", "shards"])]
     allow_build_change: bool,
+    /// Run a command sweep's failed, timed-out and killed runs again, each as its next attempt
+    /// (its folder runs/<id>/attempt-N beside the earlier ones; the tables keep the last).
+    #[arg(long, conflicts_with = "fresh")]
+    retry_failed: bool,
     /// Run only shard I of N (0-based) and write its parts, not the tables; `sweep merge` builds
     /// them once every shard is done. Runs that train together stay in one shard.
     #[arg(long, value_name = "I/N", conflicts_with = "shards")]

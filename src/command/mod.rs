@@ -350,6 +350,7 @@ impl Launch<'_> {
                 exit_code: exit.and_then(|e| e.code()).map(i64::from),
                 signal: exit.and_then(|e| e.signal()).map(i64::from),
                 argv: argv_record.to_string(),
+                attempt: self.attempt,
             }),
         }
     }

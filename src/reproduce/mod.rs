@@ -250,6 +250,7 @@ fn rerun_and_compare(
             quiet: true,
             fresh: false,
             allow_build_change: false,
+            retry_failed: false,
             hooks: TestHooks::default(),
         };
         sweep::run(&sweep, &opts)?;

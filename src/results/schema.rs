@@ -161,6 +161,7 @@ pub fn runs_frame(rows: &[RunRow]) -> Result<DataFrame> {
     if rows.iter().any(|r| r.process.is_some()) {
         let process = |r: &RunRow| r.process.clone().unwrap_or_default();
         columns.extend([
+            col("attempt", rows, |r| int(process(r).attempt)),
             col("exit_code", rows, |r| process(r).exit_code),
             col("signal", rows, |r| process(r).signal),
             col("argv", rows, |r| process(r).argv),
@@ -222,6 +223,7 @@ pub fn runs_from_frame(
                 exit_code: command.exit_codes[i],
                 signal: command.signals[i],
                 argv: command.argv[i].clone().unwrap_or_default(),
+                attempt: command.attempts[i].map_or(1, |a| a as u32),
             });
             for (key, values) in &command.finals {
                 if let Some(v) = values[i] {
@@ -236,6 +238,7 @@ pub fn runs_from_frame(
 
 /// The command-run columns of a runs frame, when it has them.
 struct CommandColumns {
+    attempts: Vec<Option<i64>>,
     exit_codes: Vec<Option<i64>>,
     signals: Vec<Option<i64>>,
     argv: Vec<Option<String>>,
@@ -259,6 +262,7 @@ impl CommandColumns {
             .map(|key| Ok((key.to_string(), reader.f64s(&format!("{FINAL}{key}"))?)))
             .collect::<Result<_>>()?;
         Ok(Some(CommandColumns {
+            attempts: reader.ints("attempt")?,
             exit_codes: reader.ints("exit_code")?,
             signals: reader.ints("signal")?,
             argv: reader.strings("argv")?,
@@ -267,20 +271,26 @@ impl CommandColumns {
     }
 }
 
-/// The run ids and statuses of a runs frame; an unknown status is an error.
-pub fn run_statuses(df: &DataFrame) -> Result<Vec<(String, Status)>> {
+/// The run ids, statuses and attempts (1 where the frame has no `attempt` column) of a runs
+/// frame; an unknown status is an error.
+pub fn run_statuses(df: &DataFrame) -> Result<Vec<(String, Status, u32)>> {
     let reader = Reader { df };
     let ids = reader.strings("run_id")?;
     let statuses = reader.strings("status")?;
+    let attempts = match df.column("attempt") {
+        Ok(_) => reader.ints("attempt")?,
+        Err(_) => vec![None; ids.len()],
+    };
     ids.into_iter()
         .zip(statuses)
-        .map(|(id, status)| {
+        .zip(attempts)
+        .map(|((id, status), attempt)| {
             let id = id.unwrap_or_default();
             let status = status
                 .unwrap_or_default()
                 .parse()
                 .map_err(|e: String| Error::Results(format!("run {id}: {e}")))?;
-            Ok((id, status))
+            Ok((id, status, attempt.map_or(1, |a| a as u32)))
         })
         .collect()
 }

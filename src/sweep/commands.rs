@@ -4,6 +4,7 @@
 //! watched by one [`Supervisor`]. A run is saved only once its process has ended and its
 //! metrics were read; after a stop signal no run is saved and the sweep ends with 128 + N.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -88,6 +89,8 @@ pub struct CommandExecution<'a> {
     pub prepared: &'a Prepare,
     pub store: &'a Store,
     pub out: &'a Path,
+    /// The attempt of each run retried (`--retry-failed`); every other run's is 1.
+    pub attempts: &'a BTreeMap<String, u32>,
 }
 
 /// The GPU slots of `gpus`: each index into the inherited `CUDA_VISIBLE_DEVICES` (the index
@@ -244,12 +247,16 @@ impl CommandExecution<'_> {
         bar: &ProgressBar,
     ) -> Option<(RunRow, Vec<EpochStats>)> {
         let prep = &**self.prepared.for_run(run);
+        let attempt = self.attempts.get(&run.id).copied().unwrap_or(1);
         let launch = Launch {
             spec: self.spec,
             run,
             sweep_seed: self.sweep.seed,
-            attempt: 1,
-            run_dir: out.join(RUNS_DIR).join(&run.id).join("attempt-1"),
+            attempt,
+            run_dir: out
+                .join(RUNS_DIR)
+                .join(&run.id)
+                .join(format!("attempt-{attempt}")),
             out,
             data: Some((prep, data_file(out, &PrepKey::of(run)))),
             gpu,

@@ -14,7 +14,7 @@ mod persist;
 mod plan;
 mod shard;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub fresh: bool,
     /// Add runs to a folder whose runs another build made (the manifest records both builds).
     pub allow_build_change: bool,
+    /// Run a command sweep's failed, timed-out and killed runs again, as their next attempt.
+    pub retry_failed: bool,
     /// Behaviour the tests ask for, read once at start-up.
     pub hooks: TestHooks,
 }
@@ -159,7 +161,17 @@ fn run_runs(sweep: &mut Sweep, opts: &RunOptions, shard: Option<Shard>) -> Resul
     let (mut reference, metadata) = finish::reference_table(sweep, &prepared)?;
     store.write_reference(&mut reference, &metadata)?;
     // Only the runs files are read here; the tables are built from everything saved at the end.
-    let saved: BTreeSet<String> = persist::saved_statuses(&opts.out)?.into_keys().collect();
+    // With --retry-failed, an incomplete run is to do again, as its next attempt.
+    let attempts = persist::saved_attempts(&opts.out)?;
+    let retries: BTreeMap<String, u32> = attempts
+        .iter()
+        .filter(|(_, (status, _))| opts.retry_failed && status.incomplete())
+        .map(|(id, (_, attempt))| (id.clone(), attempt + 1))
+        .collect();
+    let saved: BTreeSet<String> = attempts
+        .into_keys()
+        .filter(|id| !retries.contains_key(id))
+        .collect();
     let mine = shard::in_share(sweep, shard);
     let share = mine.iter().filter(|m| **m).count();
     let resumed = sweep
@@ -182,6 +194,7 @@ fn run_runs(sweep: &mut Sweep, opts: &RunOptions, shard: Option<Shard>) -> Resul
             prepared: &prepared,
             store: &store,
             out: &opts.out,
+            attempts: &retries,
         };
         // Without --jobs, one run per GPU slot when there are slots, else one per core.
         let slots = spec.gpus.len();

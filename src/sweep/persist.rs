@@ -455,16 +455,31 @@ pub fn part_provenance(out: &Path) -> Result<(Vec<String>, Vec<String>)> {
 
 /// Every saved run id with its status (the first copy wins), from the runs files only.
 pub fn saved_statuses(out: &Path) -> Result<BTreeMap<String, Status>> {
-    let mut saved = BTreeMap::new();
+    Ok(saved_attempts(out)?
+        .into_iter()
+        .map(|(id, (status, _))| (id, status))
+        .collect())
+}
+
+/// Every saved run's status and attempt: of a run saved more than once, its highest attempt
+/// (the first copy of it, when a run was saved twice at the same attempt).
+pub fn saved_attempts(out: &Path) -> Result<BTreeMap<String, (Status, u32)>> {
+    let mut saved: BTreeMap<String, (Status, u32)> = BTreeMap::new();
     for runs in committed_parts(out)? {
-        for (id, status) in results::run_statuses(&results::read_parquet(&runs)?)? {
-            saved.entry(id).or_insert(status);
+        for (id, status, attempt) in results::run_statuses(&results::read_parquet(&runs)?)? {
+            match saved.get(&id) {
+                Some((_, kept)) if *kept >= attempt => {}
+                _ => {
+                    saved.insert(id, (status, attempt));
+                }
+            }
         }
     }
     Ok(saved)
 }
 
-/// Every saved run of this sweep, by run id (the first copy wins if a run was saved twice).
+/// Every saved run of this sweep, by run id: of a command run retried, its highest attempt (the
+/// first copy wins if a run was saved twice at the same attempt).
 pub fn load(out: &Path, sweep: &Sweep) -> Result<BTreeMap<String, (RunRow, Vec<EpochStats>)>> {
     let specs: BTreeMap<&str, &RunSpec> = sweep.runs.iter().map(|r| (r.id.as_str(), r)).collect();
     let scenario_name = |i: usize| sweep.scenarios[i].name.clone();
@@ -483,7 +498,13 @@ pub fn load(out: &Path, sweep: &Sweep) -> Result<BTreeMap<String, (RunRow, Vec<E
         let mut epochs = results::epochs_from_frame(&results::read_parquet(&epochs_path)?)?;
         for row in results::runs_from_frame(&runs, &specs, scenario_name)? {
             let e = epochs.remove(&row.run_id).unwrap_or_default();
-            saved.entry(row.run_id.clone()).or_insert((row, e));
+            let attempt = |r: &RunRow| r.process.as_ref().map_or(1, |p| p.attempt);
+            match saved.get(&row.run_id) {
+                Some((kept, _)) if attempt(kept) >= attempt(&row) => {}
+                _ => {
+                    saved.insert(row.run_id.clone(), (row, e));
+                }
+            }
         }
     }
     Ok(saved)

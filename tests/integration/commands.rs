@@ -562,3 +562,83 @@ fn list_argv_prints_every_runs_command() {
         "{text}"
     );
 }
+
+#[test]
+fn retry_failed_reruns_incomplete_runs_as_their_next_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    // Fails while the file `broken` exists, like a script with a bug that is then fixed.
+    script(
+        dir.path(),
+        "s.sh",
+        "if [ -e broken ] && [ \"$SWEEP_RUN_ID\" = \"$(cat broken)\" ]; then echo bug >&2; exit 1; fi\n\
+         echo \"{\\\"epoch\\\": 1, \\\"val_loss\\\": 0.5, \\\"attempt_seen\\\": $SWEEP_ATTEMPT}\" >> \"$SWEEP_METRICS\"",
+    );
+    let text = config(
+        1,
+        "seed = [0, 1, 2]",
+        "argv = [\"./s.sh\"]\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }",
+    );
+    let config_path = write(dir.path(), "c.toml", &text);
+    let list = sweep().arg("list").arg(&config_path).output().unwrap();
+    let second = String::from_utf8(list.stdout)
+        .unwrap()
+        .lines()
+        .nth(2)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    write(dir.path(), "broken", &second);
+    let first = run(dir.path(), &text);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let runs = read(&first.out.join("runs.parquet"));
+    assert_eq!(
+        strings(&runs, "status"),
+        ["converged", "failed", "converged"]
+    );
+    assert_eq!(ints(&runs, "attempt"), [Some(1); 3]);
+    // Without the flag a rerun resumes and keeps the failure; with it, only run 1 runs again.
+    std::fs::remove_file(dir.path().join("broken")).unwrap();
+    let resumed = run(dir.path(), &text);
+    assert_eq!(
+        strings(&read(&resumed.out.join("runs.parquet")), "status")[1],
+        "failed"
+    );
+    let retried = sweep()
+        .args(["run", "--quiet", "--retry-failed"])
+        .arg(&config_path)
+        .arg("--out")
+        .arg(&first.out)
+        .output()
+        .unwrap();
+    assert!(
+        retried.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
+    let runs = read(&first.out.join("runs.parquet"));
+    assert_eq!(strings(&runs, "status"), ["converged"; 3]);
+    assert_eq!(ints(&runs, "attempt"), [Some(1), Some(2), Some(1)]);
+    let seen: Vec<Option<f64>> = runs
+        .column("final_attempt_seen")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(seen, [Some(1.0), Some(2.0), Some(1.0)]);
+    let folder = first.out.join("runs").join(&second);
+    assert!(
+        folder.join("attempt-1/stderr.log").exists()
+            && folder.join("attempt-2/metrics.jsonl").exists()
+    );
+    // A built-in sweep has nothing to retry.
+    let builtin = write(dir.path(), "b.toml", "[train]\nepochs = 1\n");
+    let refused = sweep()
+        .args(["run", "--retry-failed"])
+        .arg(&builtin)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+}
