@@ -25,9 +25,9 @@
 //!   calls it.
 //!
 //! Shared by several stages: [`error`] (the error type and exit codes), [`outcome`] (what a run
-//! produced, whichever engine ran it), [`rng`] (seeded streams),
-//! [`simd`] (the run-time SIMD level), [`aligned`] (buffers on a cache line) and `enums` (named
-//! enums).
+//! produced, whichever engine ran it), [`rng`] (seeded streams), [`simd`] (the run-time SIMD
+//! level), [`aligned`] (buffers on a cache line), [`atomic_file`] (files that appear whole) and
+//! `enums` (named enums).
 
 mod enums;
 
@@ -44,6 +44,7 @@ pub mod sweep;
 pub mod train;
 
 pub mod aligned;
+pub mod atomic_file;
 pub mod error;
 pub mod outcome;
 pub mod rng;

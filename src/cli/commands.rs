@@ -29,6 +29,7 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
         fresh: args.fresh,
         allow_build_change: args.allow_build_change,
         retry_failed: args.retry_failed,
+        kill_stale: args.kill_stale,
         hooks: sweep::TestHooks::from_env(),
     };
     if args.retry_failed && sweep.command.is_none() {

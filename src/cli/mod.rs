@@ -85,6 +85,10 @@ struct RunArgs {
     /// (its folder runs/<id>/attempt-N beside the earlier ones; the tables keep the last).
     #[arg(long, conflicts_with = "fresh")]
     retry_failed: bool,
+    /// End the command runs that a killed sweep left alive on this host (recorded in OUT/live/)
+    /// before starting; without it, sweep refuses to start beside them.
+    #[arg(long)]
+    kill_stale: bool,
     /// Run only shard I of N (0-based) and write its parts, not the tables; `sweep merge` builds
     /// them once every shard is done. Runs that train together stay in one shard.
     #[arg(long, value_name = "I/N", conflicts_with = "shards")]

@@ -4,6 +4,7 @@
 //! way the built-in engine does, returning the same [`RunOutcome`]. It imports nothing above
 //! it: the data file it hands over (`SWEEP_DATA`) is written by the sweep before any run.
 
+mod live;
 mod metrics;
 mod process;
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rand::RngExt;
 
+pub use live::{check_stale, LIVE_DIR};
 pub use metrics::{value_of, Metrics, MAX_LINE};
 pub use process::{Ended, Supervisor};
 
@@ -192,7 +194,12 @@ impl Launch<'_> {
                 return Some(outcome(Status::Failed, message, None, Metrics::default()));
             }
         };
-        let exit = match process::wait(supervisor, child, self.spec.timeout, self.spec.grace) {
+        let record = live::Record::of(&self.run.id, child.id() as i32).create(self.out);
+        let waited = process::wait(supervisor, child, self.spec.timeout, self.spec.grace);
+        if let Some(path) = record {
+            let _ = std::fs::remove_file(path);
+        }
+        let exit = match waited {
             Ok(exit) => exit,
             Err(e) => {
                 let message = format!("{}: waiting for its process failed: {e}", self.describe());

@@ -251,6 +251,7 @@ fn rerun_and_compare(
             fresh: false,
             allow_build_change: false,
             retry_failed: false,
+            kill_stale: false,
             hooks: TestHooks::default(),
         };
         sweep::run(&sweep, &opts)?;

@@ -1,6 +1,5 @@
-//! Files on disk: atomic writes (temporary file, fsync, rename, or a link that never replaces
-//! a file, for folders that several processes share) and Parquet with key-value
-//! metadata, written so that every Parquet reader opens it.
+//! Tables on disk: Parquet with key-value metadata, written atomically (see
+//! [`crate::atomic_file`]) so that every Parquet reader opens it, and CSV.
 //!
 //! polars' own `ParquetWriter` stores strings with Arrow's `string_view` type in the file's Arrow
 //! schema, which pyarrow before 16 (and pandas on it) cannot read. So the row groups are written
@@ -10,7 +9,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use polars::prelude::*;
 use polars_parquet::write::{
@@ -18,88 +17,11 @@ use polars_parquet::write::{
     RowGroupIterator, StatisticsOptions, Version, WriteOptions,
 };
 
+pub use crate::atomic_file::{write_atomic, write_new, write_text};
 use crate::error::{Error, Result};
 
 /// Rows per row group (polars' default).
 const ROW_GROUP_ROWS: usize = 512 * 512;
-
-/// How a finished temporary file takes its final name.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Commit {
-    /// Rename over whatever is there.
-    Replace,
-    /// Hard-link to the final name, which must not exist yet (`link(2)` fails on an existing
-    /// name, on NFS too), then remove the temporary name.
-    New,
-}
-
-/// Writes `fill`'s bytes to `path` atomically: temporary file, fsync, rename. A reader sees the
-/// old file or the new one, never a part; a failed write removes its temporary file.
-pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
-    write_committed(path, Commit::Replace, fill).map(|_| ())
-}
-
-/// Like [`write_atomic`], but never replaces a file: returns `false` (and writes nothing) when
-/// `path` exists already, so that processes sharing a folder cannot clobber each other.
-pub fn write_new(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<bool> {
-    write_committed(path, Commit::New, fill)
-}
-
-fn write_committed(
-    path: &Path,
-    commit: Commit,
-    fill: impl FnOnce(&mut File) -> Result<()>,
-) -> Result<bool> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // The process id alone could repeat on another machine sharing the folder.
-    let tmp: PathBuf = dir.join(format!(
-        ".{name}.tmp-{}-{:016x}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let result = (|| {
-        let mut file =
-            File::create(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-        fill(&mut file)?;
-        file.flush()
-            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        file.sync_all()
-            .map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
-        let created = match commit {
-            Commit::Replace => std::fs::rename(&tmp, path)
-                .map(|_| true)
-                .map_err(|e| Error::io(format!("renaming to {}", path.display()), e))?,
-            Commit::New => match std::fs::hard_link(&tmp, path) {
-                Ok(()) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-                Err(e) => return Err(Error::io(format!("linking to {}", path.display()), e)),
-            },
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(created)
-    })();
-    if result.is_err() || commit == Commit::New {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Writes text to `path` atomically.
-pub fn write_text(path: &Path, text: &str) -> Result<()> {
-    write_atomic(path, |f| {
-        f.write_all(text.as_bytes())
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))
-    })
-}
 
 /// Writes a frame as Zstd-compressed Parquet with key-value metadata, atomically.
 pub fn write_parquet(path: &Path, df: &mut DataFrame, metadata: &[(String, String)]) -> Result<()> {

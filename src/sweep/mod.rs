@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub allow_build_change: bool,
     /// Run a command sweep's failed, timed-out and killed runs again, as their next attempt.
     pub retry_failed: bool,
+    /// End the runs a killed sweep left alive on this host before starting.
+    pub kill_stale: bool,
     /// Behaviour the tests ask for, read once at start-up.
     pub hooks: TestHooks,
 }
@@ -155,6 +157,7 @@ fn run_runs(sweep: &mut Sweep, opts: &RunOptions, shard: Option<Shard>) -> Resul
     let sweep = &*sweep;
     if let Some(spec) = &sweep.command {
         commands::gpu_slots(spec)?;
+        crate::command::check_stale(&opts.out, opts.kill_stale, spec.grace)?;
     }
     check_writable(&opts.out)?;
     let store = persist::Store::open(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;

@@ -303,7 +303,14 @@ impl Store {
             for name in TABLES.iter().chain(OTHER_FILES).chain([&MANIFEST]) {
                 remove(out.join(name))?;
             }
-            for dir in [parts.clone(), out.join("figures")] {
+            // A command sweep's data files and run folders go too (live-run records stay: they
+            // were checked before, and a sibling sweep's are its own).
+            for dir in [
+                parts.clone(),
+                out.join("figures"),
+                out.join("data"),
+                out.join("runs"),
+            ] {
                 if dir.exists() {
                     std::fs::remove_dir_all(&dir)
                         .map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;

@@ -642,3 +642,71 @@ fn retry_failed_reruns_incomplete_runs_as_their_next_attempt() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(2));
 }
+
+#[test]
+fn runs_left_alive_by_a_killed_sweep_are_found_and_ended_with_kill_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    // Slow (with a grandchild) while the file `slow` exists.
+    script(
+        dir.path(),
+        "s.sh",
+        "if [ -e slow ]; then sleep 60 & sleep 60; fi\necho '{\"epoch\": 1, \"val_loss\": 0.5}' >> \"$SWEEP_METRICS\"",
+    );
+    write(dir.path(), "slow", "");
+    let text = config(
+        1,
+        "seed = [0]",
+        "argv = [\"./s.sh\"]\nmetric = \"val_loss\"\nconverged = { at_most = 1.0 }\ngrace = \"1s\"",
+    );
+    let config_path = write(dir.path(), "c.toml", &text);
+    let out = dir.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["run", "--quiet"])
+        .arg(&config_path)
+        .arg("--out")
+        .arg(&out)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while leftovers(&out).len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(leftovers(&out).len(), 3, "the run did not start");
+    child.kill().unwrap(); // SIGKILL: sweep cannot end its run
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        leftovers(&out).len(),
+        3,
+        "the run should outlive a SIGKILLed sweep"
+    );
+    std::fs::remove_file(dir.path().join("slow")).unwrap();
+    let refused = run(dir.path(), &text);
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("still alive on this host")
+            && refused.stderr.contains("--kill-stale"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(leftovers(&out).len(), 3);
+    let ended = sweep()
+        .args(["run", "--quiet", "--kill-stale"])
+        .arg(&config_path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        ended.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ended.stderr)
+    );
+    assert_eq!(leftovers(&out), Vec::<String>::new());
+    assert_eq!(
+        strings(&read(&out.join("runs.parquet")), "status"),
+        ["converged"]
+    );
+    assert_eq!(std::fs::read_dir(out.join("live")).unwrap().count(), 0);
+}
