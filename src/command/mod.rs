@@ -227,9 +227,30 @@ impl Launch<'_> {
 
     /// The last lines of stderr, for a failed run's message.
     fn stderr_tail(&self) -> String {
-        let text = std::fs::read(self.run_dir.join("stderr.log")).unwrap_or_default();
-        let text = String::from_utf8_lossy(&text[text.len().saturating_sub(4096)..]).into_owned();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        use std::io::{Read, Seek, SeekFrom};
+        const TAIL_BYTES: u64 = 4096;
+        let mut bytes = Vec::new();
+        if let Ok(mut file) = std::fs::File::open(self.run_dir.join("stderr.log")) {
+            let len = file.metadata().map_or(0, |m| m.len());
+            let _ = file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)));
+            let _ = file.take(TAIL_BYTES).read_to_end(&mut bytes);
+        }
+        // Printable text only, each line cut at 300 characters: a log may hold anything.
+        let text: String = String::from_utf8_lossy(&bytes)
+            .chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' && c != '\t' {
+                    '?'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.chars().take(300).collect())
+            .collect();
         let tail = lines[lines.len().saturating_sub(STDERR_TAIL)..].join("\n    ");
         if tail.is_empty() {
             String::new()

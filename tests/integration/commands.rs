@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use polars::prelude::*;
 
-use crate::common::{read, sweep, write};
+use crate::common::{read, run_output, sweep, write};
 
 /// A small built-in data set and `epochs` epochs; the grid and `[command]` follow.
 fn config(epochs: u32, grid: &str, command: &str) -> String {
@@ -42,14 +42,7 @@ struct Ran {
 fn run(dir: &Path, text: &str) -> Ran {
     let config = write(dir, "c.toml", text);
     let out = dir.join("out");
-    let output = sweep()
-        .arg("run")
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .arg("--quiet")
-        .output()
-        .unwrap();
+    let output = run_output(&config, &out, &["--quiet"]);
     Ran {
         out,
         code: output.status.code(),
@@ -518,13 +511,7 @@ fn fail_fast_stops_when_the_first_runs_all_fail_and_exits_5() {
     );
     let config_path = write(dir.path(), "c.toml", &text);
     let out = dir.path().join("out");
-    let output = sweep()
-        .args(["run", "--quiet", "--jobs", "1"])
-        .arg(&config_path)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let output = run_output(&config_path, &out, &["--quiet", "--jobs", "1"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(5), "{stderr}");
     assert!(
@@ -605,13 +592,7 @@ fn retry_failed_reruns_incomplete_runs_as_their_next_attempt() {
         strings(&read(&resumed.out.join("runs.parquet")), "status")[1],
         "failed"
     );
-    let retried = sweep()
-        .args(["run", "--quiet", "--retry-failed"])
-        .arg(&config_path)
-        .arg("--out")
-        .arg(&first.out)
-        .output()
-        .unwrap();
+    let retried = run_output(&config_path, &first.out, &["--quiet", "--retry-failed"]);
     assert!(
         retried.status.success(),
         "{}",
@@ -691,13 +672,7 @@ fn runs_left_alive_by_a_killed_sweep_are_found_and_ended_with_kill_stale() {
         refused.stderr
     );
     assert_eq!(leftovers(&out).len(), 3);
-    let ended = sweep()
-        .args(["run", "--quiet", "--kill-stale"])
-        .arg(&config_path)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let ended = run_output(&config_path, &out, &["--quiet", "--kill-stale"]);
     assert!(
         ended.status.success(),
         "{}",
@@ -709,4 +684,54 @@ fn runs_left_alive_by_a_killed_sweep_are_found_and_ended_with_kill_stale() {
         ["converged"]
     );
     assert_eq!(std::fs::read_dir(out.join("live")).unwrap().count(), 0);
+}
+
+#[test]
+fn non_utf8_and_large_output_a_line_cut_by_a_kill_and_arguments_with_spaces_pass_through() {
+    let dir = tempfile::tempdir().unwrap();
+    // 100 MB of output (with bytes that are not UTF-8) on stdout and stderr, the arguments
+    // echoed back, two full metrics lines and a third cut short by the script's own death.
+    script(
+        dir.path(),
+        "s.sh",
+        "head -c 50000000 /dev/zero | tr '\\0' '\\377'\nhead -c 50000000 /dev/zero >&2\n\
+         printf '%s|' \"$@\" > args.txt\n\
+         printf '{\"epoch\": 1, \"val_loss\": 0.9}\\n{\"epoch\": 2, \"val_loss\": 0.4}\\n{\"epoch\": 3, \"val_l' >> \"$SWEEP_METRICS\"\n\
+         kill -9 $$",
+    );
+    let text = config(
+        3,
+        "seed = [0]",
+        "argv = [\"./s.sh\", \"a b\", \"it's \\\"quoted\\\"\", \"\", \"{{literal}}\"]\nmetric = \"val_loss\"\nconverged = { at_most = 0.5 }",
+    );
+    let ran = run(dir.path(), &text);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let runs = read(&ran.out.join("runs.parquet"));
+    assert_eq!(strings(&runs, "status"), ["killed"]);
+    let epochs = read(&ran.out.join("epochs.parquet"));
+    assert_eq!(epochs.height(), 2, "the unterminated third line is ignored");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("args.txt")).unwrap(),
+        "a b|it's \"quoted\"||{literal}|"
+    );
+    let run_dir = ran
+        .out
+        .join("runs")
+        .join(&strings(&runs, "run_id")[0])
+        .join("attempt-1");
+    assert_eq!(
+        std::fs::metadata(run_dir.join("stdout.log")).unwrap().len(),
+        50_000_000
+    );
+    assert_eq!(
+        std::fs::metadata(run_dir.join("stderr.log")).unwrap().len(),
+        50_000_000
+    );
+    // The message quotes the end of stderr as printable text, cut short.
+    let message = strings(&runs, "message")[0].clone();
+    assert!(
+        !message.contains('\0') && message.len() < 2000,
+        "{}",
+        message.len()
+    );
 }

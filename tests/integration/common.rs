@@ -56,16 +56,21 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// Runs `sweep run [args] CONFIG --out OUT`, asserts it succeeded, and returns its stdout.
-pub fn run_ok(config: &Path, out: &Path, args: &[&str]) -> String {
-    let output = sweep()
+/// Runs `sweep run [args] CONFIG --out OUT` and returns what it did.
+pub fn run_output(config: &Path, out: &Path, args: &[&str]) -> std::process::Output {
+    sweep()
         .arg("run")
         .args(args)
         .arg(config)
         .arg("--out")
         .arg(out)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `sweep run [args] CONFIG --out OUT`, asserts it succeeded, and returns its stdout.
+pub fn run_ok(config: &Path, out: &Path, args: &[&str]) -> String {
+    let output = run_output(config, out, args);
     assert!(
         output.status.success(),
         "{}",

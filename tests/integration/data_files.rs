@@ -33,14 +33,7 @@ fn run_file(dir: &Path, file: &str, data: &str) -> (PathBuf, String) {
         &format!("[data]\npath = \"{file}\"\ntarget = \"y\"\n{data}{CONFIG}"),
     );
     let out = dir.join(format!("out-{file}"));
-    let output = sweep()
-        .arg("run")
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .arg("--quiet")
-        .output()
-        .unwrap();
+    let output = crate::common::run_output(&config, &out, &["--quiet"]);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}");
     (out, stderr)
