@@ -280,6 +280,12 @@ enum Format {
 /// Runs the command line; returns the process exit code. A panic outside a run (a bug) is a
 /// failure of the tool: exit code 1, after the panic message.
 pub fn main() -> i32 {
+    // `sweep list | head` ends quietly, as other command-line tools do, instead of panicking on
+    // the closed pipe (Rust ignores SIGPIPE by default). Command runs inherit the default too.
+    // SAFETY: setting a signal's disposition to its default before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     // faer on one thread in every command: the sweep parallelizes over runs, and the reference
     // (`sweep ols`, `sweep nist`, the data generator) then gives the same bits on any core count.

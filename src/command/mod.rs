@@ -16,7 +16,7 @@ pub use live::{check_stale, LIVE_DIR};
 pub use metrics::{value_of, Metrics, MAX_LINE};
 pub use process::{Ended, Supervisor};
 
-use crate::config::{display_value, Bound, CommandSpec, RunSpec};
+use crate::config::{param_text, Bound, CommandSpec, RunSpec};
 use crate::outcome::{EpochStats, ProcessFacts, RunOutcome, Status};
 use crate::preprocess::Prepared;
 
@@ -54,7 +54,7 @@ fn setting_value(run: &RunSpec, name: &str) -> Option<String> {
     if name == "data_seed" {
         return Some(run.data_seed.map_or("none".to_string(), |s| s.to_string()));
     }
-    run.settings.value_of(name).map(|v| display_value(&v))
+    run.settings.value_of(name).map(|v| param_text(&v))
 }
 
 /// A run's command as `sweep list --argv` shows it: the settings, the run id, seed and attempt

@@ -6,6 +6,7 @@ use toml::{Table, Value};
 
 use super::grid::{canonical_axis_value, Axis};
 use super::locate::Locator;
+use super::params_section::Params;
 use super::settings::{canonical_train_value, TRAIN_KEYS};
 use super::valid_name;
 use crate::enums::named_enum;
@@ -113,6 +114,7 @@ pub struct Scenario {
 pub(crate) fn parse_ablation(
     table: &Table,
     axes: &[Axis],
+    params: &Params,
     loc: &Locator,
 ) -> Result<Option<Ablation>> {
     let Some(section) = loc.section(table, "ablation")? else {
@@ -164,7 +166,7 @@ pub(crate) fn parse_ablation(
     }
     let factors = factor_table
         .iter()
-        .map(|(key, on)| parse_factor(key, on, axes, loc))
+        .map(|(key, on)| parse_factor(key, on, axes, params, loc))
         .collect::<Result<_>>()?;
     let seeds = section
         .get("seeds")
@@ -276,7 +278,13 @@ fn check_seeds_reach(a: &Ablation, axes: &[Axis], set: bool, loc: &Locator) -> R
     ))
 }
 
-fn parse_factor(key: &str, on: &Value, axes: &[Axis], loc: &Locator) -> Result<Factor> {
+fn parse_factor(
+    key: &str,
+    on: &Value,
+    axes: &[Axis],
+    params: &Params,
+    loc: &Locator,
+) -> Result<Factor> {
     let at = "ablation.factors";
     let Some(axis) = axes.iter().find(|a| a.key == key) else {
         return Err(loc.error(
@@ -293,7 +301,8 @@ fn parse_factor(key: &str, on: &Value, axes: &[Axis], loc: &Locator) -> Result<F
             ),
         ));
     }
-    let on = canonical_axis_value(key, on).map_err(|m| loc.error(at, format!("{key}: {m}")))?;
+    let on =
+        canonical_axis_value(key, on, params).map_err(|m| loc.error(at, format!("{key}: {m}")))?;
     if !axis.values.contains(&on) {
         return Err(loc.error(
             at,

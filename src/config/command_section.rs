@@ -116,6 +116,7 @@ impl CommandSpec {
         loc: &Locator,
         config_dir: &Path,
         judged_by_reference: bool,
+        params: &super::Params,
     ) -> Result<CommandSpec> {
         loc.check_keys(table, "command.", COMMAND_KEYS)?;
         let argv_template = string_list(table, "argv", loc)?.ok_or_else(|| {
@@ -127,7 +128,8 @@ impl CommandSpec {
         if argv_template.is_empty() {
             return Err(loc.error("command.argv", "empty list: name the program to run"));
         }
-        let accepted = accepted_placeholders();
+        let mut accepted = accepted_placeholders();
+        accepted.extend(params.keys().cloned());
         let elements = argv_template
             .iter()
             .map(|e| parse_element(e, &accepted))
@@ -135,10 +137,11 @@ impl CommandSpec {
             .map_err(|m| loc.error("command.argv", m))?;
         for element in &elements {
             if let Element::Flag { key, .. } = element {
-                if !TrainSettings::default()
-                    .value_of(key)
-                    .is_some_and(|v| v.is_bool())
-                {
+                let default = params
+                    .get(key)
+                    .cloned()
+                    .or_else(|| TrainSettings::default().value_of(key));
+                if !default.is_some_and(|v| v.is_bool()) {
                     return Err(loc.error(
                         "command.argv",
                         format!("{{{key}?...}} needs a true/false key, and `{key}` is not one"),

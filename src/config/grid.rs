@@ -9,6 +9,7 @@ use toml::{Table, Value};
 use super::ablation::Scenario;
 use super::data_section::{DataSource, DataSpec};
 use super::locate::{suggestion, type_name, Locator};
+use super::params_section::{self, Params};
 use super::settings::{canonical_train_value, TrainSettings, TRAIN_KEYS};
 use crate::error::Result;
 
@@ -71,10 +72,17 @@ fn canonical_data_seed(value: &Value) -> std::result::Result<Value, String> {
     }
 }
 
-/// Checks one value of a grid axis (a train key or `data_seed`); returns the canonical value.
-pub(crate) fn canonical_axis_value(key: &str, value: &Value) -> std::result::Result<Value, String> {
+/// Checks one value of a grid axis (a train key, `data_seed` or a param); returns the
+/// canonical value.
+pub(crate) fn canonical_axis_value(
+    key: &str,
+    value: &Value,
+    params: &Params,
+) -> std::result::Result<Value, String> {
     if key == "data_seed" {
         canonical_data_seed(value)
+    } else if let Some(checked) = params_section::canonical(params, key, value) {
+        checked
     } else {
         canonical_train_value(key, value)
     }
@@ -83,13 +91,19 @@ pub(crate) fn canonical_axis_value(key: &str, value: &Value) -> std::result::Res
 impl Grid {
     /// Checks the `[grid]` table: axes (known keys, non-empty lists of distinct valid values)
     /// and excludes (naming axes, with values the axis has).
-    pub(crate) fn parse(table: &Table, data: &DataSpec, loc: &Locator) -> Result<Grid> {
+    pub(crate) fn parse(
+        table: &Table,
+        data: &DataSpec,
+        params: &Params,
+        loc: &Locator,
+    ) -> Result<Grid> {
         let mut axes = Vec::new();
         let mut raw_excludes: Vec<(usize, Exclude)> = Vec::new();
         let axis_keys: Vec<&str> = TRAIN_KEYS
             .iter()
             .copied()
             .chain(["data_seed", "exclude"])
+            .chain(params.keys().map(String::as_str))
             .collect();
         for (key, value) in table {
             let dotted = format!("grid.{key}");
@@ -106,11 +120,11 @@ impl Grid {
                     "data_seed varies the built-in generator and cannot be used with a data file",
                 ));
             }
-            axes.push(parse_axis(key, value, loc)?);
+            axes.push(parse_axis(key, value, params, loc)?);
         }
         let excludes = raw_excludes
             .iter()
-            .map(|(i, rule)| canonical_exclude(*i, rule, &axes, loc))
+            .map(|(i, rule)| canonical_exclude(*i, rule, &axes, params, loc))
             .collect::<Result<_>>()?;
         Ok(Grid { axes, excludes })
     }
@@ -220,7 +234,7 @@ impl Grid {
     }
 }
 
-fn parse_axis(key: &str, value: &Value, loc: &Locator) -> Result<Axis> {
+fn parse_axis(key: &str, value: &Value, params: &Params, loc: &Locator) -> Result<Axis> {
     let dotted = format!("grid.{key}");
     let Value::Array(items) = value else {
         return Err(loc.error(
@@ -233,7 +247,7 @@ fn parse_axis(key: &str, value: &Value, loc: &Locator) -> Result<Axis> {
     }
     let mut values: Vec<Value> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let v = canonical_axis_value(key, item)
+        let v = canonical_axis_value(key, item, params)
             .map_err(|m| loc.error(&dotted, format!("value {}: {m}", i + 1)))?;
         if values.contains(&v) {
             return Err(loc.error(
@@ -271,7 +285,13 @@ fn parse_exclude_tables(value: &Value, loc: &Locator) -> Result<Vec<(usize, Excl
 }
 
 /// An exclude may only name axes, with values the axis has; returns it with canonical values.
-fn canonical_exclude(i: usize, rule: &Exclude, axes: &[Axis], loc: &Locator) -> Result<Exclude> {
+fn canonical_exclude(
+    i: usize,
+    rule: &Exclude,
+    axes: &[Axis],
+    params: &Params,
+    loc: &Locator,
+) -> Result<Exclude> {
     let dotted = format!("grid.exclude.{i}");
     let mut canonical = Vec::new();
     for (key, value) in rule {
@@ -290,7 +310,7 @@ fn canonical_exclude(i: usize, rule: &Exclude, axes: &[Axis], loc: &Locator) -> 
                 ),
             ));
         };
-        let v = canonical_axis_value(key, value)
+        let v = canonical_axis_value(key, value, params)
             .map_err(|m| loc.error(&dotted, format!("{key}: {m}")))?;
         if !axis.values.contains(&v) {
             return Err(loc.error(

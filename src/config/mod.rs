@@ -14,6 +14,7 @@ mod data_section;
 mod grid;
 mod locate;
 mod overrides;
+mod params_section;
 mod resolved;
 mod settings;
 
@@ -28,6 +29,7 @@ pub use command_section::{parse_duration, Bound, CommandSpec, RUN_NAMES};
 pub use data_section::{CsvFormat, DataConfig, DataSource, DataSpec, FILE_KEYS, GENERATOR_KEYS};
 pub use grid::{Axis, Exclude, Grid, RunSpec};
 pub use locate::locate_key;
+pub use params_section::{param_text, Params};
 pub use resolved::TopLevel;
 pub use settings::{
     canonical_train_value, DecayOn, Dtype, Init, Optimizer, TrainSettings, Whiten, TRAIN_KEYS,
@@ -43,8 +45,11 @@ use crate::error::{Error, Result};
 
 const TOP_KEYS: &[&str] = &[
     "name", "seed", "max_runs", "data", "train", "grid", "ablation", "scenario", "command",
+    "params",
 ];
-const SECTIONS: &[&str] = &["data", "train", "grid", "ablation", "scenario", "command"];
+const SECTIONS: &[&str] = &[
+    "data", "train", "grid", "ablation", "scenario", "command", "params",
+];
 
 /// Every key a config may hold, as `(section, key)` (`""` for the top level), for the
 /// reference docs' check: the sections' own keys; a `[grid]` axis is any `[train]` key, or
@@ -162,16 +167,22 @@ pub fn from_text(
         from_flag: data_path_from_flag,
     };
     let data = DataSpec::parse(&sections.data, &loc, &path_base)?;
+    let params = params_section::parse(loc.section(&table, "params")?, &loc)?;
     let command = match loc.section(&table, "command")? {
-        Some(t) => Some(CommandSpec::parse(t, &loc, base_dir, true)?),
+        Some(t) => Some(CommandSpec::parse(t, &loc, base_dir, true, &params)?),
+        None if !params.is_empty() => return Err(loc.error(
+            "params",
+            "[params] are the settings of your own training command: they need a [command] section",
+        )),
         None => None,
     };
     // Every train key was checked one by one by `Sections::check`.
-    let base: TrainSettings = Value::Table(sections.train)
+    let mut base: TrainSettings = Value::Table(sections.train)
         .try_into()
         .expect("checked train keys");
-    let grid = Grid::parse(&sections.grid, &data, &loc)?;
-    let ablation = ablation::parse_ablation(&table, &grid.axes, &loc)?;
+    base.params = params.clone();
+    let grid = Grid::parse(&sections.grid, &data, &params, &loc)?;
+    let ablation = ablation::parse_ablation(&table, &grid.axes, &params, &loc)?;
     let scenarios = ablation::parse_scenarios(&table, &grid.axes, &loc)?;
     // Adaptive seeds: the runs are those of a seed axis 0..min (counted at its most, 0..max,
     // against max_runs); the resolved text keeps the grid as written.

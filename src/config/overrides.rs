@@ -5,6 +5,7 @@ use std::path::Path;
 
 use toml::{Table, Value};
 
+use super::command_section::COMMAND_KEYS;
 use super::locate::{suggestion, type_name};
 use super::{data_keys, ABLATION_KEYS, SECTIONS, TOP_KEYS, TRAIN_KEYS};
 use crate::error::{Error, Result};
@@ -28,13 +29,23 @@ pub(crate) fn parse_value(raw: &str) -> std::result::Result<Value, String> {
     }
 }
 
-/// The keys accepted under a section that `--set` may reach.
-fn section_keys(section: &str) -> Vec<&'static str> {
-    match section {
+/// The keys accepted under a section that `--set` may reach (`params`: those the config
+/// declares in `[params]`, which the grid may also name).
+fn section_keys(section: &str, params: &[String]) -> Vec<String> {
+    let declared = params.iter().cloned();
+    let fixed: Vec<&str> = match section {
         "data" => data_keys(),
         "train" => TRAIN_KEYS.to_vec(),
         "ablation" => ABLATION_KEYS.to_vec(),
+        "command" => COMMAND_KEYS.to_vec(),
+        "params" => return declared.collect(),
         _ => TRAIN_KEYS.iter().copied().chain(["data_seed"]).collect(),
+    };
+    let fixed = fixed.into_iter().map(str::to_string);
+    if section == "grid" {
+        fixed.chain(declared).collect()
+    } else {
+        fixed.collect()
     }
 }
 
@@ -53,12 +64,18 @@ pub(crate) fn apply(table: &mut Table, flag: &str, cwd: &Path) -> Result<String>
         [key] if TOP_KEYS.contains(key) && !SECTIONS.contains(key) => {
             table.insert(key.to_string(), value);
         }
-        [section, key] if ["data", "train", "grid", "ablation"].contains(section) => {
-            let known = section_keys(section);
-            if !known.contains(key) {
+        [section, key]
+            if ["data", "train", "grid", "ablation", "command", "params"].contains(section) =>
+        {
+            let declared: Vec<String> = match table.get("params") {
+                Some(Value::Table(p)) => p.keys().cloned().collect(),
+                _ => Vec::new(),
+            };
+            let known = section_keys(section, &declared);
+            if !known.iter().any(|k| k == key) {
                 return Err(bad(format!(
                     "unknown key `{key}` in [{section}]{}; accepted keys: {}",
-                    suggestion(key, &known),
+                    suggestion(key, &known.iter().map(String::as_str).collect::<Vec<_>>()),
                     known.join(", ")
                 )));
             }

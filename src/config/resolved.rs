@@ -44,7 +44,14 @@ impl Resolved<'_> {
             }
         }
         root.insert("data".into(), Value::Table(data));
-        root.insert("train".into(), Value::Table(self.base.to_table()));
+        // The params ride in the settings; the text keeps them in their own section.
+        let mut train = self.base.to_table();
+        train.retain(|key, _| !self.base.params.contains_key(key));
+        root.insert("train".into(), Value::Table(train));
+        if !self.base.params.is_empty() {
+            let params = self.base.params.clone().into_iter().collect();
+            root.insert("params".into(), Value::Table(params));
+        }
         let mut grid = Table::new();
         for axis in &self.grid.axes {
             grid.insert(axis.key.clone(), Value::Array(axis.values.clone()));

@@ -6,6 +6,8 @@
 //! step). This module checks values one key at a time; where they may appear (`[train]`, the grid,
 //! scenarios) is decided by the modules that parse those sections.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
@@ -85,8 +87,12 @@ impl DecayOn {
 
 /// The settings of one run: every `[train]` key. Field order is the canonical order used for
 /// run ids and table columns, so it must not depend on the order of keys in a file.
+///
+/// A command sweep's `[params]` ride along as `params`, written after the train keys in the
+/// canonical text (so they enter run ids) and left out of it when there are none. Unknown keys
+/// land there too: every key is checked by the section that parses it before it reaches here.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct TrainSettings {
     pub epochs: u32,
     pub batch_size: u32,
@@ -111,6 +117,9 @@ pub struct TrainSettings {
     pub dtype: Dtype,
     #[serde(skip_serializing_if = "DecayOn::is_training")]
     pub weight_decay_on: DecayOn,
+    /// A command sweep's `[params]` values, by key (empty otherwise).
+    #[serde(flatten, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, Value>,
 }
 
 impl Default for TrainSettings {
@@ -134,6 +143,7 @@ impl Default for TrainSettings {
             converge_tol: 0.01,
             dtype: Dtype::F64,
             weight_decay_on: DecayOn::Training,
+            params: BTreeMap::new(),
         }
     }
 }

@@ -26,7 +26,6 @@ pub use paper::{escape, tabular};
 pub use run_summary::{cell_label, context_label, ended_by_process, summary_text};
 pub use table::{markdown, number, text};
 
-use crate::config::TRAIN_KEYS;
 use crate::error::{Error, Result};
 use crate::results::{read_parquet, write_text};
 
@@ -67,10 +66,23 @@ fn varying_columns(summary: &DataFrame) -> Vec<String> {
     {
         keys.push("scenario".to_string());
     }
-    for key in TRAIN_KEYS.iter().filter(|k| **k != "seed") {
+    // The settings columns stand before `n_runs`: the train keys, then a command sweep's params.
+    let names: Vec<String> = summary
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let settings_end = names
+        .iter()
+        .position(|n| n == "n_runs")
+        .unwrap_or(names.len());
+    for key in &names[..settings_end] {
+        if ["scenario", "data_seed", "seed"].contains(&key.as_str()) {
+            continue;
+        }
         if let Ok(c) = summary.column(key) {
             if c.n_unique().unwrap_or(1) > 1 {
-                keys.push(key.to_string());
+                keys.push(key.clone());
             }
         }
     }

@@ -97,11 +97,38 @@ fn settings_column(key: &str, settings: &[&TrainSettings]) -> Column {
 /// Typed columns for a list of settings, one per `[train]` key in canonical order, for the keys
 /// `keep` accepts.
 pub fn settings_columns(settings: &[&TrainSettings], keep: impl Fn(&str) -> bool) -> Vec<Column> {
-    TRAIN_KEYS
+    let mut columns: Vec<Column> = TRAIN_KEYS
         .iter()
         .filter(|k| keep(k))
         .map(|k| settings_column(k, settings))
-        .collect()
+        .collect();
+    // A command sweep's params, after the train keys, typed by their values.
+    let params = settings
+        .first()
+        .map(|s| s.params.keys())
+        .into_iter()
+        .flatten();
+    columns.extend(
+        params
+            .filter(|k| keep(k))
+            .map(|k| param_column(k, settings)),
+    );
+    columns
+}
+
+/// The column of one `[params]` key: i64, f64, bool or str (lists as compact JSON).
+fn param_column(key: &str, settings: &[&TrainSettings]) -> Column {
+    let value = |s: &&TrainSettings| s.params.get(key).cloned();
+    match settings.first().and_then(value) {
+        Some(toml::Value::Integer(_)) => {
+            col(key, settings, |s| value(s).and_then(|v| v.as_integer()))
+        }
+        Some(toml::Value::Float(_)) => col(key, settings, |s| value(s).and_then(|v| v.as_float())),
+        Some(toml::Value::Boolean(_)) => col(key, settings, |s| value(s).and_then(|v| v.as_bool())),
+        _ => col(key, settings, |s| {
+            value(s).map(|v| crate::config::param_text(&v))
+        }),
+    }
 }
 
 type F64Field<R> = (&'static str, fn(&R) -> f64, fn(&mut R, f64));

@@ -735,3 +735,104 @@ fn non_utf8_and_large_output_a_line_cut_by_a_kill_and_arguments_with_spaces_pass
         message.len()
     );
 }
+
+#[test]
+fn params_are_grid_keys_factors_columns_placeholders_and_params_json_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "s.sh",
+        "printf '%s|' \"$@\" > \"$SWEEP_RUN_DIR/args.txt\"\n\
+         echo \"{\\\"epoch\\\": 1, \\\"val_loss\\\": $2}\" >> \"$SWEEP_METRICS\"",
+    );
+    let text = config(
+        1,
+        "width = [1, 0.5]\nrelu = [false, true]\nseed = [0, 1, 2, 3]\n[[grid.exclude]]\nwidth = 1\nrelu = true",
+        "argv = [\"./s.sh\", \"{relu?--relu}\", \"{width}\", \"{layers}\", \"{name}\"]\nmetric = \"val_loss\"\n\
+         converged = { at_most = 0.6 }\n[params]\nwidth = 2.0\nrelu = false\nlayers = [8, 8]\nname = \"a b\"\n\
+         [ablation]\nfactors = { relu = true }",
+    );
+    let ran = run(dir.path(), &text);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let runs = read(&ran.out.join("runs.parquet"));
+    // Typed columns after the train keys; the exclude removed width 1 with relu.
+    assert_eq!(runs.height(), 12);
+    assert_eq!(runs.column("width").unwrap().dtype(), &DataType::Float64);
+    assert_eq!(runs.column("relu").unwrap().dtype(), &DataType::Boolean);
+    assert_eq!(strings(&runs, "layers")[0], "[8,8]");
+    let names: Vec<&str> = runs.get_column_names().iter().map(|n| n.as_str()).collect();
+    let after_train = names.iter().position(|n| *n == "weight_decay_on").unwrap();
+    assert_eq!(
+        &names[after_train + 1..after_train + 5],
+        ["layers", "name", "relu", "width"]
+    );
+    let widths: Vec<Option<f64>> = runs
+        .column("width")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .collect();
+    let relus: Vec<Option<bool>> = runs
+        .column("relu")
+        .unwrap()
+        .bool()
+        .unwrap()
+        .iter()
+        .collect();
+    let i = (0..12)
+        .find(|&i| widths[i] == Some(0.5) && relus[i] == Some(false))
+        .unwrap();
+    let j = (0..12).find(|&i| widths[i] == Some(1.0)).unwrap();
+    let args = |i: usize| {
+        let dir = ran
+            .out
+            .join("runs")
+            .join(&strings(&runs, "run_id")[i])
+            .join("attempt-1");
+        std::fs::read_to_string(dir.join("args.txt")).unwrap()
+    };
+    assert_eq!(args(i), "0.5|[8,8]|a b|");
+    assert_eq!(args(j), "1.0|[8,8]|a b|"); // an integer given to a float param is a float
+    let k = (0..12).find(|&i| relus[i] == Some(true)).unwrap();
+    assert_eq!(args(k), "--relu|0.5|[8,8]|a b|");
+    let run_dir = ran
+        .out
+        .join("runs")
+        .join(&strings(&runs, "run_id")[i])
+        .join("attempt-1");
+    let params: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("params.json")).unwrap())
+            .unwrap();
+    assert_eq!(params["params"]["width"], 0.5);
+    assert_eq!(params["params"]["name"], "a b");
+    // The param factor gets its verdict, per context of the other param.
+    let verdict = read(&ran.out.join("verdict.parquet"));
+    assert_eq!(strings(&verdict, "factor"), ["relu"]);
+    // --set reaches params (and changes the run ids: params enter them).
+    let config_path = dir.path().join("c.toml");
+    let list = |args: &[&str]| {
+        let out = sweep()
+            .arg("list")
+            .args(args)
+            .arg(&config_path)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_ne!(list(&["--set", "params.name=other"]), list(&[]));
+    // A param of the wrong type is refused naming its default's type.
+    let bad = run(
+        dir.path(),
+        &text.replace("width = [1, 0.5]", "width = [\"wide\"]"),
+    );
+    assert_eq!(bad.code, Some(2));
+    assert!(
+        bad.stderr.contains("grid.width") && bad.stderr.contains("float"),
+        "{}",
+        bad.stderr
+    );
+    let clash = run(dir.path(), &text.replace("name = \"a b\"", "status = 1"));
+    assert_eq!(clash.code, Some(2));
+    assert!(clash.stderr.contains("params.status"), "{}", clash.stderr);
+}
