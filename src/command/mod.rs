@@ -206,6 +206,13 @@ impl Launch<'_> {
                 return Some(outcome(Status::Failed, message, None, Metrics::default()));
             }
         };
+        // Slurm's stop signals every process of the job, the run's too: a run that a stop signal
+        // ended may be seen before sweep's own signal is; give that one a moment to arrive.
+        let stop_signals = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+        if exit.ended_by_sweep.is_none() && exit.signal().is_some_and(|s| stop_signals.contains(&s))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
         if supervisor.stopping() {
             return None;
         }

@@ -350,6 +350,10 @@ fn a_term_to_sweep_ends_its_runs_saves_none_of_them_and_exits_143() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(leftovers(&out).len() >= 4, "the runs did not start");
+    // As Slurm does: TERM to every process of the job, the runs' first, then sweep.
+    for pid in leftovers(&out) {
+        unsafe { libc::kill(pid.parse().unwrap(), libc::SIGTERM) };
+    }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(143));
