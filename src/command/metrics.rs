@@ -131,7 +131,11 @@ pub fn read(path: &Path, max_epoch: u32) -> Result<Metrics, String> {
             continue;
         }
         let bad = |why: &str| format!("metrics line {number} ({}): {why}", shorten(&text));
-        let (epoch, values, diverged) = parse_line(&text).map_err(|why| bad(&why))?;
+        let Line {
+            epoch,
+            values,
+            diverged,
+        } = parse_line(&text).map_err(|why| bad(&why))?;
         if epoch > max_epoch {
             return Err(bad(&format!(
                 "epoch {epoch} is above the run's epochs = {max_epoch}"
@@ -198,8 +202,17 @@ fn with_non_finite_as_strings(text: &str) -> String {
     out
 }
 
-/// One line: its epoch, its numbers by key, and whether it says the run diverged.
-fn parse_line(text: &str) -> Result<(u32, Vec<(String, f64)>, bool), String> {
+/// One metrics line.
+struct Line {
+    epoch: u32,
+    /// Its numbers by key, in the line's order.
+    values: Vec<(String, f64)>,
+    /// It says `"status": "diverged"`.
+    diverged: bool,
+}
+
+/// Parses one line.
+fn parse_line(text: &str) -> Result<Line, String> {
     let json: serde_json::Value = serde_json::from_str(&with_non_finite_as_strings(text))
         .map_err(|e| format!("not a JSON object: {e}"))?;
     let serde_json::Value::Object(object) = json else {
@@ -240,7 +253,11 @@ fn parse_line(text: &str) -> Result<(u32, Vec<(String, f64)>, bool), String> {
         }
     }
     let epoch = epoch.ok_or("no \"epoch\" key")?;
-    Ok((epoch, values, diverged))
+    Ok(Line {
+        epoch,
+        values,
+        diverged,
+    })
 }
 
 #[cfg(test)]
