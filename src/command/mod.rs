@@ -220,10 +220,14 @@ impl Launch<'_> {
         Some(self.judge(exit, read, &argv_record))
     }
 
-    /// The run, for messages: its index, id and the settings the grid varies are in the tables;
-    /// here the index and id.
+    /// The run, for messages: its index, id and command (its settings as the script got them).
     fn describe(&self) -> String {
-        format!("run {} ({})", self.run.index, self.run.id)
+        format!(
+            "run {} ({}, {})",
+            self.run.index,
+            self.run.id,
+            self.argv_record()
+        )
     }
 
     /// The logs, relative to the output folder.
