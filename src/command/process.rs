@@ -9,7 +9,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How often the supervisor looks at deadlines and stop requests.
@@ -42,8 +42,36 @@ pub struct Supervisor {
     /// sweep stopped itself (`fail_fast`): end every run as for a stop signal.
     aborted: AtomicBool,
     finished: AtomicBool,
-    /// Closes sweep's signal routing when the runs are over.
-    signals: Mutex<Option<signal_hook::iterator::Handle>>,
+}
+
+/// The supervisor of the runs alive now, if any: where sweep's stop signals go.
+static ACTIVE: Mutex<Option<Arc<Supervisor>>> = Mutex::new(None);
+
+/// Routes SIGINT, SIGTERM and SIGHUP, once per process: to the active supervisor while runs are
+/// alive; otherwise the process ends with 128 + N, as the default action would (a handler, once
+/// installed, cannot be removed: signal-hook would leave the signal ignored).
+fn route_signals() -> std::io::Result<()> {
+    static ROUTED: OnceLock<()> = OnceLock::new();
+    if ROUTED.get().is_some() {
+        return Ok(());
+    }
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])?;
+    std::thread::Builder::new()
+        .name("sweep-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                match ACTIVE.lock().expect("not poisoned").as_ref() {
+                    Some(supervisor) => supervisor.stop(signal),
+                    None => std::process::exit(128 + signal),
+                }
+            }
+        })?;
+    let _ = ROUTED.set(());
+    Ok(())
 }
 
 impl Supervisor {
@@ -55,20 +83,8 @@ impl Supervisor {
         std::thread::Builder::new()
             .name("sweep-supervisor".into())
             .spawn(move || watched.watch())?;
-        let mut signals = signal_hook::iterator::Signals::new([
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGHUP,
-        ])?;
-        *supervisor.signals.lock().expect("not poisoned") = Some(signals.handle());
-        let signalled = Arc::clone(&supervisor);
-        std::thread::Builder::new()
-            .name("sweep-signals".into())
-            .spawn(move || {
-                for signal in signals.forever() {
-                    signalled.stop(signal);
-                }
-            })?;
+        route_signals()?;
+        *ACTIVE.lock().expect("not poisoned") = Some(Arc::clone(&supervisor));
         Ok(supervisor)
     }
 
@@ -103,13 +119,11 @@ impl Supervisor {
         }
     }
 
-    /// Ends the watching thread and gives sweep's signals back their default action (the runs
-    /// are over).
+    /// Ends the watching thread; a stop signal from now on ends sweep as its default action
+    /// would (the runs are over).
     pub fn finish(&self) {
         self.finished.store(true, Ordering::SeqCst);
-        if let Some(handle) = self.signals.lock().expect("not poisoned").take() {
-            handle.close();
-        }
+        *ACTIVE.lock().expect("not poisoned") = None;
     }
 
     fn watch(&self) {
