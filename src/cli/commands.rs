@@ -92,7 +92,7 @@ pub(super) fn merge(args: DirArgs) -> Result<()> {
 /// the launchers, whose jobs may set up their environment first).
 fn check_program(sweep: &Sweep) -> Result<()> {
     match &sweep.command {
-        Some(spec) => spec.check_program().map_err(Error::Config),
+        Some(spec) => crate::command::check_program(spec).map_err(Error::Config),
         None => Ok(()),
     }
 }

@@ -395,6 +395,46 @@ impl Launch<'_> {
     }
 }
 
+/// Checks that the program resolves to an executable file in the runs' environment: a path
+/// (relative to `workdir`), or a name on `PATH` (the `env` table's, else sweep's own).
+pub fn check_program(spec: &CommandSpec) -> std::result::Result<(), String> {
+    let Some(program) = spec.program() else {
+        return Ok(());
+    };
+    let executable = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = spec.workdir.join(program);
+        return if executable(&path) {
+            Ok(())
+        } else {
+            Err(format!(
+                "command.argv: the program {} is not an executable file (relative paths start at workdir {})",
+                path.display(),
+                spec.workdir.display()
+            ))
+        };
+    }
+    let path_var = spec
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_default();
+    if std::env::split_paths(&path_var).any(|dir| executable(&dir.join(program))) {
+        Ok(())
+    } else {
+        Err(format!(
+            "command.argv: the program \"{program}\" is not found on PATH ({path_var}); give its path, or set \
+             PATH in [command] env"
+        ))
+    }
+}
+
 /// The first epoch from which `metric` meets `bound` to the end, if any.
 pub fn epochs_to_meet(epochs: &[EpochStats], metric: &str, bound: Bound) -> Option<u32> {
     let mut first = None;

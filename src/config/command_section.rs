@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-use super::locate::{suggestion, type_name, Locator};
+use super::argv_template::ArgvTemplate;
+use super::locate::{type_name, Locator};
 use super::settings::{TrainSettings, TRAIN_KEYS};
 use crate::error::Result;
 
@@ -58,28 +59,12 @@ impl Bound {
     }
 }
 
-/// One piece of an argv element.
-#[derive(Clone, Debug, PartialEq)]
-enum Piece {
-    Text(String),
-    /// `{key}`: a train key, `data_seed`, or `sweep.NAME`.
-    Value(String),
-}
-
-/// One argv element: pieces joined, or `{key?text}` (the text when the boolean key is true,
-/// nothing when false).
-#[derive(Clone, Debug, PartialEq)]
-enum Element {
-    Joined(Vec<Piece>),
-    Flag { key: String, text: String },
-}
-
 /// The validated `[command]` section.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CommandSpec {
     /// The argv as written.
     pub argv_template: Vec<String>,
-    elements: Vec<Element>,
+    template: ArgvTemplate,
     /// The metrics key that decides the outcome (default `train_mse`).
     pub metric: String,
     /// The threshold on `metric`; `None` when the OLS reference judges `train_mse`.
@@ -130,23 +115,18 @@ impl CommandSpec {
         }
         let mut accepted = accepted_placeholders();
         accepted.extend(params.keys().cloned());
-        let elements = argv_template
-            .iter()
-            .map(|e| parse_element(e, &accepted))
-            .collect::<std::result::Result<Vec<_>, String>>()
+        let template = ArgvTemplate::parse(&argv_template, &accepted)
             .map_err(|m| loc.error("command.argv", m))?;
-        for element in &elements {
-            if let Element::Flag { key, .. } = element {
-                let default = params
-                    .get(key)
-                    .cloned()
-                    .or_else(|| TrainSettings::default().value_of(key));
-                if !default.is_some_and(|v| v.is_bool()) {
-                    return Err(loc.error(
-                        "command.argv",
-                        format!("{{{key}?...}} needs a true/false key, and `{key}` is not one"),
-                    ));
-                }
+        for key in template.flag_keys() {
+            let default = params
+                .get(key)
+                .cloned()
+                .or_else(|| TrainSettings::default().value_of(key));
+            if !default.is_some_and(|v| v.is_bool()) {
+                return Err(loc.error(
+                    "command.argv",
+                    format!("{{{key}?...}} needs a true/false key, and `{key}` is not one"),
+                ));
             }
         }
         let metric = match table.get("metric") {
@@ -241,7 +221,7 @@ impl CommandSpec {
         };
         Ok(CommandSpec {
             argv_template,
-            elements,
+            template,
             metric,
             converged,
             timeout,
@@ -330,84 +310,14 @@ impl CommandSpec {
         toml::to_string(&t).expect("a table serializes")
     }
 
-    /// The argv of one run: each placeholder replaced by `value(name)` (a train key, `data_seed`
-    /// or `sweep.NAME`); a `{key?text}` element kept as `text` when the value is `true`.
-    /// Placeholders whose value is `None` stay as written (the tables' `argv` leaves
-    /// `{sweep.*}` so).
-    pub fn render(&self, value: impl Fn(&str) -> Option<String>) -> Vec<String> {
-        let mut out = Vec::with_capacity(self.elements.len());
-        for element in &self.elements {
-            match element {
-                Element::Flag { key, text } => match value(key).as_deref() {
-                    Some("true") => out.push(text.clone()),
-                    Some(_) => {}
-                    None => out.push(format!("{{{key}?{text}}}")),
-                },
-                Element::Joined(pieces) => out.push(
-                    pieces
-                        .iter()
-                        .map(|p| match p {
-                            Piece::Text(t) => t.clone(),
-                            Piece::Value(name) => {
-                                value(name).unwrap_or_else(|| format!("{{{name}}}"))
-                            }
-                        })
-                        .collect(),
-                ),
-            }
-        }
-        out
-    }
-
     /// The program, when it is written without placeholders.
     pub fn program(&self) -> Option<&str> {
-        match &self.elements[0] {
-            Element::Joined(pieces) => match pieces.as_slice() {
-                [Piece::Text(t)] => Some(t),
-                _ => None,
-            },
-            Element::Flag { .. } => None,
-        }
+        self.template.program()
     }
 
-    /// Checks that the program resolves to an executable file in the runs' environment: a path
-    /// (relative to `workdir`), or a name on `PATH` (the `env` table's, else sweep's own).
-    pub fn check_program(&self) -> std::result::Result<(), String> {
-        let Some(program) = self.program() else {
-            return Ok(());
-        };
-        let executable = |p: &Path| {
-            use std::os::unix::fs::PermissionsExt;
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        };
-        if program.contains('/') {
-            let path = self.workdir.join(program);
-            return if executable(&path) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "command.argv: the program {} is not an executable file (relative paths start at workdir {})",
-                    path.display(),
-                    self.workdir.display()
-                ))
-            };
-        }
-        let path_var = self
-            .env
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.clone())
-            .or_else(|| std::env::var("PATH").ok())
-            .unwrap_or_default();
-        if std::env::split_paths(&path_var).any(|dir| executable(&dir.join(program))) {
-            Ok(())
-        } else {
-            Err(format!(
-                "command.argv: the program \"{program}\" is not found on PATH ({path_var}); give its path, or set \
-                 PATH in [command] env"
-            ))
-        }
+    /// The argv of one run: see [`ArgvTemplate::render`].
+    pub fn render(&self, value: impl Fn(&str) -> Option<String>) -> Vec<String> {
+        self.template.render(value)
     }
 }
 
@@ -535,147 +445,9 @@ pub fn parse_duration(v: &Value) -> std::result::Result<Duration, String> {
     }
 }
 
-/// One argv element: `{key}` placeholders in text, `{{`/`}}` literal braces, or a whole
-/// `{key?text}` element.
-fn parse_element(text: &str, accepted: &[String]) -> std::result::Result<Element, String> {
-    let check = |name: &str| {
-        if accepted.iter().any(|a| a == name) {
-            Ok(())
-        } else {
-            let names: Vec<&str> = accepted.iter().map(String::as_str).collect();
-            Err(format!(
-                "\"{text}\": unknown placeholder {{{name}}}{}; accepted: {}",
-                suggestion(name, &names),
-                names.join(", ")
-            ))
-        }
-    };
-    if let Some(inner) = text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-        if let Some((key, flag)) = inner.split_once('?') {
-            if !key.contains(['{', '}']) && !flag.contains(['{', '}']) {
-                check(key)?;
-                return Ok(Element::Flag {
-                    key: key.to_string(),
-                    text: flag.to_string(),
-                });
-            }
-        }
-    }
-    let mut pieces = Vec::new();
-    let mut literal = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' if chars.peek() == Some(&'{') => {
-                chars.next();
-                literal.push('{');
-            }
-            '}' if chars.peek() == Some(&'}') => {
-                chars.next();
-                literal.push('}');
-            }
-            '{' => {
-                let mut name = String::new();
-                let mut closed = false;
-                for c in chars.by_ref() {
-                    if c == '}' {
-                        closed = true;
-                        break;
-                    }
-                    name.push(c);
-                }
-                if !closed || name.is_empty() || name.contains('{') {
-                    return Err(format!(
-                        "\"{text}\": a '{{' without its '}}' (write {{{{ for a literal brace)"
-                    ));
-                }
-                check(&name)?;
-                if !literal.is_empty() {
-                    pieces.push(Piece::Text(std::mem::take(&mut literal)));
-                }
-                pieces.push(Piece::Value(name));
-            }
-            '}' => {
-                return Err(format!(
-                    "\"{text}\": a '}}' without its '{{' (write }}}} for a literal brace)"
-                ))
-            }
-            c => literal.push(c),
-        }
-    }
-    if !literal.is_empty() || pieces.is_empty() {
-        pieces.push(Piece::Text(literal));
-    }
-    Ok(Element::Joined(pieces))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn element(text: &str) -> std::result::Result<Element, String> {
-        parse_element(text, &accepted_placeholders())
-    }
-
-    fn spec(argv: &[&str]) -> CommandSpec {
-        CommandSpec {
-            argv_template: argv.iter().map(|s| s.to_string()).collect(),
-            elements: argv.iter().map(|e| element(e).unwrap()).collect(),
-            metric: "train_mse".into(),
-            converged: None,
-            timeout: None,
-            grace: DEFAULT_GRACE,
-            gpus: vec![],
-            fail_fast: None,
-            inputs: vec![],
-            workdir: PathBuf::from("."),
-            env: vec![],
-        }
-    }
-
-    #[test]
-    fn placeholders_render_braces_stay_literal_and_flags_drop_when_false() {
-        let s = spec(&[
-            "python3",
-            "--lr={learning_rate}",
-            "{{x}}",
-            "{clip?--clip}",
-            "{sweep.run_dir}/m",
-        ]);
-        let values = |clip: &'static str| {
-            move |name: &str| match name {
-                "learning_rate" => Some("0.001".to_string()),
-                "clip" => Some(clip.to_string()),
-                _ => None,
-            }
-        };
-        assert_eq!(
-            s.render(values("true")),
-            [
-                "python3",
-                "--lr=0.001",
-                "{x}",
-                "--clip",
-                "{sweep.run_dir}/m"
-            ]
-        );
-        assert_eq!(
-            s.render(values("false")),
-            ["python3", "--lr=0.001", "{x}", "{sweep.run_dir}/m"]
-        );
-    }
-
-    #[test]
-    fn unknown_and_unbalanced_placeholders_are_refused() {
-        let err = element("--lr={learnig_rate}").unwrap_err();
-        assert!(
-            err.contains("unknown placeholder {learnig_rate}") && err.contains("learning_rate"),
-            "{err}"
-        );
-        assert!(element("{oops").unwrap_err().contains("without its"));
-        assert!(element("a}b").unwrap_err().contains("without its"));
-        assert!(element("{sweep.nothing}").is_err());
-    }
 
     #[test]
     fn durations_and_bounds() {

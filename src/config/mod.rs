@@ -9,6 +9,7 @@
 //! does not read data files (that is `data`), it only records where they are.
 
 mod ablation;
+mod argv_template;
 mod command_section;
 mod data_section;
 mod grid;

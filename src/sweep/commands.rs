@@ -270,3 +270,38 @@ impl CommandExecution<'_> {
         Some((row, outcome.epochs))
     }
 }
+
+/// The SHA-256 of each of a command sweep's `inputs` (a file that cannot be read: `unreadable`).
+pub(super) fn input_hashes(sweep: &Sweep) -> BTreeMap<String, String> {
+    let Some(command) = &sweep.command else {
+        return BTreeMap::new();
+    };
+    command
+        .inputs
+        .iter()
+        .map(|path| {
+            let hash = std::fs::read(path)
+                .map_or("unreadable".to_string(), |b| crate::config::hex_sha256(&b));
+            (path.display().to_string(), hash)
+        })
+        .collect()
+}
+
+/// Says on stderr which inputs changed since the folder began: its runs may then mix two
+/// versions of the script (the run ids do not hold the inputs' contents).
+pub(super) fn report_changed_inputs(
+    earlier: &BTreeMap<String, String>,
+    now: &BTreeMap<String, String>,
+) {
+    for (path, hash) in now {
+        match earlier.get(path) {
+            Some(before) if before != hash => eprintln!(
+                "warning: input {path} changed since this folder began (SHA-256 {} then, {} now): the runs saved                  before ran the earlier version; rerun with --fresh to run every run on this one",
+                &before[..before.len().min(16)],
+                &hash[..hash.len().min(16)]
+            ),
+            None => eprintln!("warning: input {path} was not an input when this folder began"),
+            _ => {}
+        }
+    }
+}

@@ -212,38 +212,6 @@ pub fn check_compatible(
     }
 }
 
-/// The SHA-256 of each of a command sweep's `inputs` (a file that cannot be read: `unreadable`).
-fn input_hashes(sweep: &Sweep) -> BTreeMap<String, String> {
-    let Some(command) = &sweep.command else {
-        return BTreeMap::new();
-    };
-    command
-        .inputs
-        .iter()
-        .map(|path| {
-            let hash = std::fs::read(path)
-                .map_or("unreadable".to_string(), |b| crate::config::hex_sha256(&b));
-            (path.display().to_string(), hash)
-        })
-        .collect()
-}
-
-/// Says on stderr which inputs changed since the folder began: its runs may then mix two
-/// versions of the script (the run ids do not hold the inputs' contents).
-fn report_changed_inputs(earlier: &BTreeMap<String, String>, now: &BTreeMap<String, String>) {
-    for (path, hash) in now {
-        match earlier.get(path) {
-            Some(before) if before != hash => eprintln!(
-                "warning: input {path} changed since this folder began (SHA-256 {} then, {} now): the runs saved                  before ran the earlier version; rerun with --fresh to run every run on this one",
-                &before[..before.len().min(16)],
-                &hash[..hash.len().min(16)]
-            ),
-            None => eprintln!("warning: input {path} was not an input when this folder began"),
-            _ => {}
-        }
-    }
-}
-
 /// Records this build in the manifest beside the folder's own (`--allow-build-change`), unless
 /// it is one of them already.
 fn allow_this_build(out: &Path) -> Result<()> {
@@ -303,8 +271,7 @@ impl Store {
             for name in TABLES.iter().chain(OTHER_FILES).chain([&MANIFEST]) {
                 remove(out.join(name))?;
             }
-            // A command sweep's data files and run folders go too (live-run records stay: they
-            // were checked before, and a sibling sweep's are its own).
+            // A command sweep's data and run folders too (live-run records were checked before).
             for dir in [
                 parts.clone(),
                 out.join("figures"),
@@ -341,7 +308,7 @@ impl Store {
                 .command
                 .as_ref()
                 .map_or(String::new(), |c| c.execution_text()),
-            inputs_sha256: input_hashes(sweep),
+            inputs_sha256: super::commands::input_hashes(sweep),
             also_builds: Vec::new(),
             cpu: crate::cpu_model(),
             simd: crate::simd::SimdLevel::detect().to_string(),
@@ -361,7 +328,10 @@ impl Store {
                 allow_this_build(out)?;
             }
             if let Some(earlier) = read_manifest(out)? {
-                report_changed_inputs(&earlier.inputs_sha256, &manifest.inputs_sha256);
+                super::commands::report_changed_inputs(
+                    &earlier.inputs_sha256,
+                    &manifest.inputs_sha256,
+                );
             }
         }
         let tag = shard.map_or("all".to_string(), |s| s.tag());
@@ -460,7 +430,7 @@ pub fn part_provenance(out: &Path) -> Result<(Vec<String>, Vec<String>)> {
     Ok((builds, machines))
 }
 
-/// Every saved run id with its status (the first copy wins), from the runs files only.
+/// Every saved run id with its status (of its highest attempt), from the runs files only.
 pub fn saved_statuses(out: &Path) -> Result<BTreeMap<String, Status>> {
     Ok(saved_attempts(out)?
         .into_iter()
