@@ -22,18 +22,26 @@ enum Commit {
 /// Writes `fill`'s bytes to `path` atomically: temporary file, fsync, rename. A reader sees the
 /// old file or the new one, never a part; a failed write removes its temporary file.
 pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
-    write_committed(path, Commit::Replace, fill).map(|_| ())
+    write_committed(path, Commit::Replace, true, fill).map(|_| ())
 }
 
 /// Like [`write_atomic`], but never replaces a file: returns `false` (and writes nothing) when
 /// `path` exists already, so that processes sharing a folder cannot clobber each other.
 pub fn write_new(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<bool> {
-    write_committed(path, Commit::New, fill)
+    write_committed(path, Commit::New, true, fill)
+}
+
+/// Like [`write_new`], but not synced to disk: for records that matter only while this machine
+/// runs (a crash ends the processes they describe), where two syncs per record would cost more
+/// than the run they record.
+pub fn write_new_unsynced(path: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<bool> {
+    write_committed(path, Commit::New, false, fill)
 }
 
 fn write_committed(
     path: &Path,
     commit: Commit,
+    sync: bool,
     fill: impl FnOnce(&mut File) -> Result<()>,
 ) -> Result<bool> {
     let dir = path
@@ -56,8 +64,10 @@ fn write_committed(
         fill(&mut file)?;
         file.flush()
             .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        file.sync_all()
-            .map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
+        if sync {
+            file.sync_all()
+                .map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
+        }
         let created = match commit {
             Commit::Replace => std::fs::rename(&tmp, path)
                 .map(|_| true)
@@ -68,7 +78,7 @@ fn write_committed(
                 Err(e) => return Err(Error::io(format!("linking to {}", path.display()), e)),
             },
         };
-        if let Ok(d) = File::open(dir) {
+        if let (true, Ok(d)) = (sync, File::open(dir)) {
             let _ = d.sync_all();
         }
         Ok(created)

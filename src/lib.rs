@@ -86,6 +86,15 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
+/// This process's peak resident memory so far in MB, from `/proc/self/status` (`None`
+/// elsewhere): `timing.toml` records it after the run phase and at the end.
+pub fn peak_memory_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 /// The CPU model, from `/proc/cpuinfo` (`unknown` elsewhere): parts record it, since faer's
 /// last bits may differ between CPU kinds.
 pub fn cpu_model() -> String {

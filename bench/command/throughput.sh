@@ -6,29 +6,11 @@
 # that no deletion between rounds slows the next one's file creation. Prints every time and the
 # median ratio of throughputs (xargs time / sweep time: above 1 means sweep is faster).
 # Build first (cargo build --release); needs gcc.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-sweep="$(realpath "${SWEEP:-${CARGO_TARGET_DIR:-target}/release/sweep}")"
+source "$(dirname "$0")/common.sh"
 repeats="${REPEATS:-5}"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-gcc -O2 -o "$work/one" bench/command/one.c
-cat > "$work/c.toml" <<TOML
-[data]
-n_rows = 120
-n_features = 4
-signal_lags = 2
-[train]
-epochs = 1
-[grid]
-seed = [$(seq -s, 0 999)]
-[command]
-argv = ["$work/one"]
-metric = "val_loss"
-converged = { at_most = 1.0 }
-TOML
+program_config one 1 "seed = [$(seq -s, 0 999)]"
 seconds() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo "scale=3; ($e - $s) / 1000000000" | bc; }
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); sweep $("$sweep" --version)"
+machine
 for place in /dev/shm "${DISK:-$PWD}"; do
   dir="$(mktemp -d -p "$place")"
   ratios=()

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic_file::write_new;
+use crate::atomic_file::write_new_unsynced;
 use crate::error::{Error, Result};
 
 /// The folder of the records, in the output folder.
@@ -58,7 +58,7 @@ impl Record {
         let written = std::fs::create_dir_all(out.join(LIVE_DIR))
             .map_err(|e| Error::io("creating the live-run folder", e))
             .and_then(|_| {
-                write_new(&path, |f| {
+                write_new_unsynced(&path, |f| {
                     use std::io::Write;
                     f.write_all(text.as_bytes())
                         .map_err(|e| Error::io("writing a live-run record", e))

@@ -13,15 +13,23 @@ use std::path::{Path, PathBuf};
 use rand::RngExt;
 
 pub use live::{check_stale, LIVE_DIR};
-pub use metrics::{value_of, Metrics, MAX_LINE};
+pub use metrics::{MetricsFile, Scan, MAX_LINE};
 pub use process::{Ended, Supervisor};
 
 use crate::config::{param_text, Bound, CommandSpec, RunSpec};
-use crate::outcome::{EpochStats, ProcessFacts, RunOutcome, Status};
+use crate::outcome::{ProcessFacts, RunOutcome, Status};
 use crate::preprocess::Prepared;
 
 /// The lines of a failed run's stderr shown in its message.
 const STDERR_TAIL: usize = 5;
+
+/// A command run that ended: its outcome, what its metrics file said, and the file to read its
+/// epochs from when its part is written (`None` when it reported none or could not be read).
+pub struct Finished {
+    pub outcome: RunOutcome,
+    pub scan: Scan,
+    pub epochs: Option<MetricsFile>,
+}
 
 /// Everything one command run needs.
 pub struct Launch<'a> {
@@ -151,12 +159,11 @@ impl Launch<'_> {
 
     /// Runs the command to its end and judges it. `None` when sweep was asked to stop while it
     /// ran: such a run is not saved, whatever ended it.
-    pub fn run(&self, supervisor: &Supervisor) -> Option<RunOutcome> {
+    pub fn run(&self, supervisor: &Supervisor) -> Option<Finished> {
         let argv_record = self.argv_record();
-        let outcome =
-            |status: Status, message: String, exit: Option<&process::Exit>, m: Metrics| {
-                self.outcome(status, Some(message), exit, m, &argv_record)
-            };
+        let outcome = |status: Status, message: String, exit: Option<&process::Exit>| {
+            self.outcome(status, Some(message), exit, Scan::empty(), &argv_record)
+        };
         let prepared = (|| -> std::io::Result<()> {
             if self.run_dir.exists() {
                 std::fs::remove_dir_all(&self.run_dir)?; // an attempt that was never saved
@@ -171,7 +178,7 @@ impl Launch<'_> {
                 self.describe(),
                 self.run_dir.display()
             );
-            return Some(outcome(Status::Failed, message, None, Metrics::default()));
+            return Some(outcome(Status::Failed, message, None));
         }
         let argv = self.spec.render(|name| self.value(name, true));
         let (stdout, stderr) = (
@@ -191,7 +198,7 @@ impl Launch<'_> {
             Ok(child) => child,
             Err(e) => {
                 let message = format!("{}: cannot start {:?}: {e}", self.describe(), argv[0]);
-                return Some(outcome(Status::Failed, message, None, Metrics::default()));
+                return Some(outcome(Status::Failed, message, None));
             }
         };
         let record = live::Record::of(&self.run.id, child.id() as i32).create(self.out);
@@ -203,7 +210,7 @@ impl Launch<'_> {
             Ok(exit) => exit,
             Err(e) => {
                 let message = format!("{}: waiting for its process failed: {e}", self.describe());
-                return Some(outcome(Status::Failed, message, None, Metrics::default()));
+                return Some(outcome(Status::Failed, message, None));
             }
         };
         // Slurm's stop signals every process of the job, the run's too: a run that a stop signal
@@ -216,8 +223,8 @@ impl Launch<'_> {
         if supervisor.stopping() {
             return None;
         }
-        let read = metrics::read(&self.metrics_path(), self.run.settings.epochs);
-        Some(self.judge(exit, read, &argv_record))
+        let scanned = metrics::scan(&self.metrics_path(), self.reading());
+        Some(self.judge(exit, scanned, &argv_record))
     }
 
     /// The run, for messages: its index, id and command (its settings as the script got them).
@@ -274,15 +281,15 @@ impl Launch<'_> {
     fn judge(
         &self,
         exit: process::Exit,
-        read: Result<Metrics, String>,
+        scanned: Result<Scan, String>,
         argv_record: &str,
-    ) -> RunOutcome {
+    ) -> Finished {
         let who = self.describe();
         let logs = self.logs();
         let done = |status, message: Option<String>, m| {
             self.outcome(status, message, Some(&exit), m, argv_record)
         };
-        let partial = read.clone().unwrap_or_default();
+        let partial = scanned.clone().unwrap_or_else(|_| Scan::empty());
         if exit.ended_by_sweep == Some(Ended::Timeout) {
             let after = self.spec.timeout.map_or(0, |t| t.as_secs());
             return done(
@@ -314,17 +321,17 @@ impl Launch<'_> {
             );
             return done(Status::Failed, Some(message), partial);
         }
-        let metrics = match read {
+        let metrics = match scanned {
             Ok(m) => m,
             Err(why) => {
                 return done(
                     Status::Failed,
                     Some(format!("{who}: {why} ({logs})")),
-                    Metrics::default(),
+                    Scan::empty(),
                 )
             }
         };
-        if metrics.epochs.is_empty() {
+        if metrics.epochs == 0 {
             let message = format!(
                 "{who}: exited 0 but wrote no metrics for epochs >= 1 to $SWEEP_METRICS ({logs}){}",
                 self.stderr_tail()
@@ -340,7 +347,7 @@ impl Launch<'_> {
         };
         let status = if metrics.diverged || !value.is_finite() {
             Status::Diverged
-        } else if self.converged(value) {
+        } else if self.bound().is_some_and(|b| b.holds(value)) {
             Status::Converged
         } else {
             Status::NotConverged
@@ -348,41 +355,46 @@ impl Launch<'_> {
         done(status, None, metrics)
     }
 
-    /// Whether the judged metric's final value counts as converged: against the OLS reference
-    /// (`train_mse` within `(1 + converge_tol)` of the OLS MSE), or the config's threshold.
-    fn converged(&self, value: f64) -> bool {
-        match (self.spec.converged, &self.data) {
-            (Some(bound), _) => bound.holds(value),
-            (None, Some((prep, _))) => {
-                value <= (1.0 + self.run.settings.converge_tol) * prep.reference.fit.mse
-            }
-            (None, None) => false,
+    /// What the judged metric must meet to count as converged: the config's threshold, else
+    /// `train_mse` within `(1 + converge_tol)` of the OLS MSE.
+    fn bound(&self) -> Option<Bound> {
+        self.spec.converged.or_else(|| {
+            let (prep, _) = self.data.as_ref()?;
+            Some(Bound::AtMost(
+                (1.0 + self.run.settings.converge_tol) * prep.reference.fit.mse,
+            ))
+        })
+    }
+
+    /// How the run's metrics file is read.
+    fn reading(&self) -> metrics::Reading<'_> {
+        metrics::Reading {
+            max_epoch: self.run.settings.epochs,
+            r2_from: self
+                .data
+                .as_ref()
+                .map(|(prep, _)| (prep.n() as f64, prep.sst)),
+            metric: &self.spec.metric,
+            bound: self.bound(),
         }
     }
 
-    /// The outcome: the epochs reported (train R² from the train MSE where the script gave
-    /// only the latter), and the process facts.
+    /// The outcome (its epochs stay in the metrics file), and the process facts.
     fn outcome(
         &self,
         status: Status,
         message: Option<String>,
         exit: Option<&process::Exit>,
-        metrics: Metrics,
+        scan: Scan,
         argv_record: &str,
-    ) -> RunOutcome {
-        let r2 = |e: &mut EpochStats| {
-            if let (Some((prep, _)), true) = (&self.data, e.train_r2.is_nan()) {
-                e.train_r2 = 1.0 - e.train_mse * prep.n() as f64 / prep.sst;
-            }
-        };
-        let mut epochs = metrics.epochs;
-        epochs.iter_mut().for_each(r2);
-        let initial_train_mse = metrics.initial.map_or(f64::NAN, |e| e.train_mse);
-        RunOutcome {
+    ) -> Finished {
+        let epochs =
+            (scan.epochs > 0).then(|| MetricsFile::of(self.metrics_path(), self.reading(), &scan));
+        let outcome = RunOutcome {
             status,
             message,
-            epochs,
-            initial_train_mse,
+            epochs: Vec::new(),
+            initial_train_mse: scan.initial_train_mse,
             params: Vec::new(),
             weights: Vec::new(),
             process: Some(ProcessFacts {
@@ -391,6 +403,11 @@ impl Launch<'_> {
                 argv: argv_record.to_string(),
                 attempt: self.attempt,
             }),
+        };
+        Finished {
+            outcome,
+            scan,
+            epochs,
         }
     }
 }
@@ -433,17 +450,4 @@ pub fn check_program(spec: &CommandSpec) -> std::result::Result<(), String> {
              PATH in [command] env"
         ))
     }
-}
-
-/// The first epoch from which `metric` meets `bound` to the end, if any.
-pub fn epochs_to_meet(epochs: &[EpochStats], metric: &str, bound: Bound) -> Option<u32> {
-    let mut first = None;
-    for e in epochs {
-        if value_of(e, metric).is_some_and(|v| bound.holds(v)) {
-            first.get_or_insert(e.epoch);
-        } else {
-            first = None;
-        }
-    }
-    first
 }

@@ -18,7 +18,7 @@ pub use effects::{
 };
 pub use parquet::{
     read_metadata_value, read_parquet, write_atomic, write_csv, write_new, write_parquet,
-    write_parquet_new, write_text,
+    write_parquet_batches_new, write_parquet_new, write_text, ParquetSink,
 };
 pub use paths::{paths, paths_frame, paths_of, PathRow};
 pub use rows::{cell_settings, median, summarize, RunRow, SummaryRow};
@@ -26,8 +26,8 @@ pub use scenarios::{
     evaluate, evaluate_all, same_sign_and_magnitude, scenarios_frame, ScenarioRow,
 };
 pub use schema::{
-    epochs_frame, epochs_from_frame, frame, reference_frame, run_statuses, runs_frame,
-    runs_from_frame, settings_columns, summary_frame,
+    epoch_rows_frame, epochs_frame, epochs_from_frame, frame, reference_frame, run_statuses,
+    runs_frame, runs_from_frame, settings_columns, summary_frame,
 };
 pub use stats::{clopper_pearson, fisher_exact, mcnemar_exact};
 pub use verdict::{

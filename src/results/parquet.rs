@@ -49,34 +49,79 @@ fn write_compatible(
     df: &mut DataFrame,
     metadata: &[(String, String)],
 ) -> PolarsResult<()> {
-    let chunked = polars::frame::chunk_df_for_writing(df, ROW_GROUP_ROWS)?;
-    let schema = chunked.schema().to_arrow(CompatLevel::oldest());
-    let options = WriteOptions {
-        statistics: StatisticsOptions::default(),
-        compression: CompressionOptions::Zstd(None),
-        version: Version::V1,
-        data_page_size: None,
-    };
-    let encodings = schema
-        .iter_values()
-        .map(|f| get_dtype_encoding(&f.dtype))
-        .collect();
-    let batches = chunked.iter_chunks(CompatLevel::oldest(), false).map(Ok);
-    let row_groups = RowGroupIterator::try_new(batches, &schema, options, encodings)?;
-    // Buffered: the writer emits its Thrift headers a byte at a time (a system call each).
-    let mut buffered = std::io::BufWriter::with_capacity(1 << 16, file);
-    let mut writer = FileWriter::try_new(&mut buffered, schema, options)?;
-    for group in row_groups {
-        writer.write(u64::MAX, group?)?;
+    let mut sink = ParquetSink::new(file, df.schema())?;
+    sink.write(df)?;
+    sink.finish(metadata)
+}
+
+/// Like [`write_parquet_new`], for a table too big to hold: `fill` hands the sink its frames,
+/// each of `schema`, one after another; each becomes row groups of the file as it comes.
+pub fn write_parquet_batches_new(
+    path: &Path,
+    schema: &Schema,
+    metadata: &[(String, String)],
+    fill: impl FnOnce(&mut ParquetSink) -> Result<()>,
+) -> Result<bool> {
+    let table_error = |e| Error::table(format!("writing {}", path.display()), e);
+    write_new(path, |file| {
+        let mut sink = ParquetSink::new(file, schema).map_err(table_error)?;
+        fill(&mut sink)?;
+        sink.finish(metadata).map_err(table_error)
+    })
+}
+
+/// A Parquet file being written a frame at a time (all of one schema), then its footer.
+pub struct ParquetSink<'f> {
+    writer: FileWriter<std::io::BufWriter<&'f mut File>>,
+    schema: ArrowSchema,
+    options: WriteOptions,
+}
+
+impl<'f> ParquetSink<'f> {
+    fn new(file: &'f mut File, schema: &Schema) -> PolarsResult<ParquetSink<'f>> {
+        let schema = schema.to_arrow(CompatLevel::oldest());
+        let options = WriteOptions {
+            statistics: StatisticsOptions::default(),
+            compression: CompressionOptions::Zstd(None),
+            version: Version::V1,
+            data_page_size: None,
+        };
+        // Buffered: the writer emits its Thrift headers a byte at a time (a system call each).
+        let buffered = std::io::BufWriter::with_capacity(1 << 16, file);
+        let writer = FileWriter::try_new(buffered, schema.clone(), options)?;
+        Ok(ParquetSink {
+            writer,
+            schema,
+            options,
+        })
     }
-    let mut key_values = vec![schema_to_metadata_key(writer.schema())];
-    key_values.extend(metadata.iter().map(|(k, v)| KeyValue {
-        key: k.clone(),
-        value: Some(v.clone()),
-    }));
-    writer.end(Some(key_values))?;
-    buffered.flush()?;
-    Ok(())
+
+    /// Appends `df`'s rows, in row groups of at most [`ROW_GROUP_ROWS`].
+    pub fn write(&mut self, df: &mut DataFrame) -> PolarsResult<()> {
+        let chunked = polars::frame::chunk_df_for_writing(df, ROW_GROUP_ROWS)?;
+        let batches = chunked.iter_chunks(CompatLevel::oldest(), false).map(Ok);
+        let encodings = self
+            .schema
+            .iter_values()
+            .map(|f| get_dtype_encoding(&f.dtype))
+            .collect();
+        let row_groups = RowGroupIterator::try_new(batches, &self.schema, self.options, encodings)?;
+        for group in row_groups {
+            self.writer.write(u64::MAX, group?)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, metadata: &[(String, String)]) -> PolarsResult<()> {
+        let mut key_values = vec![schema_to_metadata_key(self.writer.schema())];
+        key_values.extend(metadata.iter().map(|(k, v)| KeyValue {
+            key: k.clone(),
+            value: Some(v.clone()),
+        }));
+        self.writer.end(Some(key_values))?;
+        self.writer.into_inner().flush()?;
+        Ok(())
+    }
 }
 
 /// Writes a frame as CSV, atomically.

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::command::{epochs_to_meet, value_of};
-use crate::config::{Bound, CommandSpec, RunSpec, TrainSettings};
+use crate::command::Scan;
+use crate::config::{RunSpec, TrainSettings};
 use crate::outcome::ProcessFacts;
 use crate::preprocess::Prepared;
 use crate::reference::norm;
@@ -144,39 +144,35 @@ impl RunRow {
         }
     }
 
-    /// The row of a command run: what its metrics reported (NaN where they did not), judged by
-    /// `spec`'s metric; the weights and the spectral figures are unknown to sweep.
+    /// The row of a command run from what its metrics reported (NaN where they did not); the
+    /// weights and the spectral figures are unknown to sweep.
     pub fn of_command(
         run: &RunSpec,
         scenario: Option<&str>,
         prep: &Prepared,
         outcome: &RunOutcome,
-        spec: &CommandSpec,
+        scan: &Scan,
     ) -> RunRow {
         let fit = &prep.reference.fit;
         let mut row = RunRow::saved(run, scenario.map(str::to_string), outcome.status);
-        let epochs = &outcome.epochs;
-        let last = |key: &str| epochs.iter().rev().find_map(|e| value_of(e, key));
-        let bound = spec
-            .converged
-            .unwrap_or(Bound::AtMost((1.0 + run.settings.converge_tol) * fit.mse));
         row.message = outcome.message.clone();
-        row.epochs_run = epochs.last().map_or(0, |e| e.epoch);
+        row.epochs_run = scan.last_epoch;
         row.epochs_to_converge = (outcome.status == Status::Converged)
-            .then(|| epochs_to_meet(epochs, &spec.metric, bound))
+            .then_some(scan.met_from)
             .flatten();
         row.initial_train_mse = outcome.initial_train_mse;
-        row.final_train_mse = last("train_mse").unwrap_or(f64::NAN);
-        row.final_train_r2 = last("train_r2").unwrap_or(f64::NAN);
-        row.best_train_r2 = epochs.iter().map(|e| e.train_r2).fold(f64::NAN, f64::max);
+        row.final_train_mse = scan.last("train_mse").unwrap_or(f64::NAN);
+        row.final_train_r2 = scan.last("train_r2").unwrap_or(f64::NAN);
+        row.best_train_r2 = scan.best_train_r2;
         row.excess_mse = row.final_train_mse / fit.mse - 1.0;
         row.ols_mse = fit.mse;
         row.ols_r2 = fit.r2;
         row.process = outcome.process.clone();
-        for e in epochs {
-            row.finals
-                .extend(e.extra.iter().map(|(k, v)| (k.clone(), *v)));
-        }
+        row.finals = scan
+            .extra_keys
+            .iter()
+            .filter_map(|k| Some((k.clone(), scan.last(k)?)))
+            .collect();
         row
     }
 }

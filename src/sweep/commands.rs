@@ -12,13 +12,13 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use indicatif::ProgressBar;
 
-use super::persist::Store;
+use super::persist::{Epochs, Store};
 use crate::command::{Launch, Supervisor};
 use crate::config::{CommandSpec, RunSpec, Sweep};
 use crate::error::{Error, Result};
 use crate::preprocess::{PrepKey, Prepare, Prepared};
 use crate::results::{self, RunRow};
-use crate::train::{EpochStats, Status};
+use crate::train::Status;
 
 /// The folder of the data files handed to command runs.
 pub const DATA_DIR: &str = "data";
@@ -164,7 +164,7 @@ impl CommandExecution<'_> {
             std::path::absolute(self.out).map_err(|e| Error::io("the output folder's path", e))?;
         let next = AtomicUsize::new(0);
         let saved = std::thread::scope(|scope| -> Result<()> {
-            let (tx, rx) = mpsc::channel::<(RunRow, Vec<EpochStats>)>();
+            let (tx, rx) = mpsc::channel::<(RunRow, Epochs)>();
             let writer = scope.spawn(|| super::execute::save_as_they_finish(self.store, rx));
             for _ in 0..jobs.max(1) {
                 let tx = tx.clone();
@@ -245,7 +245,7 @@ impl CommandExecution<'_> {
         gpu: Option<&str>,
         supervisor: &Supervisor,
         bar: &ProgressBar,
-    ) -> Option<(RunRow, Vec<EpochStats>)> {
+    ) -> Option<(RunRow, Epochs)> {
         let prep = &**self.prepared.for_run(run);
         let attempt = self.attempts.get(&run.id).copied().unwrap_or(1);
         let launch = Launch {
@@ -261,13 +261,16 @@ impl CommandExecution<'_> {
             data: Some((prep, data_file(out, &PrepKey::of(run)))),
             gpu,
         };
-        let outcome = launch.run(supervisor)?;
-        if let Some(message) = &outcome.message {
+        let finished = launch.run(supervisor)?;
+        if let Some(message) = &finished.outcome.message {
             bar.suspend(|| eprintln!("{message}"));
         }
         let scenario = run.scenario.map(|i| self.sweep.scenarios[i].name.as_str());
-        let row = RunRow::of_command(run, scenario, prep, &outcome, self.spec);
-        Some((row, outcome.epochs))
+        let row = RunRow::of_command(run, scenario, prep, &finished.outcome, &finished.scan);
+        let epochs = finished
+            .epochs
+            .map_or(Epochs::Held(Vec::new()), Epochs::Metrics);
+        Some((row, epochs))
     }
 }
 

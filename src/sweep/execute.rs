@@ -10,12 +10,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use super::hooks::TestHooks;
-use super::persist::Store;
+use super::persist::{Epochs, Store};
 use crate::config::{RunSpec, Sweep, TrainSettings};
 use crate::error::{Error, Result};
 use crate::preprocess::{Prepare, Prepared};
 use crate::results::RunRow;
-use crate::train::{self, EpochStats, RunOutcome, Status};
+use crate::train::{self, RunOutcome, Status};
 
 /// Finished runs per part file, and the longest a finished run waits before it is saved.
 pub const PART_RUNS: usize = 64;
@@ -51,7 +51,7 @@ impl Execution<'_> {
         bar: &ProgressBar,
     ) -> Result<()> {
         std::thread::scope(|scope| -> Result<()> {
-            let (tx, rx) = mpsc::channel::<(RunRow, Vec<EpochStats>)>();
+            let (tx, rx) = mpsc::channel::<(RunRow, Epochs)>();
             let writer = scope.spawn(|| save_as_they_finish(self.store, rx));
             pool.install(|| {
                 groups
@@ -74,7 +74,7 @@ impl Execution<'_> {
     }
 
     /// Trains one group of runs into their rows and epochs.
-    fn run_group(&self, group: &[&RunSpec]) -> Vec<(RunRow, Vec<EpochStats>)> {
+    fn run_group(&self, group: &[&RunSpec]) -> Vec<(RunRow, Epochs)> {
         let preps: Vec<&Prepared> = group.iter().map(|r| &**self.prepared.for_run(r)).collect();
         let outcomes = train_catching_panics(group, &preps, self.sweep.seed, self.hooks);
         group
@@ -83,7 +83,10 @@ impl Execution<'_> {
             .zip(outcomes)
             .map(|((run, prep), outcome)| {
                 let scenario = run.scenario.map(|i| self.sweep.scenarios[i].name.as_str());
-                (RunRow::new(run, scenario, prep, &outcome), outcome.epochs)
+                (
+                    RunRow::new(run, scenario, prep, &outcome),
+                    Epochs::Held(outcome.epochs),
+                )
             })
             .collect()
     }
@@ -93,7 +96,7 @@ impl Execution<'_> {
 /// group once its oldest run has waited [`PART_SECONDS`].
 pub(super) fn save_as_they_finish(
     store: &Store,
-    rx: mpsc::Receiver<(RunRow, Vec<EpochStats>)>,
+    rx: mpsc::Receiver<(RunRow, Epochs)>,
 ) -> Result<()> {
     let mut buffer = Vec::new();
     let mut oldest: Option<Instant> = None;

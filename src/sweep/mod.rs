@@ -96,6 +96,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     };
     let sweep = &sweep;
     let ran_at = Instant::now();
+    let peak_after_runs = crate::peak_memory_mb();
 
     let tables = match settled {
         Some(tables) => tables,
@@ -110,12 +111,13 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
              wall_seconds = {:.3}\n\
              # data, reference and preprocessing; the runs; reading the parts back and writing the tables\n\
              prepare_seconds = {:.3}\nrun_seconds = {:.3}\nwrite_seconds = {:.3}\n\
-             runs = {}\nruns_resumed = {}\njobs = {}\nsimd = \"{}\"\nversion = \"{VERSION}\"\nbuild = \"{}\"\n\
+             {}runs = {}\nruns_resumed = {}\njobs = {}\nsimd = \"{}\"\nversion = \"{VERSION}\"\nbuild = \"{}\"\n\
              cpu = \"{}\"\nhost = \"{}\"\n",
             wall.as_secs_f64(),
             preparing.as_secs_f64(),
             running.as_secs_f64(),
             ran_at.elapsed().as_secs_f64(),
+            peak_memory_lines(peak_after_runs),
             tables.rows.len(),
             resumed,
             threads,
@@ -482,4 +484,16 @@ pub fn table_metadata(sweep: &Sweep) -> Vec<(String, String)> {
         meta.push(("sweep.features".into(), list));
     }
     meta
+}
+
+/// `timing.toml`'s peak memory lines: after the run phase (preparation and runs) and at the
+/// end (the table write included); none where the peak cannot be read.
+fn peak_memory_lines(after_runs: Option<f64>) -> String {
+    match (after_runs, crate::peak_memory_mb()) {
+        (Some(runs), Some(end)) => format!(
+            "# peak resident memory (MB): after the run phase, and at the end\n\
+             peak_memory_mb_runs = {runs:.1}\npeak_memory_mb = {end:.1}\n"
+        ),
+        _ => String::new(),
+    }
 }

@@ -12,10 +12,11 @@
 //! table, the same from every process) too. The final tables are always built from the parts
 //! read back from disk, so a resumed, a sharded and an uninterrupted sweep write the same bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::shard::Shard;
+use crate::command::MetricsFile;
 use crate::config::{RunSpec, Sweep};
 use crate::error::{Error, Result};
 use crate::results::{self, RunRow};
@@ -37,6 +38,44 @@ pub const TABLES: &[&str] = &[
 ];
 /// The other files a finished sweep leaves beside its tables.
 const OTHER_FILES: &[&str] = &["timing.toml", "report.md"];
+
+/// Epochs rows per batch of a part's epochs file: a command run may report millions of epochs,
+/// which are never all in memory.
+const EPOCH_BATCH_ROWS: usize = 1 << 14;
+
+/// A finished run's epochs on their way to its part.
+#[derive(Clone, Debug)]
+pub enum Epochs {
+    /// In memory (built-in runs).
+    Held(Vec<EpochStats>),
+    /// In a command run's metrics file, read again in batches as the part is written.
+    Metrics(MetricsFile),
+}
+
+impl Epochs {
+    /// The names of the extra metric columns.
+    fn extra_keys(&self) -> BTreeSet<String> {
+        match self {
+            Epochs::Held(epochs) => epochs
+                .iter()
+                .flat_map(|e| e.extra.keys().cloned())
+                .collect(),
+            Epochs::Metrics(file) => file.extra_keys.clone(),
+        }
+    }
+
+    /// Hands the epochs to `each` in batches of at most `rows`.
+    fn for_each_batch(
+        &self,
+        rows: usize,
+        each: &mut dyn FnMut(&[EpochStats]) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            Epochs::Held(epochs) => epochs.chunks(rows).try_for_each(each),
+            Epochs::Metrics(file) => file.for_each_batch(rows, each),
+        }
+    }
+}
 
 /// The persisted state of one output folder.
 pub struct Store {
@@ -361,34 +400,56 @@ impl Store {
         results::write_parquet_new(&self.parts.join(REFERENCE_PART), frame, metadata).map(|_| ())
     }
 
-    /// Writes one part: the epochs file, then the runs file that commits it.
-    pub fn write_part(&self, items: &[(RunRow, Vec<EpochStats>)]) -> Result<()> {
+    /// Writes one part: the epochs file (in batches of [`EPOCH_BATCH_ROWS`] rows), then the runs
+    /// file that commits it.
+    pub fn write_part(&self, items: &[(RunRow, Epochs)]) -> Result<()> {
         if items.is_empty() {
             return Ok(());
         }
         let seq = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let stem = format!("{}-{seq:06}", self.stem);
-        let epochs: Vec<(&str, &[EpochStats])> = items
-            .iter()
-            .map(|(r, e)| (r.run_id.as_str(), e.as_slice()))
-            .collect();
-        let rows: Vec<RunRow> = items.iter().map(|(r, _)| r.clone()).collect();
-        for (path, mut frame) in [
-            (
-                self.parts.join(format!("{stem}.epochs.parquet")),
-                results::epochs_frame(&epochs)?,
-            ),
-            (
-                self.parts.join(format!("{stem}.runs.parquet")),
-                results::runs_frame(&rows)?,
-            ),
-        ] {
-            if !results::write_parquet_new(&path, &mut frame, &self.metadata)? {
-                return Err(Error::Tool(format!(
-                    "{} exists already: two processes drew the same random attempt id; rerun this shard",
-                    path.display()
-                )));
+        let taken = |path: &Path| {
+            Error::Tool(format!(
+                "{} exists already: two processes drew the same random attempt id; rerun this shard",
+                path.display()
+            ))
+        };
+        let extra: BTreeSet<String> = items.iter().flat_map(|(_, e)| e.extra_keys()).collect();
+        let schema = results::epoch_rows_frame(&[], &extra)?.schema().clone();
+        let path = self.parts.join(format!("{stem}.epochs.parquet"));
+        let created = results::write_parquet_batches_new(&path, &schema, &self.metadata, |sink| {
+            let mut batch: Vec<(usize, EpochStats)> = Vec::new();
+            let mut written = false;
+            let mut flush = |batch: &mut Vec<(usize, EpochStats)>, last: bool| -> Result<()> {
+                if batch.len() < EPOCH_BATCH_ROWS && !(last && (!batch.is_empty() || !written)) {
+                    return Ok(());
+                }
+                let rows: Vec<(&str, &EpochStats)> = batch
+                    .iter()
+                    .map(|(i, e)| (items[*i].0.run_id.as_str(), e))
+                    .collect();
+                let mut frame = results::epoch_rows_frame(&rows, &extra)?;
+                sink.write(&mut frame)
+                    .map_err(|e| Error::table(format!("writing {}", path.display()), e))?;
+                batch.clear();
+                written = true;
+                Ok(())
+            };
+            for (i, (_, epochs)) in items.iter().enumerate() {
+                epochs.for_each_batch(EPOCH_BATCH_ROWS, &mut |rows| {
+                    batch.extend(rows.iter().map(|e| (i, e.clone())));
+                    flush(&mut batch, false)
+                })?;
             }
+            flush(&mut batch, true)
+        })?;
+        if !created {
+            return Err(taken(&path));
+        }
+        let rows: Vec<RunRow> = items.iter().map(|(r, _)| r.clone()).collect();
+        let path = self.parts.join(format!("{stem}.runs.parquet"));
+        if !results::write_parquet_new(&path, &mut results::runs_frame(&rows)?, &self.metadata)? {
+            return Err(taken(&path));
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 mod adaptive;
 mod bad_input;
 mod cli;
+mod command_metrics;
 mod commands;
 mod common;
 mod config;

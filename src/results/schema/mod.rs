@@ -293,21 +293,32 @@ pub fn epochs_frame(runs: &[(&str, &[EpochStats])]) -> Result<DataFrame> {
         .iter()
         .flat_map(|(id, epochs)| epochs.iter().map(move |e| (*id, e)))
         .collect();
+    let extra: BTreeSet<String> = rows
+        .iter()
+        .flat_map(|(_, e)| e.extra.keys().cloned())
+        .collect();
+    epoch_rows_frame(&rows, &extra)
+}
+
+/// Epochs rows as a frame with the `extra` metric columns (alphabetical; null where a row has
+/// no value), so that frames of the same part written in batches share one schema.
+pub fn epoch_rows_frame(
+    rows: &[(&str, &EpochStats)],
+    extra: &BTreeSet<String>,
+) -> Result<DataFrame> {
     let mut columns = vec![
-        col("run_id", &rows, |(id, _)| id.to_string()),
-        col("epoch", &rows, |(_, e)| int(e.epoch)),
+        col("run_id", rows, |(id, _)| id.to_string()),
+        col("epoch", rows, |(_, e)| int(e.epoch)),
     ];
     columns.extend(
         EPOCH_F64
             .iter()
-            .map(|(name, get, _)| col(name, &rows, |(_, e)| get(e))),
+            .map(|(name, get, _)| col(name, rows, |(_, e)| get(e))),
     );
-    // A command run's other metrics, alphabetical, null where a run did not report them.
-    let extra: BTreeSet<&String> = rows.iter().flat_map(|(_, e)| e.extra.keys()).collect();
     columns.extend(
         extra
-            .into_iter()
-            .map(|key| col(key, &rows, |(_, e)| e.extra.get(key).copied())),
+            .iter()
+            .map(|key| col(key, rows, |(_, e)| e.extra.get(key).copied())),
     );
     frame(columns)
 }
