@@ -80,10 +80,11 @@ fn slurm_cpus() -> Option<usize> {
 pub(super) fn merge(args: DirArgs) -> Result<()> {
     let merged = sweep::merge(&args.dir)?;
     println!(
-        "merged the {} runs of sweep \"{}\" into {}/{{runs,epochs,summary,reference}}.parquet",
+        "merged the {} runs of sweep \"{}\" into {}/{{{}}}.parquet",
         merged.tables.rows.len(),
         merged.sweep.name,
-        args.dir.display()
+        args.dir.display(),
+        merged.tables.written(&merged.sweep).join(",")
     );
     Ok(())
 }

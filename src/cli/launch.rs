@@ -32,6 +32,16 @@ fn set_words(set: &[String]) -> String {
         .collect()
 }
 
+/// Each `--prelude` must be one shell line.
+fn check_prelude(prelude: &[String]) -> Result<()> {
+    match prelude.iter().find(|p| p.contains(['\n', '\r'])) {
+        Some(bad) => Err(Error::Usage(format!(
+            "--prelude {bad:?} is not accepted: one shell line per flag (give the flag again for more)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A bash launcher for the login node: writes the array job's script and the merge job's script
 /// into the output folder and submits both, the merge with `--dependency=afterany`, so that it
 /// runs (and names the indices to resubmit) even when a task failed.
@@ -59,11 +69,7 @@ pub(super) fn slurm_script(args: &SlurmArgs) -> Result<String> {
              --sbatch-arg=--gres=gpu:1"
         )));
     }
-    if let Some(bad) = args.prelude.iter().find(|p| p.contains(['\n', '\r'])) {
-        return Err(Error::Usage(format!(
-            "--prelude {bad:?} is not accepted: one shell line per flag (give the flag again for more)"
-        )));
-    }
+    check_prelude(&args.prelude)?;
     let extra: String = args
         .sbatch_arg
         .iter()
@@ -164,6 +170,18 @@ pub(super) fn k8s_manifest(args: &K8sArgs) -> Result<String> {
     ];
     for s in &args.set {
         run.extend(["--set".to_string(), s.clone()]);
+    }
+    // With a prelude, the shard runs it in a shell first, then becomes sweep (`exec`: the pod's
+    // stop signal reaches sweep itself).
+    check_prelude(&args.prelude)?;
+    if !args.prelude.is_empty() {
+        let words: Vec<String> = run.iter().map(|w| shell_quote(w)).collect();
+        let script: String = args.prelude.iter().map(|p| format!("{p}\n")).collect();
+        run = vec![
+            "sh".into(),
+            "-c".into(),
+            format!("{script}exec {}", words.join(" ")),
+        ];
     }
     let merge_loop = format!(
         "until sweep merge {out_q}; do code=$?; [ $code -eq 3 ] || exit $code; sleep 30; done",

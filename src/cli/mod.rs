@@ -256,6 +256,10 @@ pub(crate) struct K8sArgs {
     /// Override a config key by its dotted path (passed on to every shard).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// A shell line each shard runs before sweep, e.g. 'source /app/venv/bin/activate'
+    /// (repeatable, in order; the shard then runs `sh -c`).
+    #[arg(long, value_name = "CMD")]
+    prelude: Vec<String>,
 }
 
 #[derive(Args, Debug)]

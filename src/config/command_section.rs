@@ -94,8 +94,8 @@ fn accepted_placeholders() -> Vec<String> {
 }
 
 impl CommandSpec {
-    /// Checks the `[command]` table. `judged_by_reference`: the sweep has a data set whose OLS
-    /// reference can judge `train_mse`.
+    /// Checks the `[command]` table. `judged_by_reference`: the sweep has a data set (handed to
+    /// the runs as `SWEEP_DATA`) whose OLS reference can judge `train_mse`.
     pub(crate) fn parse(
         table: &Table,
         loc: &Locator,
@@ -112,6 +112,12 @@ impl CommandSpec {
         })?;
         if argv_template.is_empty() {
             return Err(loc.error("command.argv", "empty list: name the program to run"));
+        }
+        if !judged_by_reference && argv_template.iter().any(|e| e.contains("{sweep.data}")) {
+            return Err(loc.error(
+                "command.argv",
+                "{sweep.data} is not accepted with [data] source = \"none\": there is no data file to hand over",
+            ));
         }
         let mut accepted = accepted_placeholders();
         accepted.extend(params.keys().cloned());

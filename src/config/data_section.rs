@@ -107,6 +107,9 @@ pub enum DataSource {
         /// How a CSV file is split into cells.
         format: CsvFormat,
     },
+    /// No data set (`source = "none"`): a command sweep whose script loads its own data. Nothing
+    /// is prepared, there is no reference, and `[command] converged` judges the runs.
+    None,
 }
 
 /// How a CSV file is split into cells: the `[data]` keys `separator` and `missing`.
@@ -164,11 +167,13 @@ impl DataSpec {
         let source = match source.as_str() {
             "lagged-levels" => check_generator(&config, table, loc)?,
             "file" => check_file(&config, table, loc, base)?,
+            "none" => check_none(table, loc)?,
             other => {
                 return Err(loc.error(
                     "data.source",
                     format!(
-                        "\"{other}\" is not accepted: use \"lagged-levels\" (built-in) or \"file\""
+                        "\"{other}\" is not accepted: use \"lagged-levels\" (built-in), \"file\", or \"none\" \
+                         (a command sweep whose script loads its own data)"
                     ),
                 ))
             }
@@ -199,6 +204,7 @@ impl DataSpec {
                 }
                 id
             }
+            DataSource::None => "none".to_string(),
         }
     }
 
@@ -206,7 +212,7 @@ impl DataSpec {
     /// that is reported with the data errors).
     pub fn file_sha256(&self) -> Option<String> {
         match &self.source {
-            DataSource::LaggedLevels => None,
+            DataSource::LaggedLevels | DataSource::None => None,
             DataSource::File { path, .. } => std::fs::read(path)
                 .ok()
                 .map(|bytes| super::hex_sha256(&bytes)),
@@ -216,6 +222,18 @@ impl DataSpec {
     /// The generator's seed when the grid does not vary `data_seed`; `None` for a file.
     pub fn default_data_seed(&self) -> Option<u64> {
         matches!(self.source, DataSource::LaggedLevels).then_some(self.config.seed)
+    }
+}
+
+/// `source = "none"`: no other `[data]` key.
+fn check_none(table: &Table, loc: &Locator) -> Result<DataSource> {
+    match table.keys().find(|k| *k != "source") {
+        Some(key) => Err(loc.error(
+            &format!("data.{key}"),
+            "is not accepted with source = \"none\" (no data set: the script loads its own data); \
+             remove it, or choose source = \"lagged-levels\" or \"file\"",
+        )),
+        None => Ok(DataSource::None),
     }
 }
 

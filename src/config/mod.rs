@@ -170,7 +170,15 @@ pub fn from_text(
     let data = DataSpec::parse(&sections.data, &loc, &path_base)?;
     let params = params_section::parse(loc.section(&table, "params")?, &loc)?;
     let command = match loc.section(&table, "command")? {
-        Some(t) => Some(CommandSpec::parse(t, &loc, base_dir, true, &params)?),
+        Some(t) => {
+            let has_data = data.source != DataSource::None;
+            Some(CommandSpec::parse(t, &loc, base_dir, has_data, &params)?)
+        }
+        None if data.source == DataSource::None => return Err(loc.error(
+            "data.source",
+            "\"none\" needs a [command] section: the built-in engine trains on a data set; give \
+                 source = \"lagged-levels\" or \"file\", or run your own command with [command]",
+        )),
         None if !params.is_empty() => return Err(loc.error(
             "params",
             "[params] are the settings of your own training command: they need a [command] section",

@@ -36,7 +36,10 @@ impl Resolved<'_> {
         root.insert("seed".into(), Value::Integer(self.top.seed as i64));
         root.insert("max_runs".into(), Value::Integer(self.top.max_runs as i64));
         let mut data = Table::try_from(self.data).expect("data serializes");
-        if self.data.path.is_some() {
+        if self.data.source.as_deref() == Some("none") {
+            // No data set: the section says so and nothing else (other keys are refused).
+            data.retain(|key, _| key == "source");
+        } else if self.data.path.is_some() {
             // A data file's section lists the file's keys only (generator keys are refused
             // beside a path, so the text must not hold them to load again).
             for key in GENERATOR_KEYS {

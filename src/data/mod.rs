@@ -74,6 +74,11 @@ pub fn load(spec: &DataSpec, data_seed: Option<u64>) -> Result<Dataset> {
             spec.config.standardize,
             format,
         ),
+        DataSource::None => Err(Error::Config(
+            "data.source = \"none\" is not accepted here: this config has no data set (its command loads its \
+             own data); give source = \"lagged-levels\" or \"file\""
+                .into(),
+        )),
     }
 }
 

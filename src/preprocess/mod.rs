@@ -320,6 +320,14 @@ pub struct Prepare {
 }
 
 impl Prepare {
+    /// No data set (`source = "none"`).
+    pub fn nothing() -> Prepare {
+        Prepare {
+            datasets: BTreeMap::new(),
+            variants: BTreeMap::new(),
+        }
+    }
+
     /// The feature names of the data (every data set of a sweep has the same).
     pub fn feature_names(&self) -> &[String] {
         self.datasets
@@ -416,5 +424,10 @@ impl Prepare {
 
     pub fn for_run(&self, run: &RunSpec) -> &Arc<Prepared> {
         &self.variants[&PrepKey::of(run)]
+    }
+
+    /// The run's variant, if the sweep has a data set.
+    pub fn get(&self, run: &RunSpec) -> Option<&Arc<Prepared>> {
+        self.variants.get(&PrepKey::of(run))
     }
 }

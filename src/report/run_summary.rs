@@ -88,13 +88,7 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
         }
     }
     let count = |st: Status| tables.rows.iter().filter(|r| r.status == st).count();
-    let mut written = vec!["runs", "epochs", "summary", "reference"];
-    if sweep.ablation.is_some() {
-        written.extend(["verdict", "effects", "paths"]);
-    }
-    if !tables.scenarios.is_empty() {
-        written.push("scenarios");
-    }
+    let written = tables.written(sweep);
     s += &format!(
         "\n{} runs{}: {} converged, {} not converged, {} diverged, {} failed{}; wall time {:.1} s\nwrote {}/{{{}}}.parquet\n",
         tables.rows.len(),

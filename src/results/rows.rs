@@ -145,15 +145,18 @@ impl RunRow {
     }
 
     /// The row of a command run from what its metrics reported (NaN where they did not); the
-    /// weights and the spectral figures are unknown to sweep.
+    /// weights and the spectral figures are unknown to sweep, and so is the reference without a
+    /// data set (`prep` is `None`).
     pub fn of_command(
         run: &RunSpec,
         scenario: Option<&str>,
-        prep: &Prepared,
+        prep: Option<&Prepared>,
         outcome: &RunOutcome,
         scan: &Scan,
     ) -> RunRow {
-        let fit = &prep.reference.fit;
+        let (ols_mse, ols_r2) = prep.map_or((f64::NAN, f64::NAN), |p| {
+            (p.reference.fit.mse, p.reference.fit.r2)
+        });
         let mut row = RunRow::saved(run, scenario.map(str::to_string), outcome.status);
         row.message = outcome.message.clone();
         row.epochs_run = scan.last_epoch;
@@ -164,9 +167,9 @@ impl RunRow {
         row.final_train_mse = scan.last("train_mse").unwrap_or(f64::NAN);
         row.final_train_r2 = scan.last("train_r2").unwrap_or(f64::NAN);
         row.best_train_r2 = scan.best_train_r2;
-        row.excess_mse = row.final_train_mse / fit.mse - 1.0;
-        row.ols_mse = fit.mse;
-        row.ols_r2 = fit.r2;
+        row.excess_mse = row.final_train_mse / ols_mse - 1.0;
+        row.ols_mse = ols_mse;
+        row.ols_r2 = ols_r2;
         row.process = outcome.process.clone();
         row.finals = scan
             .extra_keys

@@ -28,6 +28,9 @@ pub const RUNS_DIR: &str = "runs";
 /// Writes the data file of every preprocessing variant the runs use (once: a file that is
 /// there already, from an earlier invocation or another shard, is the same data).
 pub fn write_data_files(out: &Path, runs: &[&RunSpec], prepared: &Prepare) -> Result<()> {
+    if prepared.variants.is_empty() {
+        return Ok(()); // no data set: `source = "none"`
+    }
     let dir = out.join(DATA_DIR);
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
@@ -246,7 +249,7 @@ impl CommandExecution<'_> {
         supervisor: &Supervisor,
         bar: &ProgressBar,
     ) -> Option<(RunRow, Epochs)> {
-        let prep = &**self.prepared.for_run(run);
+        let prep = self.prepared.get(run).map(|p| &**p);
         let attempt = self.attempts.get(&run.id).copied().unwrap_or(1);
         let launch = Launch {
             spec: self.spec,
@@ -258,7 +261,7 @@ impl CommandExecution<'_> {
                 .join(&run.id)
                 .join(format!("attempt-{attempt}")),
             out,
-            data: Some((prep, data_file(out, &PrepKey::of(run)))),
+            data: prep.map(|p| (p, data_file(out, &PrepKey::of(run)))),
             gpu,
         };
         let finished = launch.run(supervisor)?;

@@ -73,25 +73,43 @@ impl Tables {
         })
     }
 
+    /// The names of the tables [`Tables::write`] writes, without `.parquet`, for messages.
+    pub fn written(&self, sweep: &Sweep) -> Vec<&'static str> {
+        let mut names = vec!["runs", "epochs", "summary"];
+        if sweep.data.source != crate::config::DataSource::None {
+            names.push("reference");
+        }
+        if sweep.ablation.is_some() {
+            names.extend(["verdict", "effects", "paths"]);
+        }
+        if !self.scenarios.is_empty() {
+            names.push("scenarios");
+        }
+        names
+    }
+
     /// Writes every table into `out`, `runs.parquet` last (its presence means the sweep is done);
     /// `reference.parquet` is a copy of the folder's reference part.
     pub fn write(&self, sweep: &Sweep, out: &Path, hooks: &TestHooks) -> Result<()> {
         let meta = table_metadata(sweep);
-        let part = out.join(persist::PARTS).join(persist::REFERENCE_PART);
-        let reference = std::fs::read(&part).map_err(|e| {
-            Error::io(
-                format!(
-                    "reading {} (written by every `sweep run` into this folder)",
-                    part.display()
-                ),
-                e,
-            )
-        })?;
-        results::write_atomic(&out.join("reference.parquet"), |f| {
-            use std::io::Write;
-            f.write_all(&reference)
-                .map_err(|e| Error::io("writing reference.parquet", e))
-        })?;
+        // No reference without a data set (`source = "none"`).
+        if sweep.data.source != crate::config::DataSource::None {
+            let part = out.join(persist::PARTS).join(persist::REFERENCE_PART);
+            let reference = std::fs::read(&part).map_err(|e| {
+                Error::io(
+                    format!(
+                        "reading {} (written by every `sweep run` into this folder)",
+                        part.display()
+                    ),
+                    e,
+                )
+            })?;
+            results::write_atomic(&out.join("reference.parquet"), |f| {
+                use std::io::Write;
+                f.write_all(&reference)
+                    .map_err(|e| Error::io("writing reference.parquet", e))
+            })?;
+        }
         let epochs: Vec<(&str, &[EpochStats])> = self
             .epochs
             .iter()
@@ -165,4 +183,16 @@ fn reference_metadata(meta: &[(String, String)], prepared: &Prepare) -> Vec<(Str
         ));
     }
     out
+}
+
+/// `timing.toml`'s peak memory lines: after the run phase (preparation and runs) and at the
+/// end (the table write included); none where the peak cannot be read.
+pub(super) fn peak_memory_lines(after_runs: Option<f64>) -> String {
+    match (after_runs, crate::peak_memory_mb()) {
+        (Some(runs), Some(end)) => format!(
+            "# peak resident memory (MB): after the run phase, and at the end\n\
+             peak_memory_mb_runs = {runs:.1}\npeak_memory_mb = {end:.1}\n"
+        ),
+        _ => String::new(),
+    }
 }

@@ -117,7 +117,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
             preparing.as_secs_f64(),
             running.as_secs_f64(),
             ran_at.elapsed().as_secs_f64(),
-            peak_memory_lines(peak_after_runs),
+            finish::peak_memory_lines(peak_after_runs),
             tables.rows.len(),
             resumed,
             threads,
@@ -163,8 +163,10 @@ fn run_runs(sweep: &mut Sweep, opts: &RunOptions, shard: Option<Shard>) -> Resul
     }
     check_writable(&opts.out)?;
     let store = persist::Store::open(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
-    let (mut reference, metadata) = finish::reference_table(sweep, &prepared)?;
-    store.write_reference(&mut reference, &metadata)?;
+    if !prepared.datasets.is_empty() {
+        let (mut reference, metadata) = finish::reference_table(sweep, &prepared)?;
+        store.write_reference(&mut reference, &metadata)?;
+    }
     // Only the runs files are read here; the tables are built from everything saved at the end.
     // With --retry-failed, an incomplete run is to do again, as its next attempt.
     let attempts = persist::saved_attempts(&opts.out)?;
@@ -484,16 +486,4 @@ pub fn table_metadata(sweep: &Sweep) -> Vec<(String, String)> {
         meta.push(("sweep.features".into(), list));
     }
     meta
-}
-
-/// `timing.toml`'s peak memory lines: after the run phase (preparation and runs) and at the
-/// end (the table write included); none where the peak cannot be read.
-fn peak_memory_lines(after_runs: Option<f64>) -> String {
-    match (after_runs, crate::peak_memory_mb()) {
-        (Some(runs), Some(end)) => format!(
-            "# peak resident memory (MB): after the run phase, and at the end\n\
-             peak_memory_mb_runs = {runs:.1}\npeak_memory_mb = {end:.1}\n"
-        ),
-        _ => String::new(),
-    }
 }

@@ -340,7 +340,7 @@ impl Store {
                         .display()
                         .to_string(),
                 ),
-                crate::config::DataSource::LaggedLevels => None,
+                crate::config::DataSource::LaggedLevels | crate::config::DataSource::None => None,
             },
             features: sweep.features.clone(),
             command_execution: sweep

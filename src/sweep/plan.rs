@@ -12,6 +12,9 @@ use crate::preprocess::{PrepKey, Prepare};
 /// Loads every data set and preprocessing variant the sweep needs, and checks the settings
 /// that depend on the data (batch size against the row count).
 pub fn prepare(sweep: &Sweep) -> Result<Prepare> {
+    if sweep.data.source == crate::config::DataSource::None {
+        return Ok(Prepare::nothing());
+    }
     let prepared = Prepare::build(&sweep.runs, |seed| data::load(&sweep.data, seed))?;
     let rows = prepared.min_rows();
     if let Some(run) = sweep

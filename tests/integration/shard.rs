@@ -414,6 +414,65 @@ fn the_kubernetes_manifest_is_an_indexed_job_and_a_merge() {
     );
 }
 
+/// `sweep k8s --prelude`: each shard runs the lines in a shell, then execs sweep with the same
+/// words as without a prelude (quoting included: checked by running the shell with a fake
+/// `sweep` that prints its arguments).
+#[test]
+fn a_kubernetes_prelude_runs_before_sweep_with_the_same_arguments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = repo("configs/quick.toml");
+    let manifest = |prelude: &[&str]| -> Vec<String> {
+        let mut cmd = sweep();
+        cmd.args(["k8s", "--completions", "2", "--parallelism", "1"])
+            .args(["--image", "i", "--claim", "c", "--set", "grid.seed=[0, 1]"]);
+        for p in prelude {
+            cmd.arg(format!("--prelude={p}"));
+        }
+        let output = cmd.arg(&config).output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let m: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let command = &m["items"][1]["spec"]["template"]["spec"]["containers"][0]["command"];
+        let words = command.as_array().unwrap().iter();
+        words.map(|v| v.as_str().unwrap().to_string()).collect()
+    };
+    let plain = manifest(&[]);
+    let marker = tmp.path().join("prelude ran");
+    let line = format!("touch '{}'", marker.display());
+    let shell = manifest(&[&line, "export PATH=\"$FAKE:$PATH\""]);
+    assert_eq!(shell[..2], ["sh", "-c"]);
+    let fake = tmp.path().join("sweep");
+    std::fs::write(&fake, "#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let ran = std::process::Command::new("sh")
+        .args(["-c", &shell[2]])
+        .env("FAKE", tmp.path())
+        .output()
+        .unwrap();
+    let args: Vec<String> = String::from_utf8_lossy(&ran.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(args, plain[1..], "{}", shell[2]);
+    assert!(marker.exists());
+    let bad = sweep()
+        .args([
+            "k8s",
+            "--completions",
+            "2",
+            "--parallelism",
+            "1",
+            "--image",
+            "i",
+            "--claim",
+            "c",
+        ])
+        .arg("--prelude=a\nb")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
 /// A shard killed (SIGKILL) after saving some of its runs, then re-run as a requeue would, saves
 /// each run once; and the worker threads default to Slurm's `SLURM_CPUS_PER_TASK`.
 #[test]
