@@ -169,6 +169,7 @@ pub fn report(dir: &Path) -> Result<String> {
             Some((sweep, tables)) if sweep.ablation.is_some() => crate::results::printed_verdict(
                 &tables.verdict,
                 &crate::sweep::context_keys(sweep),
+                &crate::results::Judging::of(sweep),
             )?,
             _ => v.drop_many(crate::results::CERTAINTY_COLUMNS.iter().copied()),
         };
@@ -311,7 +312,7 @@ fn paths_figure(
 
 /// The verdict's labels against `converge_tol` (log axis, 1e-4 to 1), recomputed from the saved
 /// runs, when the folder's sweep has an `[ablation]`; the pooled rows only when the grid varies
-/// the data realization.
+/// the data realization. None for a sweep judged by a bound on a metric (no tolerance).
 fn tolerance_figure(
     dir: &Path,
     saved: Option<&(crate::config::Sweep, crate::sweep::Tables)>,
@@ -322,7 +323,8 @@ fn tolerance_figure(
     let Some(ablation) = &sweep.ablation else {
         return Ok(None);
     };
-    if tables.verdict.is_empty() {
+    let judging = crate::results::Judging::of(sweep);
+    if tables.verdict.is_empty() || judging != crate::results::Judging::Reference {
         return Ok(None);
     }
     let tols: Vec<f64> = (0..=400)
@@ -335,7 +337,8 @@ fn tolerance_figure(
         .filter(|r| r.pooled == any_pooled)
         .cloned()
         .collect();
-    let labels = crate::results::labels_along_tolerance(ablation, &rows, &tables.rows, &tols);
+    let labels =
+        crate::results::labels_along_tolerance(ablation, &rows, &tables.rows, &tols, &judging);
     let curves: Vec<LabelCurve> = rows
         .iter()
         .zip(labels)

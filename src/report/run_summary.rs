@@ -53,7 +53,11 @@ pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
     let mut s = reference_lines(result);
     s += &cell_table(sweep, &tables.summary);
     if let Some(ablation) = &sweep.ablation {
-        if let Ok(df) = printed_verdict(&tables.verdict, &context_keys(sweep)) {
+        if let Ok(df) = printed_verdict(
+            &tables.verdict,
+            &context_keys(sweep),
+            &crate::results::Judging::of(sweep),
+        ) {
             let level = match ablation.seeds {
                 Some(seeds) => format!(
                     "{:.4} (alpha {} over {} planned batches of seeds)",

@@ -128,10 +128,12 @@ fn design<'r>(
                 .fold(context.clone(), |acc, (j, f)| {
                     acc.with_value(&f.key, if m >> j & 1 == 1 { &f.on } else { &f.off })
                 });
+            // A command sweep's incomplete runs are no evidence (see `RunRow::incomplete`).
             grid.iter()
                 .filter(|r| {
                     realization.is_none_or(|d| r.data_seed == d)
                         && cell_settings(&r.settings) == settings
+                        && !r.incomplete()
                 })
                 .copied()
                 .collect()

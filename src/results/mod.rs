@@ -4,6 +4,7 @@
 //! (`scenarios`).
 
 mod effects;
+mod judging;
 mod parquet;
 mod paths;
 mod rows;
@@ -16,6 +17,7 @@ pub use effects::{
     designs, effects, effects_frame, effects_of, factorial_effects, reading, response, Design,
     EffectRow, BOOTSTRAP_SAMPLES, RESPONSES,
 };
+pub use judging::{final_value, Judging};
 pub use parquet::{
     read_metadata_value, read_parquet, write_atomic, write_csv, write_new, write_parquet,
     write_parquet_batches_new, write_parquet_new, write_text, ParquetSink,

@@ -115,6 +115,13 @@ impl RunRow {
 }
 
 impl RunRow {
+    /// A command run that failed, timed out or was killed: no evidence either way, so it counts
+    /// in no converged fraction (a built-in run that failed is a bug, and counts as not
+    /// converged).
+    pub fn incomplete(&self) -> bool {
+        self.process.is_some() && self.status.incomplete()
+    }
+
     /// A row as saved for `spec`, before its measured columns are read back: those start as NaN
     /// (null where optional), the count columns at zero.
     pub fn saved(spec: &RunSpec, scenario: Option<String>, status: Status) -> RunRow {
@@ -171,10 +178,12 @@ impl RunRow {
         row.ols_mse = ols_mse;
         row.ols_r2 = ols_r2;
         row.process = outcome.process.clone();
+        // Every metric's last value but those with a final column of their own.
         row.finals = scan
-            .extra_keys
+            .last
             .iter()
-            .filter_map(|k| Some((k.clone(), scan.last(k)?)))
+            .filter(|(k, _)| !matches!(k.as_str(), "train_mse" | "train_r2"))
+            .map(|(k, v)| (k.clone(), *v))
             .collect();
         row
     }
@@ -206,6 +215,9 @@ pub struct SummaryRow {
     /// Medians of the spectral figures over the runs where they are defined.
     pub slow_share_median: Option<f64>,
     pub slowest_signal_epochs_median: Option<f64>,
+    /// In a command sweep, the cell's failed, timed-out and killed runs, which the fractions
+    /// leave out; `None` in built-in sweeps.
+    pub incomplete_runs: Option<u32>,
 }
 
 /// Median of a slice (average of the middle two for even lengths); `None` when empty.
@@ -259,7 +271,9 @@ fn summarize_by(rows: &[RunRow], realization: impl Fn(&RunRow) -> Option<u64>) -
     cells
         .into_iter()
         .map(|((scenario, settings, data_seed), members)| {
-            let n = members.len() as f64;
+            // A command sweep's incomplete runs are no evidence: the fractions leave them out.
+            let incomplete = members.iter().filter(|r| r.incomplete()).count();
+            let n = (members.len() - incomplete) as f64;
             let fraction = |s: Status| members.iter().filter(|r| r.status == s).count() as f64 / n;
             let alive: Vec<&&RunRow> = members.iter().filter(|r| !r.status.ended_early()).collect();
             let r2: Vec<f64> = alive.iter().map(|r| r.final_train_r2).collect();
@@ -299,6 +313,10 @@ fn summarize_by(rows: &[RunRow], realization: impl Fn(&RunRow) -> Option<u64>) -
                         .filter_map(|r| r.slowest_signal_epochs)
                         .collect::<Vec<_>>(),
                 ),
+                incomplete_runs: members
+                    .iter()
+                    .any(|r| r.process.is_some())
+                    .then_some(incomplete as u32),
             }
         })
         .collect()

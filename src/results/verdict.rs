@@ -12,6 +12,7 @@
 
 use polars::prelude::*;
 
+use super::judging::Judging;
 use super::rows::{cell_settings, median, summarize_pooled, RunRow, SummaryRow};
 use super::schema::{col, frame, int, settings_columns};
 use super::stats::{clopper_pearson, fisher_exact, mcnemar_exact};
@@ -53,16 +54,19 @@ impl From<&SummaryRow> for CellFigures {
 /// What the runs of one cell say at its tolerance.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CellCounts {
-    /// Runs converged at the tolerance (final train MSE <= (1 + tol) x OLS MSE, not diverged or
-    /// failed), and all runs.
+    /// Runs converged at the knob (see [`Judging`]), and the runs that are evidence: all of
+    /// them, but a command sweep's failed, timed-out and killed runs.
     pub converged: u64,
     pub runs: u64,
+    /// A command sweep's failed, timed-out and killed runs, which count in no fraction.
+    pub incomplete: u64,
     /// Clopper-Pearson 95% interval of the converged fraction.
     pub ci: (f64, f64),
-    /// `excess_mse` over the runs that did not diverge or fail.
-    pub excess_median: Option<f64>,
-    pub excess_min: Option<f64>,
-    pub excess_max: Option<f64>,
+    /// The margins ([`Judging::margin`]: `excess_mse` against the reference) over the runs
+    /// that did not stop early.
+    pub margin_median: Option<f64>,
+    pub margin_min: Option<f64>,
+    pub margin_max: Option<f64>,
 }
 
 /// How sure a verdict row is.
@@ -74,8 +78,9 @@ pub struct Certainty {
     pub fisher_p: Option<f64>,
     /// Exact McNemar test of the outcomes paired by seed (and data set).
     pub mcnemar_p: Option<f64>,
-    /// The label is the same for every `converge_tol` in `[tol_low, tol_high)`; `tol_high` is
-    /// `None` when unbounded.
+    /// The label is the same for every knob value in `[tol_low, tol_high)` (see [`Judging`]:
+    /// `converge_tol`, or the bound X, or -X for `at_least`); `tol_high` is `None` when
+    /// unbounded, `tol_low` may be minus infinity with a bound.
     pub tol_low: f64,
     pub tol_high: Option<f64>,
     /// The interval does not reach a factor 3 on either side of the chosen tolerance.
@@ -101,6 +106,9 @@ pub struct VerdictRow {
     /// All-on converges in at least `converge_high` of seeds.
     pub all_on_sufficient: bool,
     pub certainty: Certainty,
+    /// In a command sweep, the runs of both cells that failed, timed out or were killed (the
+    /// row is `unclear` while there are any); `None` in built-in sweeps.
+    pub incomplete_runs: Option<u64>,
 }
 
 /// Labels one fix from the two converged fractions and Fisher's p of their counts.
@@ -119,8 +127,13 @@ pub fn label(all_on: f64, one_off: Option<f64>, fisher_p: Option<f64>, a: &Ablat
 
 /// The verdict rows: contexts in order of first appearance, factors in declared order, and for
 /// each the rows of the data realizations in order, then (with two or more) the pooled row.
-pub fn verdict(ablation: &Ablation, summary: &[SummaryRow], runs: &[RunRow]) -> Vec<VerdictRow> {
-    let mut rows = verdict_rows(ablation, summary, runs, false);
+pub fn verdict(
+    ablation: &Ablation,
+    summary: &[SummaryRow],
+    runs: &[RunRow],
+    judging: &Judging,
+) -> Vec<VerdictRow> {
+    let mut rows = verdict_rows(ablation, summary, runs, false, judging);
     let mut realizations: Vec<Option<u64>> = summary
         .iter()
         .filter(|c| c.scenario.is_none())
@@ -129,7 +142,7 @@ pub fn verdict(ablation: &Ablation, summary: &[SummaryRow], runs: &[RunRow]) -> 
     realizations.sort_unstable();
     realizations.dedup();
     if realizations.len() > 1 {
-        let mut pooled = verdict_rows(ablation, &summarize_pooled(runs), runs, true);
+        let mut pooled = verdict_rows(ablation, &summarize_pooled(runs), runs, true, judging);
         for row in &mut pooled {
             let mut labels = rows
                 .iter()
@@ -157,8 +170,10 @@ fn verdict_rows(
     summary: &[SummaryRow],
     runs: &[RunRow],
     pooled: bool,
+    judging: &Judging,
 ) -> Vec<VerdictRow> {
     let cell_runs = |c: &SummaryRow| runs_of_cell(runs, &c.settings, c.data_seed, pooled);
+    let command_sweep = runs.iter().any(|r| r.process.is_some());
     let is_all_on = |s: &TrainSettings| {
         ablation
             .factors
@@ -182,62 +197,68 @@ fn verdict_rows(
                 ablation,
                 &cell_runs(on_cell),
                 off_cell.map(cell_runs).as_deref(),
-                on_cell.settings.converge_tol,
+                judging.knob(on_cell.settings.converge_tol),
+                judging,
             );
+            // A cell with runs that did not come to an end cannot decide the label.
+            let incomplete =
+                certainty.all_on.incomplete + certainty.one_off.map_or(0, |o| o.incomplete);
             rows.push(VerdictRow {
                 context: on_cell.settings.clone(),
                 data_seed: on_cell.data_seed,
                 pooled,
                 realizations_agree: None,
                 factor: factor.key.clone(),
-                label: label(
-                    on_cell.converged_fraction,
-                    off.map(|o| o.converged_fraction),
-                    certainty.fisher_p,
-                    ablation,
-                ),
+                label: if incomplete > 0 {
+                    Label::Unclear
+                } else {
+                    label(
+                        on_cell.converged_fraction,
+                        off.map(|o| o.converged_fraction),
+                        certainty.fisher_p,
+                        ablation,
+                    )
+                },
                 all_on: CellFigures::from(on_cell),
                 one_off: off,
                 all_on_sufficient: on_cell.converged_fraction >= ablation.converge_high,
                 certainty,
+                incomplete_runs: command_sweep.then_some(incomplete),
             });
         }
     }
     rows
 }
 
-/// The tolerance at which a run converges: `final_train_mse / ols_mse - 1` (never for a run that
-/// diverged or failed).
-fn threshold(run: &RunRow) -> Option<f64> {
-    (!run.status.ended_early()).then(|| run.final_train_mse / run.ols_mse - 1.0)
-}
-
-/// Runs converged at tolerance `t`.
-fn converged_at(runs: &[&RunRow], t: f64) -> u64 {
+/// Runs converged at knob `t`.
+fn converged_at(runs: &[&RunRow], t: f64, judging: &Judging) -> u64 {
     runs.iter()
-        .filter(|r| threshold(r).is_some_and(|x| x <= t))
+        .filter(|r| judging.threshold(r).is_some_and(|x| x <= t))
         .count() as u64
 }
 
-fn counts(runs: &[&RunRow], tol: f64) -> CellCounts {
+/// The runs that are evidence: all but a command sweep's incomplete ones.
+fn evidence<'r>(runs: &[&'r RunRow]) -> Vec<&'r RunRow> {
+    runs.iter().copied().filter(|r| !r.incomplete()).collect()
+}
+
+fn counts(all: &[&RunRow], knob: f64, judging: &Judging) -> CellCounts {
+    let runs = evidence(all);
     let n = runs.len() as u64;
-    let k = converged_at(runs, tol);
-    let excess: Vec<f64> = runs
-        .iter()
-        .filter(|r| threshold(r).is_some())
-        .map(|r| r.excess_mse)
-        .collect();
+    let k = converged_at(&runs, knob, judging);
+    let margins: Vec<f64> = runs.iter().filter_map(|r| judging.margin(r)).collect();
     CellCounts {
         converged: k,
         runs: n,
+        incomplete: (all.len() - runs.len()) as u64,
         ci: if n > 0 {
             clopper_pearson(k, n, 0.05)
         } else {
             (0.0, 1.0)
         },
-        excess_median: median(&excess),
-        excess_min: excess.iter().copied().reduce(f64::min),
-        excess_max: excess.iter().copied().reduce(f64::max),
+        margin_median: median(&margins),
+        margin_min: margins.iter().copied().reduce(f64::min),
+        margin_max: margins.iter().copied().reduce(f64::max),
     }
 }
 
@@ -264,15 +285,21 @@ fn label_at_tolerance(
     on: &[&RunRow],
     off: Option<&[&RunRow]>,
     t: f64,
+    judging: &Judging,
 ) -> Label {
-    let fraction = |runs: &[&RunRow]| converged_at(runs, t) as f64 / runs.len().max(1) as f64;
+    let on = evidence(on);
+    let off = off.map(evidence);
+    let fraction =
+        |runs: &[&RunRow]| converged_at(runs, t, judging) as f64 / runs.len().max(1) as f64;
     let p = off
+        .as_deref()
         .filter(|off| !on.is_empty() && !off.is_empty())
         .map(|off| {
             let (n_on, n_off) = (on.len() as u64, off.len() as u64);
-            fisher_exact(converged_at(on, t), n_on, converged_at(off, t), n_off)
+            let converged = |runs: &[&RunRow]| converged_at(runs, t, judging);
+            fisher_exact(converged(&on), n_on, converged(off), n_off)
         });
-    label(fraction(on), off.map(fraction), p, ablation)
+    label(fraction(&on), off.as_deref().map(fraction), p, ablation)
 }
 
 /// The label of every verdict row (in the order of [`verdict`]) at each tolerance of `tols`.
@@ -281,6 +308,7 @@ pub fn labels_along_tolerance(
     rows: &[VerdictRow],
     runs: &[RunRow],
     tols: &[f64],
+    judging: &Judging,
 ) -> Vec<Vec<Label>> {
     let cell_runs = |row: &VerdictRow, settings: &TrainSettings| {
         runs_of_cell(runs, settings, row.data_seed, row.pooled)
@@ -292,16 +320,24 @@ pub fn labels_along_tolerance(
             let off = factor.map(|f| cell_runs(row, &row.context.with_value(&f.key, &f.off)));
             let off = off.as_deref().filter(|o| !o.is_empty());
             tols.iter()
-                .map(|t| label_at_tolerance(ablation, &on, off, *t))
+                .map(|t| label_at_tolerance(ablation, &on, off, *t, judging))
                 .collect()
         })
         .collect()
 }
 
 /// Counts, exact tests, intervals, margins and the tolerance interval of one verdict row.
-fn certainty(ablation: &Ablation, on: &[&RunRow], off: Option<&[&RunRow]>, tol: f64) -> Certainty {
-    let all_on = counts(on, tol);
-    let one_off = off.map(|off| counts(off, tol));
+fn certainty(
+    ablation: &Ablation,
+    on: &[&RunRow],
+    off: Option<&[&RunRow]>,
+    tol: f64,
+    judging: &Judging,
+) -> Certainty {
+    let all_on = counts(on, tol, judging);
+    let one_off = off.map(|off| counts(off, tol, judging));
+    let (on, off) = (&evidence(on)[..], off.map(evidence));
+    let off = off.as_deref();
     let fisher_p = one_off
         .filter(|o| all_on.runs > 0 && o.runs > 0)
         .map(|o| fisher_exact(all_on.converged, all_on.runs, o.converged, o.runs));
@@ -311,8 +347,8 @@ fn certainty(ablation: &Ablation, on: &[&RunRow], off: Option<&[&RunRow]>, tol: 
         for r in on {
             if let Some(partner) = off.iter().find(|o| key(o) == key(r)) {
                 let (x, y) = (
-                    converged_at(&[r], tol) == 1,
-                    converged_at(&[partner], tol) == 1,
+                    converged_at(&[r], tol, judging) == 1,
+                    converged_at(&[partner], tol, judging) == 1,
                 );
                 b += u64::from(x && !y);
                 c += u64::from(y && !x);
@@ -321,17 +357,18 @@ fn certainty(ablation: &Ablation, on: &[&RunRow], off: Option<&[&RunRow]>, tol: 
         mcnemar_exact(b, c)
     });
     // The label is a step function of the tolerance, changing only where a run's threshold is.
-    let label_at = |t: f64| label_at_tolerance(ablation, on, off, t);
+    let label_at = |t: f64| label_at_tolerance(ablation, on, off, t, judging);
+    let floor = judging.knob_floor();
     let mut steps: Vec<f64> = on
         .iter()
         .chain(off.unwrap_or_default())
-        .filter_map(|r| threshold(r))
-        .filter(|t| *t > 0.0)
+        .filter_map(|r| judging.threshold(r))
+        .filter(|t| *t > floor)
         .collect();
     steps.sort_by(f64::total_cmp);
     steps.dedup();
-    // Interval i is [steps[i-1], steps[i]) (from 0 for i = 0, unbounded for the last).
-    let start = |i: usize| if i == 0 { 0.0 } else { steps[i - 1] };
+    // Interval i is [steps[i-1], steps[i]) (from the floor for i = 0, unbounded for the last).
+    let start = |i: usize| if i == 0 { floor } else { steps[i - 1] };
     let here = steps.iter().filter(|s| **s <= tol).count();
     let same = |i: usize| label_at(start(i)) == label_at(start(here));
     let mut low = here;
@@ -357,15 +394,19 @@ fn certainty(ablation: &Ablation, on: &[&RunRow], off: Option<&[&RunRow]>, tol: 
 /// The verdict as `sweep run` and `sweep report` print it: the pooled rows when the grid varies
 /// the data realization (with `by_realization`, how many realizations gave each label), else
 /// every row; without the columns of [`CERTAINTY_COLUMNS`] and the realization keys.
-pub fn printed_verdict(rows: &[VerdictRow], context_keys: &[&str]) -> Result<DataFrame> {
+pub fn printed_verdict(
+    rows: &[VerdictRow],
+    context_keys: &[&str],
+    judging: &Judging,
+) -> Result<DataFrame> {
     let pooled: Vec<VerdictRow> = rows.iter().filter(|r| r.pooled).cloned().collect();
     let shown = if pooled.is_empty() { rows } else { &pooled };
-    let mut df =
-        verdict_frame(shown, context_keys)?.drop_many(CERTAINTY_COLUMNS.iter().copied().chain([
-            "data_seed",
-            "pooled",
-            "realizations_agree",
-        ]));
+    let mut df = verdict_frame(shown, context_keys, judging)?.drop_many(
+        CERTAINTY_COLUMNS
+            .iter()
+            .copied()
+            .chain(["data_seed", "pooled", "realizations_agree"]),
+    );
     if !pooled.is_empty() {
         let tally = |p: &VerdictRow| {
             let labels: Vec<Label> = rows
@@ -408,10 +449,18 @@ pub const CERTAINTY_COLUMNS: &[&str] = &[
     "all_on_excess_mse_max",
     "one_off_excess_mse_min",
     "one_off_excess_mse_max",
+    "all_on_margin_min",
+    "all_on_margin_max",
+    "one_off_margin_min",
+    "one_off_margin_max",
 ];
 
 /// `verdict.parquet` as a frame: the context columns (`context_keys`, typed), then the figures.
-pub fn verdict_frame(rows: &[VerdictRow], context_keys: &[&str]) -> Result<DataFrame> {
+pub fn verdict_frame(
+    rows: &[VerdictRow],
+    context_keys: &[&str],
+    judging: &Judging,
+) -> Result<DataFrame> {
     let contexts: Vec<&TrainSettings> = rows.iter().map(|r| &r.context).collect();
     let mut columns: Vec<Column> = settings_columns(&contexts, |k| context_keys.contains(&k));
     columns.extend([
@@ -454,24 +503,45 @@ pub fn verdict_frame(rows: &[VerdictRow], context_keys: &[&str]) -> Result<DataF
         col("all_on_ci_high", rows, |r| c(r).all_on.ci.1),
         col("one_off_ci_low", rows, |r| c(r).one_off.map(|o| o.ci.0)),
         col("one_off_ci_high", rows, |r| c(r).one_off.map(|o| o.ci.1)),
-        col("all_on_excess_mse_median", rows, |r| {
-            c(r).all_on.excess_median
-        }),
-        col("all_on_excess_mse_min", rows, |r| c(r).all_on.excess_min),
-        col("all_on_excess_mse_max", rows, |r| c(r).all_on.excess_max),
-        col("one_off_excess_mse_median", rows, |r| {
-            c(r).one_off.and_then(|o| o.excess_median)
-        }),
-        col("one_off_excess_mse_min", rows, |r| {
-            c(r).one_off.and_then(|o| o.excess_min)
-        }),
-        col("one_off_excess_mse_max", rows, |r| {
-            c(r).one_off.and_then(|o| o.excess_max)
-        }),
-        col("tol_low", rows, |r| c(r).tol_low),
-        col("tol_high", rows, |r| c(r).tol_high),
-        col("fragile", rows, |r| c(r).fragile),
-        col("realizations_agree", rows, |r| r.realizations_agree),
     ]);
+    // Against a bound, the margins are the metric's distance past X and the interval is X's;
+    // `fragile` (a factor 3 on a tolerance) has no meaning there and is left out.
+    let reference = *judging == Judging::Reference;
+    let m = if reference { "excess_mse" } else { "margin" };
+    columns.extend([
+        col(&format!("all_on_{m}_median"), rows, |r| {
+            c(r).all_on.margin_median
+        }),
+        col(&format!("all_on_{m}_min"), rows, |r| c(r).all_on.margin_min),
+        col(&format!("all_on_{m}_max"), rows, |r| c(r).all_on.margin_max),
+        col(&format!("one_off_{m}_median"), rows, |r| {
+            c(r).one_off.and_then(|o| o.margin_median)
+        }),
+        col(&format!("one_off_{m}_min"), rows, |r| {
+            c(r).one_off.and_then(|o| o.margin_min)
+        }),
+        col(&format!("one_off_{m}_max"), rows, |r| {
+            c(r).one_off.and_then(|o| o.margin_max)
+        }),
+    ]);
+    if reference {
+        columns.extend([
+            col("tol_low", rows, |r| c(r).tol_low),
+            col("tol_high", rows, |r| c(r).tol_high),
+            col("fragile", rows, |r| c(r).fragile),
+        ]);
+    } else {
+        let interval = |r: &VerdictRow| judging.reported_interval(c(r).tol_low, c(r).tol_high);
+        columns.extend([
+            col("bound_low", rows, |r| interval(r).0),
+            col("bound_high", rows, |r| interval(r).1),
+        ]);
+    }
+    if rows.iter().any(|r| r.incomplete_runs.is_some()) {
+        columns.push(col("incomplete_runs", rows, |r| {
+            r.incomplete_runs.map(|n| n as i64)
+        }));
+    }
+    columns.extend([col("realizations_agree", rows, |r| r.realizations_agree)]);
     frame(columns)
 }

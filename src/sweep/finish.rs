@@ -49,7 +49,7 @@ impl Tables {
         let verdict = sweep
             .ablation
             .as_ref()
-            .map(|a| results::verdict(a, &summary, &rows))
+            .map(|a| results::verdict(a, &summary, &rows, &results::Judging::of(sweep)))
             .unwrap_or_default();
         let (effects, paths) = match &sweep.ablation {
             Some(a) => {
@@ -126,7 +126,7 @@ impl Tables {
         ];
         if sweep.ablation.is_some() {
             let keys = context_keys(sweep);
-            let frame = results::verdict_frame(&self.verdict, &keys)?;
+            let frame = results::verdict_frame(&self.verdict, &keys, &results::Judging::of(sweep))?;
             tables.push(("verdict.parquet", frame, &meta));
             let frame = results::effects_frame(&self.effects, &keys)?;
             tables.push(("effects.parquet", frame, &meta));

@@ -95,7 +95,7 @@ fn verdict_on_a_hand_made_table() {
         runs.extend(cell_runs(whiten, clip, batch, converged));
     }
     let summary = results::summarize(&runs);
-    let rows = results::verdict(&ablation(), &summary, &runs);
+    let rows = results::verdict(&ablation(), &summary, &runs, &results::Judging::Reference);
     let got: Vec<(u32, &str, Label, bool)> = rows
         .iter()
         .map(|r| {
@@ -119,7 +119,7 @@ fn verdict_on_a_hand_made_table() {
     assert!((rows[0].certainty.fisher_p.unwrap() - 0.007936507936507938).abs() < 1e-15);
     assert!((rows[2].certainty.fisher_p.unwrap() - 0.2063492063492064).abs() < 1e-14);
     assert_eq!(rows[2].one_off.unwrap().converged_fraction, 0.2);
-    let df = results::verdict_frame(&rows, &["batch_size"]).unwrap();
+    let df = results::verdict_frame(&rows, &["batch_size"], &results::Judging::Reference).unwrap();
     assert_eq!(df.height(), 4);
     assert_eq!(df.get_column_names()[0].as_str(), "batch_size");
 }
@@ -149,7 +149,7 @@ fn verdict_pools_data_realizations_on_a_hand_made_table() {
     assert_eq!(summary.len(), 6, "one cell per setting and realization");
     assert!(summary.iter().all(|c| c.n_runs == 5));
     assert_eq!(summary[3].data_seed, Some(1));
-    let rows = results::verdict(&ablation(), &summary, &runs);
+    let rows = results::verdict(&ablation(), &summary, &runs, &results::Judging::Reference);
     // (factor, data_seed, pooled, label, realizations_agree)
     type Row<'a> = (&'a str, Option<u64>, bool, Label, Option<bool>);
     let got: Vec<Row> = rows
@@ -185,7 +185,8 @@ fn verdict_pools_data_realizations_on_a_hand_made_table() {
     // realization 0 and in seeds 1, 2, 3 of realization 1; the reverse in none.
     assert!((pooled.mcnemar_p.unwrap() - results::mcnemar_exact(8, 0)).abs() < 1e-15);
 
-    let printed = results::printed_verdict(&rows, &["batch_size"]).unwrap();
+    let printed =
+        results::printed_verdict(&rows, &["batch_size"], &results::Judging::Reference).unwrap();
     assert_eq!(printed.height(), 2, "the pooled rows only");
     let tally = printed.column("by_realization").unwrap();
     assert_eq!(
@@ -193,7 +194,7 @@ fn verdict_pools_data_realizations_on_a_hand_made_table() {
         Some("necessary x1, unclear x1")
     );
     assert_eq!(tally.str().unwrap().get(1), Some("not_necessary x2"));
-    let df = results::verdict_frame(&rows, &["batch_size"]).unwrap();
+    let df = results::verdict_frame(&rows, &["batch_size"], &results::Judging::Reference).unwrap();
     for name in ["data_seed", "pooled", "realizations_agree"] {
         assert!(df.column(name).is_ok(), "{name}");
     }
@@ -250,7 +251,12 @@ fn open_rows_are_the_unclear_ones_more_seeds_could_relabel() {
     }
     let mut a = ablation();
     a.factors.retain(|f| f.key == "whiten");
-    let rows = results::verdict(&a, &results::summarize(&runs), &runs);
+    let rows = results::verdict(
+        &a,
+        &results::summarize(&runs),
+        &runs,
+        &results::Judging::Reference,
+    );
     let got: Vec<(u32, Label, bool)> = rows
         .iter()
         .map(|r| (r.context.batch_size, r.label, sweep::sweep::is_open(r, &a)))

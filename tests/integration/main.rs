@@ -5,6 +5,8 @@ mod adaptive;
 mod bad_input;
 mod cli;
 mod command_metrics;
+mod command_resume;
+mod command_verdict;
 mod command_without_data;
 mod commands;
 mod common;

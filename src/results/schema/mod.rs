@@ -390,6 +390,9 @@ pub fn summary_frame(rows: &[SummaryRow]) -> Result<DataFrame> {
             r.slowest_signal_epochs_median
         }),
     ]);
+    if rows.iter().any(|r| r.incomplete_runs.is_some()) {
+        columns.push(col("incomplete_runs", rows, |r| r.incomplete_runs.map(int)));
+    }
     frame(columns)
 }
 
