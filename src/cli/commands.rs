@@ -140,6 +140,7 @@ pub(super) fn reproduce(args: ReproduceArgs) -> Result<()> {
         runs: args.runs.map(|k| k as usize),
         tolerance,
         jobs: args.jobs.map(usize::from),
+        workdir: args.workdir,
     };
     let done = crate::reproduce::reproduce(&request)?;
     print!("{}", done.text);

@@ -141,6 +141,10 @@ struct ReproduceArgs {
     /// Worker threads [default: all cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
+    /// A command sweep's working folder, when its script has moved from where the tables say
+    /// (the `inputs` under it are checked against their recorded SHA-256 first).
+    #[arg(long, value_name = "DIR")]
+    workdir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -11,6 +11,7 @@ use toml::{Table, Value};
 
 use super::argv_template::ArgvTemplate;
 use super::locate::{type_name, Locator};
+use super::reproducibility::Reproducibility;
 use super::settings::{TrainSettings, TRAIN_KEYS};
 use crate::error::Result;
 
@@ -26,6 +27,9 @@ pub(crate) const COMMAND_KEYS: &[&str] = &[
     "inputs",
     "workdir",
     "env",
+    "volatile",
+    "determinism_check",
+    "provenance",
 ];
 
 /// The run's own names, as `{sweep.NAME}` placeholders and `SWEEP_NAME` variables.
@@ -81,6 +85,8 @@ pub struct CommandSpec {
     /// The runs' working directory (resolved against the config's folder).
     pub workdir: PathBuf,
     pub env: Vec<(String, String)>,
+    /// `volatile`, `determinism_check` and `provenance`.
+    pub reproducibility: Reproducibility,
 }
 
 /// What a placeholder may name: `{key}` of a train key, `data_seed`, or a run name.
@@ -237,6 +243,7 @@ impl CommandSpec {
             inputs,
             workdir,
             env,
+            reproducibility: Reproducibility::parse(table, loc)?,
         })
     }
 
@@ -279,7 +286,8 @@ impl CommandSpec {
         t
     }
 
-    /// The execution settings as TOML, for the manifest.
+    /// The execution settings as TOML (paths absolute), for the manifest and the tables'
+    /// metadata (`sweep.command_execution`).
     pub fn execution_text(&self) -> String {
         let mut t = Table::new();
         if let Some(timeout) = self.timeout {
@@ -299,20 +307,20 @@ impl CommandSpec {
         if let Some(k) = self.fail_fast {
             t.insert("fail_fast".into(), Value::Integer(i64::from(k)));
         }
-        t.insert(
-            "workdir".into(),
-            Value::String(self.workdir.display().to_string()),
-        );
-        let inputs = self
-            .inputs
-            .iter()
-            .map(|p| Value::String(p.display().to_string()));
+        // Absolute, so that `sweep reproduce` finds the script from anywhere.
+        let absolute = |p: &Path| {
+            let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            Value::String(p.display().to_string())
+        };
+        t.insert("workdir".into(), absolute(&self.workdir));
+        let inputs = self.inputs.iter().map(|p| absolute(p));
         t.insert("inputs".into(), Value::Array(inputs.collect()));
         let env = self
             .env
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())));
         t.insert("env".into(), Value::Table(env.collect()));
+        self.reproducibility.insert_into(&mut t);
         toml::to_string(&t).expect("a table serializes")
     }
 
@@ -327,7 +335,7 @@ impl CommandSpec {
     }
 }
 
-fn valid_metric(m: &str) -> bool {
+pub(super) fn valid_metric(m: &str) -> bool {
     let mut chars = m.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')

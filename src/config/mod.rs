@@ -16,6 +16,7 @@ mod grid;
 mod locate;
 mod overrides;
 mod params_section;
+mod reproducibility;
 mod resolved;
 mod settings;
 
@@ -31,6 +32,7 @@ pub use data_section::{CsvFormat, DataConfig, DataSource, DataSpec, FILE_KEYS, G
 pub use grid::{Axis, Exclude, Grid, RunSpec};
 pub use locate::locate_key;
 pub use params_section::{param_text, Params};
+pub use reproducibility::{with_execution, Reproducibility};
 pub use resolved::TopLevel;
 pub use settings::{
     canonical_train_value, DecayOn, Dtype, Init, Optimizer, TrainSettings, Whiten, TRAIN_KEYS,
@@ -108,6 +110,10 @@ pub struct Sweep {
     /// The feature columns the data resolved to, in order: empty until the data is read (by
     /// `sweep run`, or from the manifest of a folder), since a file's columns decide them.
     pub features: Vec<String>,
+    /// What a command sweep recorded of its environment once per folder (`sweep.provenance`,
+    /// `sweep.determinism`), as table metadata entries; empty until `sweep run` or the folder
+    /// provides them.
+    pub run_facts: Vec<(String, String)>,
 }
 
 impl Sweep {
@@ -257,6 +263,7 @@ pub fn from_text(
         data_identity: identity.data.clone(),
         command,
         features: Vec::new(),
+        run_facts: Vec::new(),
         data,
         base,
         grid: run_grid,

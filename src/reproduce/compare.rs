@@ -88,6 +88,57 @@ pub fn compare(
     Ok(out)
 }
 
+/// The first row of an epochs table whose f64 values differ (beyond the tolerance): its run,
+/// metric and epoch, and both values, for a script that does not reproduce.
+pub fn first_epoch_difference(
+    recorded: &DataFrame,
+    got: &DataFrame,
+    tolerance: Option<Tolerance>,
+) -> Result<Option<String>> {
+    if recorded.height() != got.height() {
+        return Ok(None);
+    }
+    let (ids, epochs) = (
+        recorded.column("run_id").and_then(|c| c.str().cloned()),
+        recorded.column("epoch").and_then(|c| c.i64().cloned()),
+    );
+    let (Ok(ids), Ok(epochs)) = (ids, epochs) else {
+        return Ok(None);
+    };
+    let mut first: Option<(usize, String, Option<f64>, Option<f64>)> = None;
+    for a in recorded.columns() {
+        let Ok(b) = got.column(a.name()) else {
+            continue;
+        };
+        if a.dtype() != &DataType::Float64 || b.dtype() != &DataType::Float64 {
+            continue;
+        }
+        let (xs, ys) = (a.f64().map_err(table_error)?, b.f64().map_err(table_error)?);
+        let differs = |x: Option<f64>, y: Option<f64>| match (x, y) {
+            (Some(x), Some(y)) if x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()) => false,
+            (Some(x), Some(y)) if x.is_finite() && y.is_finite() => {
+                tolerance.is_none_or(|t| (x - y).abs() > t.atol + t.rtol * x.abs())
+            }
+            (None, None) => false,
+            _ => true,
+        };
+        let row = xs.iter().zip(ys.iter()).position(|(x, y)| differs(x, y));
+        if let Some(row) = row.filter(|r| first.as_ref().is_none_or(|f| *r < f.0)) {
+            first = Some((row, a.name().to_string(), xs.get(row), ys.get(row)));
+        }
+    }
+    Ok(first.map(|(row, metric, x, y)| {
+        let show = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:e}"));
+        format!(
+            "first difference: run {}, {metric} at epoch {}: recorded {}, reproduced {}",
+            ids.get(row).unwrap_or("?"),
+            epochs.get(row).map_or("?".to_string(), |e| e.to_string()),
+            show(x),
+            show(y)
+        )
+    }))
+}
+
 fn table_error(e: polars::error::PolarsError) -> Error {
     Error::table("comparing tables", e)
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::{BooleanChunked, DataFrame};
 
-pub use compare::{compare, ColumnDiff, Comparison, Tolerance};
+pub use compare::{compare, first_epoch_difference, ColumnDiff, Comparison, Tolerance};
 
 use crate::config::{self, Sweep};
 use crate::error::{Error, Result};
@@ -36,6 +36,8 @@ pub struct Request {
     pub runs: Option<usize>,
     pub tolerance: Option<Tolerance>,
     pub jobs: Option<usize>,
+    /// A command sweep's working folder, when the script is no longer where the tables say.
+    pub workdir: Option<PathBuf>,
 }
 
 /// What `sweep reproduce` found: its report, and whether every table was reproduced.
@@ -66,7 +68,7 @@ pub fn reproduce(request: &Request) -> Result<Reproduction> {
             .map(PathBuf::from)
             .filter(|p| p.exists())
     });
-    let (sweep, hash) = recorded_sweep(&recorded, data.as_deref())?;
+    let (sweep, hash) = recorded_sweep(&recorded, data.as_deref(), request.workdir.as_deref())?;
     let ids: Option<BTreeSet<String>> = request.runs.map(|k| {
         let mut ids: Vec<&String> = sweep.runs.iter().map(|r| &r.id).collect();
         ids.sort();
@@ -151,7 +153,11 @@ fn recorded_tables(path: &Path) -> Result<Vec<Recorded>> {
 
 /// The recorded config as a sweep (its recorded text and hash kept), checked against every
 /// table's metadata and, for file data, against the data file's hash.
-fn recorded_sweep(recorded: &[Recorded], data: Option<&Path>) -> Result<(Sweep, String)> {
+fn recorded_sweep(
+    recorded: &[Recorded],
+    data: Option<&Path>,
+    workdir: Option<&Path>,
+) -> Result<(Sweep, String)> {
     let first = &recorded[0].path;
     let meta = |path: &Path, key: &str| -> Result<String> {
         read_metadata_value(path, key)?.ok_or_else(|| {
@@ -189,7 +195,26 @@ fn recorded_sweep(recorded: &[Recorded], data: Option<&Path>) -> Result<(Sweep, 
         })
         .unwrap_or_default();
     let dir = first.parent().unwrap_or(Path::new("."));
-    let mut sweep = config::from_text(&text, first, dir, &cwd, &overrides)?;
+    // A command sweep runs its script where the tables say (or in --workdir), with the inputs
+    // it had.
+    let execution = read_metadata_value(first, "sweep.command_execution")?;
+    if workdir.is_some() && execution.is_none() {
+        return Err(Error::Usage(
+            "--workdir is for command sweeps, and these tables record no [command] execution settings".into(),
+        ));
+    }
+    let runnable = match &execution {
+        Some(execution) => config::with_execution(&text, execution, workdir)
+            .map_err(|why| Error::Results(format!("{}: {why}", first.display())))?,
+        None => text.clone(),
+    };
+    if let (Some(inputs), Some(execution)) = (
+        read_metadata_value(first, "sweep.inputs_sha256")?,
+        &execution,
+    ) {
+        check_inputs(&inputs, execution, workdir)?;
+    }
+    let mut sweep = config::from_text(&runnable, first, dir, &cwd, &overrides)?;
     if data.is_none() && sweep.config_hash != hash {
         return Err(Error::Results(format!(
             "{}: the recorded config hashes to {}, not to the recorded {}: the metadata was edited",
@@ -213,6 +238,40 @@ fn recorded_sweep(recorded: &[Recorded], data: Option<&Path>) -> Result<(Sweep, 
     sweep.resolved_toml = text;
     sweep.config_hash = hash.clone();
     Ok((sweep, hash))
+}
+
+/// Checks that the command's inputs are the files the tables were made with (under `workdir`,
+/// when given, those that were under the recorded one).
+fn check_inputs(recorded: &str, execution: &str, workdir: Option<&Path>) -> Result<()> {
+    let then: std::collections::BTreeMap<String, String> = serde_json::from_str(recorded)
+        .map_err(|e| Error::Results(format!("sweep.inputs_sha256 is not a JSON object: {e}")))?;
+    let old_workdir = toml::from_str::<toml::Table>(execution)
+        .ok()
+        .and_then(|t| t.get("workdir")?.as_str().map(PathBuf::from));
+    for (path, was) in &then {
+        let path = Path::new(path);
+        let now_path = match (workdir, &old_workdir) {
+            (Some(new), Some(old)) => path
+                .strip_prefix(old)
+                .map_or_else(|_| path.to_path_buf(), |rel| new.join(rel)),
+            _ => path.to_path_buf(),
+        };
+        let is =
+            std::fs::read(&now_path).map_or("unreadable".to_string(), |b| config::hex_sha256(&b));
+        if &is != was {
+            let hint = if workdir.is_some() {
+                "the script in --workdir is not the one that ran"
+            } else {
+                "give --workdir DIR where the script as it ran is kept"
+            };
+            return Err(Error::Data(format!(
+                "input {} has SHA-256 {is}, and the tables were made with {} of SHA-256 {was}: {hint}",
+                now_path.display(),
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn temporary_folder() -> PathBuf {
@@ -275,7 +334,13 @@ fn rerun_and_compare(
             expected = only_runs(&expected, ids)?;
         }
         let got_path = out.join(table.name);
-        let got = read_parquet(&got_path)?;
+        let mut got = read_parquet(&got_path)?;
+        // A command sweep's volatile metrics (wall times, throughput) are not compared.
+        let volatile = sweep.command.as_ref().map_or(Vec::new(), |c| {
+            volatile_columns(&c.reproducibility.volatile)
+        });
+        expected = expected.drop_many(volatile.iter().map(String::as_str));
+        got = got.drop_many(volatile.iter().map(String::as_str));
         let mut comparison = compare(&expected, &got, request.tolerance)?;
         for key in ["sweep.config", "sweep.config_hash"] {
             if read_metadata_value(&table.path, key)? != read_metadata_value(&got_path, key)? {
@@ -289,6 +354,11 @@ fn rerun_and_compare(
         );
         if !comparison.reproduced() {
             differing.push(table.name);
+            if table.name == "epochs.parquet" && comparison.schema.is_none() {
+                if let Some(first) = first_epoch_difference(&expected, &got, request.tolerance)? {
+                    text += &format!("  {:<20} {first}\n", "");
+                }
+            }
         }
     }
     let reproduced = differing.is_empty();
@@ -312,6 +382,14 @@ fn rerun_and_compare(
         )
     };
     Ok(Reproduction { text, reproduced })
+}
+
+/// The columns of volatile metrics: `<key>` in epochs, `final_<key>` in runs.
+fn volatile_columns(volatile: &[String]) -> Vec<String> {
+    volatile
+        .iter()
+        .flat_map(|k| [k.clone(), format!("final_{k}")])
+        .collect()
 }
 
 /// The rows of `df` whose `run_id` is in `ids`, in their order.

@@ -49,6 +49,11 @@ pub fn write_data_files(out: &Path, runs: &[&RunSpec], prepared: &Prepare) -> Re
     Ok(())
 }
 
+/// The data file a run trains on (see [`data_file`]).
+pub(super) fn data_file_of(out: &Path, run: &RunSpec) -> PathBuf {
+    data_file(out, &PrepKey::of(run))
+}
+
 /// `OUT/data/<variant>.parquet`, named by what distinguishes the variant.
 fn data_file(out: &Path, key: &PrepKey) -> PathBuf {
     let seed = key
@@ -261,7 +266,7 @@ impl CommandExecution<'_> {
                 .join(&run.id)
                 .join(format!("attempt-{attempt}")),
             out,
-            data: prep.map(|p| (p, data_file(out, &PrepKey::of(run)))),
+            data: prep.map(|p| (p, data_file_of(out, run))),
             gpu,
         };
         let finished = launch.run(supervisor)?;
@@ -278,7 +283,7 @@ impl CommandExecution<'_> {
 }
 
 /// The SHA-256 of each of a command sweep's `inputs` (a file that cannot be read: `unreadable`).
-pub(super) fn input_hashes(sweep: &Sweep) -> BTreeMap<String, String> {
+pub fn input_hashes(sweep: &Sweep) -> BTreeMap<String, String> {
     let Some(command) = &sweep.command else {
         return BTreeMap::new();
     };
@@ -288,6 +293,7 @@ pub(super) fn input_hashes(sweep: &Sweep) -> BTreeMap<String, String> {
         .map(|path| {
             let hash = std::fs::read(path)
                 .map_or("unreadable".to_string(), |b| crate::config::hex_sha256(&b));
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
             (path.display().to_string(), hash)
         })
         .collect()

@@ -6,10 +6,13 @@
 //! thread count or on which other runs share the sweep; tables are written in run order.
 
 mod adaptive;
+mod command_facts;
 mod commands;
 mod execute;
 mod finish;
+mod folder;
 mod hooks;
+mod manifest;
 mod persist;
 mod plan;
 mod shard;
@@ -19,8 +22,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use adaptive::{is_open, next_batch, replay};
+pub use commands::input_hashes;
 pub use execute::{pool, PART_RUNS, PART_SECONDS};
 pub use finish::{reference_table, Tables};
+pub use folder::{merge, saved_sweep, Merged};
 pub use hooks::TestHooks;
 pub use persist::{read_manifest, status_counts, Manifest, MANIFEST, PARTS, TABLES};
 pub use plan::prepare;
@@ -156,13 +161,26 @@ fn run_runs(sweep: &mut Sweep, opts: &RunOptions, shard: Option<Shard>) -> Resul
     persist::check_compatible(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
     let prepared = pool.install(|| prepare(sweep))?;
     sweep.features = prepared.feature_names().to_vec();
-    let sweep = &*sweep;
     if let Some(spec) = &sweep.command {
         commands::gpu_slots(spec)?;
         crate::command::check_stale(&opts.out, opts.kill_stale, spec.grace)?;
     }
     check_writable(&opts.out)?;
-    let store = persist::Store::open(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
+    let mut store =
+        persist::Store::open(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
+    // A command sweep's provenance and determinism check (on its first run), once per folder.
+    if let Some(spec) = &sweep.command {
+        if spec.reproducibility.determinism_check {
+            commands::write_data_files(&opts.out, &[&sweep.runs[0]], &prepared)?;
+        }
+        command_facts::record(&opts.out, sweep, spec, &prepared)?;
+        let hashes = commands::input_hashes(sweep);
+        let mut facts = command_facts::execution_facts(&spec.execution_text(), &hashes);
+        facts.extend(command_facts::recorded(&opts.out)?);
+        store.add_metadata(&facts);
+        sweep.run_facts = facts;
+    }
+    let sweep = &*sweep;
     if !prepared.datasets.is_empty() {
         let (mut reference, metadata) = finish::reference_table(sweep, &prepared)?;
         store.write_reference(&mut reference, &metadata)?;
@@ -278,121 +296,7 @@ pub fn refuse_adaptive_shards(sweep: &Sweep) -> Result<()> {
 /// Whether the sweep recorded in a folder's manifest adds seeds adaptively (false when the
 /// manifest is of an older version and does not hold the config).
 pub fn is_adaptive(out: &Path, manifest: &Manifest) -> bool {
-    sweep_of_manifest(out, manifest).is_ok_and(|s| s.adaptive_seeds().is_some())
-}
-
-/// What `sweep merge` found.
-pub struct Merged {
-    pub sweep: Sweep,
-    pub tables: Tables,
-}
-
-/// Builds the tables of a folder from the parts of all its shards, once every run is saved;
-/// with runs missing, writes nothing and says which runs and which shards to run again (exit 3).
-pub fn merge(out: &Path) -> Result<Merged> {
-    let manifest = read_manifest(out)?.ok_or_else(|| {
-        Error::Usage(format!(
-            "{} holds no sweep (no {MANIFEST}): give the --out folder of the shards",
-            out.display()
-        ))
-    })?;
-    let sweep = sweep_of_manifest(out, &manifest)?;
-    if sweep.adaptive_seeds().is_some() {
-        return Err(Error::Usage(format!(
-            "{} holds a sweep with adaptive seeds, which runs in one process and writes its own tables: finish \
-             it with `sweep run CONFIG --out {}`",
-            out.display(),
-            out.display()
-        )));
-    }
-    let saved = persist::saved_statuses(out)?;
-    let missing: Vec<usize> = sweep
-        .runs
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| !saved.contains_key(&r.id))
-        .map(|(i, _)| i)
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::Incomplete(missing_text(
-            &sweep, &manifest, &missing, out,
-        )));
-    }
-    let (builds, machines) = persist::part_provenance(out)?;
-    let accepted = manifest.accepted_builds();
-    if let Some(other) = builds.iter().find(|b| !accepted.contains(&b.as_str())) {
-        return Err(Error::Results(format!(
-            "{}: parts of build {other} sit beside the folder's build {}: a sweep must be merged from the parts \
-             of one build; delete the other build's parts and rerun their shards",
-            out.display(),
-            manifest.build
-        )));
-    }
-    if machines.len() > 1 {
-        eprintln!(
-            "warning: the parts ran on different CPU kinds ({}); their runs may differ from a single-machine run \
-             in the last bits",
-            machines.join("; ")
-        );
-    }
-    let tables = Tables::from_saved(&sweep, out)?;
-    tables.write(&sweep, out, &TestHooks::default())?;
-    Ok(Merged { sweep, tables })
-}
-
-/// The sweep a finished folder holds (from its manifest) with its tables rebuilt from the parts;
-/// `None` for folders of older versions, whose manifest does not hold the config.
-pub fn saved_sweep(out: &Path) -> Result<Option<(Sweep, Tables)>> {
-    let Some(manifest) = read_manifest(out)? else {
-        return Ok(None);
-    };
-    if manifest.config.is_empty() {
-        return Ok(None);
-    }
-    let sweep = replay(&sweep_of_manifest(out, &manifest)?, out)?;
-    let tables = Tables::from_saved(&sweep, out)?;
-    Ok(Some((sweep, tables)))
-}
-
-/// The sweep a folder's manifest holds (its resolved config, checked against its hash).
-fn sweep_of_manifest(out: &Path, manifest: &Manifest) -> Result<Sweep> {
-    if manifest.config.is_empty() {
-        return Err(Error::Results(format!(
-            "{}/{MANIFEST} was written by an older sweep and does not hold the config: finish the sweep with \
-             `sweep run CONFIG --out {}`",
-            out.display(),
-            out.display()
-        )));
-    }
-    let path = out.join(MANIFEST);
-    let config_dir = config_dir_of(manifest).unwrap_or_else(|| out.to_path_buf());
-    let mut sweep = crate::config::from_text(&manifest.config, &path, &config_dir, out, &[])?;
-    sweep.features = manifest.features.clone();
-    if sweep.config_hash != manifest.config_hash {
-        return Err(Error::Results(format!(
-            "{}: the config it holds hashes to {}, not to its config_hash {}: the manifest was edited",
-            path.display(),
-            &sweep.config_hash[..16],
-            manifest.short_hash()
-        )));
-    }
-    Ok(sweep)
-}
-
-/// The folder the config's relative data path was resolved from: the manifest records the
-/// resolved (absolute) path, so stripping the path as written from its end leaves that folder.
-fn config_dir_of(manifest: &Manifest) -> Option<PathBuf> {
-    let resolved = Path::new(manifest.data_path.as_ref()?);
-    let table: toml::Table = manifest.config.parse().ok()?;
-    let written = Path::new(table.get("data")?.get("path")?.as_str()?);
-    if written.is_absolute() || !resolved.ends_with(written) {
-        return None;
-    }
-    let mut dir = resolved.to_path_buf();
-    for _ in written.components() {
-        dir.pop();
-    }
-    Some(dir)
+    folder::sweep_of_manifest(out, manifest).is_ok_and(|s| s.adaptive_seeds().is_some())
 }
 
 /// For a sharded folder, each shard's saved and total run counts, in shard order.
@@ -404,7 +308,7 @@ pub fn shard_progress(
     let Some(count) = manifest.shards else {
         return Ok(None);
     };
-    let sweep = sweep_of_manifest(out, manifest)?;
+    let sweep = folder::sweep_of_manifest(out, manifest)?;
     let mut progress = vec![(0, 0); count as usize];
     for (run, shard) in sweep.runs.iter().zip(shard_of_runs(&sweep, count as usize)) {
         progress[shard].1 += 1;
@@ -413,35 +317,6 @@ pub fn shard_progress(
         }
     }
     Ok(Some(progress))
-}
-
-/// Which runs are missing, and which shards to run again.
-fn missing_text(sweep: &Sweep, manifest: &Manifest, missing: &[usize], out: &Path) -> String {
-    let mut text = format!(
-        "{}: {} of {} runs are not saved yet (run indices {}); no table was written",
-        out.display(),
-        missing.len(),
-        sweep.runs.len(),
-        ranges(missing)
-    );
-    if let Some(count) = manifest.shards {
-        let shard_of = shard_of_runs(sweep, count as usize);
-        let mut shards: Vec<usize> = missing.iter().map(|&i| shard_of[i]).collect();
-        shards.sort_unstable();
-        shards.dedup();
-        let list = ranges(&shards);
-        text.push_str(&format!(
-            ".\nThey belong to shards {list} of {count}: once those shards are done (or after resubmitting them, \
-             e.g. `sbatch --array={list} JOB_SCRIPT`), run `sweep merge {}` again",
-            out.display()
-        ));
-    } else {
-        text.push_str(&format!(
-            ": finish them with `sweep run CONFIG --out {}`",
-            out.display()
-        ));
-    }
-    text
 }
 
 /// The varying settings that define a verdict context: every axis but the seeds and the fixes.
@@ -485,5 +360,7 @@ pub fn table_metadata(sweep: &Sweep) -> Vec<(String, String)> {
         let list = serde_json::to_string(&sweep.features).expect("names serialize");
         meta.push(("sweep.features".into(), list));
     }
+    // A command sweep: how its runs were executed, the inputs' hashes, and what it recorded.
+    meta.extend(sweep.run_facts.iter().cloned());
     meta
 }

@@ -15,6 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use super::manifest::allow_this_build;
+pub use super::manifest::{check_compatible, read_manifest, Manifest};
 use super::shard::Shard;
 use crate::command::MetricsFile;
 use crate::config::{RunSpec, Sweep};
@@ -89,204 +91,6 @@ pub struct Store {
 
 /// The reference table, written once per folder beside the parts.
 pub const REFERENCE_PART: &str = "reference.parquet";
-
-/// What `manifest.toml` records.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Manifest {
-    pub config_hash: String,
-    pub runs: u64,
-    pub version: String,
-    /// The build that created the folder (see [`crate::BUILD`]; empty in older folders).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub build: String,
-    /// The shard count of a sharded sweep.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shards: Option<u64>,
-    /// The resolved config (absent in folders of older versions).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub config: String,
-    /// SHA-256 of the data file of a file-backed sweep, and where it was (absolute; the config
-    /// records the path as written, relative to the config's folder).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_sha256: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_path: Option<String>,
-    /// The feature columns the data resolved to (absent in folders of older versions).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub features: Vec<String>,
-    /// A command sweep's execution settings (`[command]` keys outside the hash) as TOML, as the
-    /// folder's first `sweep run` gave them.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub command_execution: String,
-    /// A command sweep's `inputs`: path and hex SHA-256 when the folder began.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub inputs_sha256: BTreeMap<String, String>,
-    /// Other builds allowed to add runs (`--allow-build-change`), in the order they came.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub also_builds: Vec<String>,
-    /// The machine that created the folder: CPU model, SIMD level of the kernels, host name.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub cpu: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub simd: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub host: String,
-}
-
-impl Manifest {
-    /// The folder's build and the builds allowed beside it.
-    pub fn accepted_builds(&self) -> Vec<&str> {
-        std::iter::once(self.build.as_str())
-            .chain(self.also_builds.iter().map(String::as_str))
-            .filter(|b| !b.is_empty())
-            .collect()
-    }
-
-    /// A manifest this tool could have written: the hash is 64 hex digits.
-    fn check(&self, path: &Path) -> Result<()> {
-        let hex =
-            self.config_hash.len() == 64 && self.config_hash.bytes().all(|b| b.is_ascii_hexdigit());
-        if hex {
-            Ok(())
-        } else {
-            Err(Error::Results(format!(
-                "{}: config_hash = \"{}\" is not accepted: must be 64 hex digits (the SHA-256 sweep writes); \
-                 the manifest was edited or is damaged: rerun with --fresh to start afresh",
-                path.display(),
-                self.config_hash
-            )))
-        }
-    }
-
-    /// The first 16 hex digits of the config hash, for messages.
-    pub fn short_hash(&self) -> &str {
-        &self.config_hash[..16]
-    }
-}
-
-/// Reads `OUT/manifest.toml`, if any; a manifest that does not parse or check is an error.
-pub fn read_manifest(out: &Path) -> Result<Option<Manifest>> {
-    let path = out.join(MANIFEST);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let manifest: Manifest = toml::from_str(&text).map_err(|e| {
-                Error::Results(format!(
-                    "{} is not a sweep manifest: {}",
-                    path.display(),
-                    e.message()
-                ))
-            })?;
-            manifest.check(&path)?;
-            Ok(Some(manifest))
-        }
-        // No folder, or a file where the folder should be: no manifest (the writability check reports the latter).
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
-    }
-}
-
-/// Checks, before anything is written, that `out` may hold this sweep: either it holds no
-/// sweep, or the same config run by this build (or `fresh` is set; or, for a run that is not a
-/// shard, `allow_build_change`). A shard must also agree with the folder's shard count.
-pub fn check_compatible(
-    out: &Path,
-    sweep: &Sweep,
-    fresh: bool,
-    shard: Option<Shard>,
-    allow_build_change: bool,
-) -> Result<()> {
-    if fresh {
-        return Ok(());
-    }
-    if let Some(m) = read_manifest(out)? {
-        if m.config_hash == sweep.config_hash && shard.is_none() && !allow_build_change {
-            let other = other_builds(out, &m)?;
-            if !other.is_empty() {
-                return Err(Error::Config(format!(
-                    "{} holds runs of build {}, and this is build {}: the numbers of another build may differ, \
-                     so its runs are not mixed with this build's; rerun with --fresh to delete them and start \
-                     afresh, or with --allow-build-change to add this build's runs to them (the manifest then \
-                     records both builds)",
-                    out.display(),
-                    other.join(", "),
-                    crate::BUILD
-                )));
-            }
-        }
-    }
-    match read_manifest(out)? {
-        Some(m) if m.config_hash != sweep.config_hash => Err(Error::Config(format!(
-            "{} holds the results of another config (hash {}), not of this one (hash {}): rerun with --fresh to \
-             delete them and start afresh, or choose another folder with --out",
-            out.display(),
-            m.short_hash(),
-            &sweep.config_hash[..16]
-        ))),
-        Some(m) => match shard {
-            Some(s) if m.shards != Some(s.count as u64) => Err(Error::Config(format!(
-                "{} holds a sweep {}, not one of {} shards: give the same shard count as the other shards, \
-                 or another folder with --out",
-                out.display(),
-                m.shards.map_or("run without shards".to_string(), |n| format!("of {n} shards")),
-                s.count
-            ))),
-            Some(_) if !m.build.is_empty() && m.build != crate::BUILD => Err(Error::Config(format!(
-                "{} holds shards of build {}, and this is build {}: every shard of a sweep must run the same \
-                 build (its numbers may differ in the last bits); run the shards with that build, or use \
-                 another folder with --out",
-                out.display(),
-                m.build,
-                crate::BUILD
-            ))),
-            _ => Ok(()),
-        },
-        None => Ok(()),
-    }
-}
-
-/// Records this build in the manifest beside the folder's own (`--allow-build-change`), unless
-/// it is one of them already.
-fn allow_this_build(out: &Path) -> Result<()> {
-    let Some(mut manifest) = read_manifest(out)? else {
-        return Ok(());
-    };
-    if manifest.accepted_builds().contains(&crate::BUILD) {
-        return Ok(());
-    }
-    manifest.also_builds.push(crate::BUILD.to_string());
-    let text = toml::to_string(&manifest).expect("manifest serializes");
-    results::write_atomic(&out.join(MANIFEST), |f| {
-        use std::io::Write;
-        f.write_all(text.as_bytes())
-            .map_err(|e| Error::io("writing the manifest", e))
-    })
-}
-
-/// The builds other than this one whose runs `out` holds: the folder's own build and those of
-/// its parts, less those the manifest allows (`--allow-build-change`). Folders and parts of
-/// versions that did not record a build count as no build.
-pub fn other_builds(out: &Path, manifest: &Manifest) -> Result<Vec<String>> {
-    let (mut builds, _) = part_provenance(out)?;
-    builds.push(manifest.build.clone());
-    builds.sort();
-    builds.dedup();
-    let accepted = manifest.accepted_builds();
-    // Once this build was allowed beside the folder's, the builds allowed with it are too.
-    let mixed = accepted.contains(&crate::BUILD);
-    Ok(builds
-        .into_iter()
-        .filter(|b| {
-            !b.is_empty() && b != crate::BUILD && !(mixed && accepted.contains(&b.as_str()))
-        })
-        .collect())
-}
 
 impl Store {
     /// Opens `out` for `sweep` (see [`check_compatible`]); with `fresh`, deletes what an earlier
@@ -388,6 +192,11 @@ impl Store {
             next: 0.into(),
             metadata,
         })
+    }
+
+    /// Adds key-value metadata to every part written from now on.
+    pub fn add_metadata(&mut self, entries: &[(String, String)]) {
+        self.metadata.extend(entries.iter().cloned());
     }
 
     /// Writes `parts/reference.parquet` unless a process sharing the folder did (it holds the

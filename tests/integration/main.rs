@@ -5,6 +5,7 @@ mod adaptive;
 mod bad_input;
 mod cli;
 mod command_metrics;
+mod command_reproduce;
 mod command_resume;
 mod command_verdict;
 mod command_without_data;
