@@ -5,7 +5,10 @@ use std::path::Path;
 
 use super::table::text;
 use crate::config::{display_value, Sweep, TrainSettings};
-use crate::results::{printed_verdict, scenarios_frame, SummaryRow};
+use crate::results::{
+    cell_settings, final_value, median, printed_verdict, scenarios_frame, Judging, RunRow,
+    SummaryRow,
+};
 use crate::sweep::{context_keys, SweepResult};
 use crate::train::Status;
 
@@ -51,7 +54,7 @@ pub fn context_label(sweep: &Sweep, settings: &TrainSettings) -> String {
 pub fn summary_text(sweep: &Sweep, result: &SweepResult, out: &Path) -> String {
     let tables = &result.tables;
     let mut s = reference_lines(result);
-    s += &cell_table(sweep, &tables.summary);
+    s += &cell_table(sweep, &tables.summary, &tables.rows);
     if let Some(ablation) = &sweep.ablation {
         if let Ok(df) = printed_verdict(
             &tables.verdict,
@@ -142,7 +145,7 @@ fn reference_lines(result: &SweepResult) -> String {
 }
 
 /// The cell table: label, runs, converged and diverged fractions, median R².
-fn cell_table(sweep: &Sweep, summary: &[SummaryRow]) -> String {
+fn cell_table(sweep: &Sweep, summary: &[SummaryRow], rows: &[RunRow]) -> String {
     let only_seeds = sweep
         .grid
         .axes
@@ -170,17 +173,49 @@ fn cell_table(sweep: &Sweep, summary: &[SummaryRow]) -> String {
         .max()
         .unwrap_or(4)
         .max(4);
+    // A sweep judged by a bound shows its metric's median (over the runs that came to an end)
+    // instead of R²; a command sweep also its incomplete runs.
+    let metric = match Judging::of(sweep) {
+        Judging::Bound { metric, .. } => Some(metric),
+        Judging::Reference => None,
+    };
+    let figure = |cell: &SummaryRow| -> Option<f64> {
+        let Some(metric) = &metric else {
+            return cell.r2_median;
+        };
+        let values: Vec<f64> = rows
+            .iter()
+            .filter(|r| {
+                r.scenario == cell.scenario
+                    && r.data_seed == cell.data_seed
+                    && cell_settings(&r.settings) == cell.settings
+                    && !r.status.ended_early()
+            })
+            .filter_map(|r| final_value(r, metric))
+            .collect();
+        median(&values)
+    };
+    let heading = metric
+        .as_ref()
+        .map_or("median R²".to_string(), |m| format!("median {m}"));
+    let command = summary.iter().any(|c| c.incomplete_runs.is_some());
     let mut s = format!(
-        "\n{:<width$}  {:>5}  {:>9}  {:>8}  {:>10}\n",
-        "cell", "runs", "converged", "diverged", "median R²"
+        "\n{:<width$}  {:>5}  {:>9}  {:>8}  {:>10}{}\n",
+        "cell",
+        "runs",
+        "converged",
+        "diverged",
+        heading,
+        if command { "  incomplete" } else { "" }
     );
     for (label, cell) in labels.iter().zip(summary) {
-        let r2 = cell
-            .r2_median
-            .map_or("-".to_string(), |v| format!("{v:.4}"));
+        let value = figure(cell).map_or("-".to_string(), |v| format!("{v:.4}"));
+        let incomplete = cell
+            .incomplete_runs
+            .map_or(String::new(), |n| format!("  {n:>10}"));
         s += &format!(
-            "{label:<width$}  {:>5}  {:>9.2}  {:>8.2}  {:>10}\n",
-            cell.n_runs, cell.converged_fraction, cell.diverged_fraction, r2
+            "{label:<width$}  {:>5}  {:>9.2}  {:>8.2}  {:>10}{incomplete}\n",
+            cell.n_runs, cell.converged_fraction, cell.diverged_fraction, value
         );
     }
     s
