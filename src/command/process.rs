@@ -175,7 +175,9 @@ impl Exit {
 }
 
 /// Spawns `argv` in `workdir` as the leader of a new process group, with stdout and stderr
-/// appended to the files given and stdin empty.
+/// appended to the files given and stdin empty. An executable that is still open for writing
+/// somewhere (ETXTBSY: a script just written, while another thread of the writing process
+/// forked and had not yet exec'd) is tried again a few times before the run fails.
 pub fn spawn(
     argv: &[String],
     workdir: &Path,
@@ -189,15 +191,25 @@ pub fn spawn(
             .append(true)
             .open(p)
     };
-    Command::new(&argv[0])
-        .args(&argv[1..])
-        .current_dir(workdir)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(open(stdout)?))
-        .stderr(Stdio::from(open(stderr)?))
-        .process_group(0)
-        .spawn()
+    let mut tries = 0;
+    loop {
+        let spawned = Command::new(&argv[0])
+            .args(&argv[1..])
+            .current_dir(workdir)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(open(stdout)?))
+            .stderr(Stdio::from(open(stderr)?))
+            .process_group(0)
+            .spawn();
+        match spawned {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 10 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20 * tries));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Waits for `child` (registered with `supervisor` under `timeout`) and reaps it, then ends

@@ -15,11 +15,15 @@
 //! `converged` (Jeffreys-smoothed cell fractions `(k + 1/2) / (n + 1)`; in the bootstrap each
 //! resampled cell's fraction is drawn from its Jeffreys posterior `Beta(k + 1/2, n - k + 1/2)`, so a
 //! cell converging in 0 of 5 or 5 of 5 seeds does not give a zero-width interval) and
-//! `epochs_to_converge` (censored at `epochs` for runs that never converge).
+//! `epochs_to_converge` (censored at `epochs` for runs that never converge). A command sweep judged
+//! by a bound on its metric has `shortfall` instead of the first two: how far the final metric
+//! falls short of X, in its units (negative when met; lower is better); a run that stopped early
+//! has none, so a design with one has no `shortfall` effects.
 
 use polars::prelude::*;
 use rand::RngExt;
 
+use super::judging::Judging;
 use super::rows::{cell_settings, RunRow};
 use super::schema::{col, frame, int, settings_columns};
 use crate::config::{Ablation, TrainSettings};
@@ -33,6 +37,17 @@ pub const RESPONSES: [&str; 4] = [
     "converged",
     "epochs_to_converge",
 ];
+/// The responses of a sweep judged by a bound on a metric, in table order.
+pub const BOUND_RESPONSES: [&str; 3] = ["shortfall", "converged", "epochs_to_converge"];
+
+/// The responses of a design's judging.
+pub fn responses(judging: &Judging) -> &'static [&'static str] {
+    match judging {
+        Judging::Reference => &RESPONSES,
+        Judging::Bound { .. } => &BOUND_RESPONSES,
+    }
+}
+
 /// Excess MSE below this counts as this (runs started at OLS end a hair below its loss).
 pub const EXCESS_FLOOR: f64 = 1e-12;
 /// `log10_excess_mse` of a diverged or failed run.
@@ -67,6 +82,8 @@ pub struct Design<'r> {
     pub pooled: bool,
     pub data_seed: Option<u64>,
     pub cells: Vec<Vec<&'r RunRow>>,
+    /// How the runs are judged: it decides the responses.
+    pub judging: Judging,
 }
 
 impl Design<'_> {
@@ -75,8 +92,17 @@ impl Design<'_> {
     }
 }
 
-/// The designs of the grid: per context and realization, then (with several realizations) pooled.
+/// The designs of the grid of a sweep judged against the reference.
 pub fn designs<'r>(ablation: &Ablation, runs: &'r [RunRow]) -> Vec<Design<'r>> {
+    judged_designs(ablation, runs, &Judging::Reference)
+}
+
+/// The designs of the grid: per context and realization, then (with several realizations) pooled.
+pub fn judged_designs<'r>(
+    ablation: &Ablation,
+    runs: &'r [RunRow],
+    judging: &Judging,
+) -> Vec<Design<'r>> {
     let k = ablation.factors.len();
     let on_of = |s: &TrainSettings| {
         ablation
@@ -101,11 +127,18 @@ pub fn designs<'r>(ablation: &Ablation, runs: &'r [RunRow]) -> Vec<Design<'r>> {
         if !contexts.contains(context) {
             contexts.push(context.clone());
         }
-        out.push(design(ablation, &grid, context, Some(*data_seed), k));
+        out.push(design(
+            ablation,
+            &grid,
+            context,
+            Some(*data_seed),
+            k,
+            judging,
+        ));
     }
     if realizations.len() > 1 {
         for context in &contexts {
-            out.push(design(ablation, &grid, context, None, k));
+            out.push(design(ablation, &grid, context, None, k, judging));
         }
     }
     out
@@ -118,6 +151,7 @@ fn design<'r>(
     context: &TrainSettings,
     realization: Option<Option<u64>>,
     k: usize,
+    judging: &Judging,
 ) -> Design<'r> {
     let cells = (0..1usize << k)
         .map(|m| {
@@ -144,13 +178,15 @@ fn design<'r>(
         pooled: realization.is_none(),
         data_seed: realization.flatten(),
         cells,
+        judging: judging.clone(),
     }
 }
 
 /// One run's value of a response (`converged` as 0 or 1; the cell mean smooths it).
-pub fn response(name: &str, run: &RunRow) -> f64 {
+pub fn response(name: &str, run: &RunRow, judging: &Judging) -> f64 {
     let failed = run.status.ended_early();
     match name {
+        "shortfall" => judging.margin(run).map_or(f64::NAN, |m| -m),
         "log10_excess_mse" if failed => DIVERGED_LOG_EXCESS,
         "log10_excess_mse" => run.excess_mse.max(EXCESS_FLOOR).log10(),
         "final_train_r2" if failed || !run.final_train_r2.is_finite() => R2_FLOOR,
@@ -162,9 +198,9 @@ pub fn response(name: &str, run: &RunRow) -> f64 {
 }
 
 /// The cell mean of a response over `runs` (Jeffreys-smoothed for `converged`).
-pub(super) fn cell_mean(name: &str, runs: &[&RunRow]) -> f64 {
+pub(super) fn cell_mean(name: &str, runs: &[&RunRow], judging: &Judging) -> f64 {
     let n = runs.len() as f64;
-    let sum: f64 = runs.iter().map(|r| response(name, r)).sum();
+    let sum: f64 = runs.iter().map(|r| response(name, r, judging)).sum();
     if name == "converged" {
         (sum + 0.5) / (n + 1.0)
     } else {
@@ -249,11 +285,19 @@ pub fn effects_of(
         } else {
             Vec::new()
         };
-        for (r, name) in RESPONSES.iter().enumerate() {
-            let effects = complete.then(|| {
-                let means: Vec<f64> = d.cells.iter().map(|c| cell_mean(name, c)).collect();
-                factorial_effects(&means)
-            });
+        for (r, name) in responses(&d.judging).iter().enumerate() {
+            let effects = complete
+                .then(|| {
+                    let means: Vec<f64> = d
+                        .cells
+                        .iter()
+                        .map(|c| cell_mean(name, c, &d.judging))
+                        .collect();
+                    factorial_effects(&means)
+                })
+                // A design with a run that has no value of the response (`shortfall` of a run that
+                // stopped early) has no effects on it.
+                .filter(|e| e.iter().all(|v| !v.is_nan()));
             let total: Option<f64> = effects.as_ref().map(|e| e.iter().map(|v| v * v).sum());
             for t in 1..1usize << k {
                 let effect = effects.as_ref().map(|e| e[t - 1]);
@@ -293,7 +337,7 @@ fn bootstrap(
     let terms = d.cells.len() - 1;
     let mut rng = crate::rng::stream(sweep_seed, index, "bootstrap");
     let mut draws: Vec<Vec<Vec<f64>>> =
-        vec![vec![Vec::with_capacity(samples); terms]; RESPONSES.len()];
+        vec![vec![Vec::with_capacity(samples); terms]; responses(&d.judging).len()];
     let mut picked: Vec<u64> = Vec::with_capacity(seeds.len());
     for _ in 0..samples {
         picked.clear();
@@ -315,7 +359,7 @@ fn bootstrap(
         if resampled.iter().any(Vec::is_empty) {
             continue;
         }
-        for (r, name) in RESPONSES.iter().enumerate() {
+        for (r, name) in responses(&d.judging).iter().enumerate() {
             let means: Vec<f64> = if *name == "converged" {
                 // A cell converging in 0 or all of its seeds does so in every resample: its
                 // fraction is drawn from its Jeffreys posterior Beta(k + 1/2, n - k + 1/2) instead.
@@ -323,14 +367,17 @@ fn bootstrap(
                     .iter()
                     .map(|c| {
                         let n = c.len() as f64;
-                        let k: f64 = c.iter().map(|run| response(name, run)).sum();
+                        let k: f64 = c.iter().map(|run| response(name, run, &d.judging)).sum();
                         let beta =
                             rand_distr::Beta::new(k + 0.5, n - k + 0.5).expect("positive shapes");
                         rand_distr::Distribution::sample(&beta, &mut rng)
                     })
                     .collect()
             } else {
-                resampled.iter().map(|c| cell_mean(name, c)).collect()
+                resampled
+                    .iter()
+                    .map(|c| cell_mean(name, c, &d.judging))
+                    .collect()
             };
             for (t, e) in factorial_effects(&means).into_iter().enumerate() {
                 draws[r][t].push(e);
@@ -366,7 +413,8 @@ pub fn effects_frame(rows: &[EffectRow], context_keys: &[&str]) -> Result<DataFr
     frame(columns)
 }
 
-/// The plain-words reading of the effects on `log10_excess_mse` (lower is better, "on" = +1), per
+/// The plain-words reading of the effects on `log10_excess_mse` (`shortfall` in a sweep judged by
+/// a bound; lower is better either way, "on" = +1), per
 /// context (the pooled designs when there are several realizations): the factors whose effect's
 /// interval excludes zero, and for each pair whether it is synergistic (negative two-way effect
 /// whose interval excludes zero: better together than the sum of its parts), redundant (positive:
@@ -375,7 +423,9 @@ pub fn reading(rows: &[EffectRow], context_label: impl Fn(&TrainSettings) -> Str
     let any_pooled = rows.iter().any(|r| r.pooled);
     let shown: Vec<&EffectRow> = rows
         .iter()
-        .filter(|r| r.pooled == any_pooled && r.response == "log10_excess_mse")
+        .filter(|r| {
+            r.pooled == any_pooled && matches!(r.response, "log10_excess_mse" | "shortfall")
+        })
         .collect();
     let mut contexts: Vec<(&TrainSettings, Option<u64>)> = Vec::new();
     for r in &shown {

@@ -14,8 +14,8 @@ mod stats;
 mod verdict;
 
 pub use effects::{
-    designs, effects, effects_frame, effects_of, factorial_effects, reading, response, Design,
-    EffectRow, BOOTSTRAP_SAMPLES, RESPONSES,
+    designs, effects, effects_frame, effects_of, factorial_effects, judged_designs, reading,
+    response, responses, Design, EffectRow, BOOTSTRAP_SAMPLES, BOUND_RESPONSES, RESPONSES,
 };
 pub use judging::{final_value, Judging};
 pub use parquet::{

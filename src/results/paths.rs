@@ -1,4 +1,5 @@
-//! Ablation paths on `log10_excess_mse` ([`super::effects`]'s cell means): forward from the
+//! Ablation paths on `log10_excess_mse` (`shortfall` in a sweep judged by a bound on a metric;
+//! [`super::effects`]'s cell means): forward from the
 //! all-off cell, switching on at each step the factor that lowers the response most; backward from
 //! the all-on cell, switching off at each step the factor whose removal raises it most. Ties go to
 //! the factor declared first. Only complete designs have paths.
@@ -6,13 +7,16 @@
 use polars::prelude::*;
 
 use super::effects::{cell_mean, designs, Design};
+use super::judging::Judging;
 use super::rows::RunRow;
 use super::schema::{col, frame, int, settings_columns};
 use crate::config::{Ablation, TrainSettings};
 use crate::error::Result;
 
-/// The response the paths follow.
-pub const PATH_RESPONSE: &str = "log10_excess_mse";
+/// The response the paths follow: the first of the design's responses (lower is better).
+pub fn path_response(judging: &Judging) -> &'static str {
+    super::effects::responses(judging)[0]
+}
 
 /// One row of `paths.parquet`.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,6 +24,8 @@ pub struct PathRow {
     pub context: TrainSettings,
     pub pooled: bool,
     pub data_seed: Option<u64>,
+    /// The response followed (see [`path_response`]).
+    pub response: &'static str,
     pub direction: &'static str,
     /// From 0 (the starting cell).
     pub step: u32,
@@ -41,8 +47,11 @@ pub fn paths_of(ablation: &Ablation, designs: &[Design]) -> Vec<PathRow> {
         let means: Vec<f64> = d
             .cells
             .iter()
-            .map(|c| cell_mean(PATH_RESPONSE, c))
+            .map(|c| cell_mean(path_response(&d.judging), c, &d.judging))
             .collect();
+        if means.iter().any(|m| m.is_nan()) {
+            continue; // a run that stopped early has no shortfall
+        }
         let all = (1usize << ablation.factors.len()) - 1;
         rows.extend(walk(ablation, d, &means, "forward", 0, all));
         rows.extend(walk(ablation, d, &means, "backward", all, all));
@@ -65,6 +74,7 @@ fn walk(
         context: d.context.clone(),
         pooled: d.pooled,
         data_seed: d.data_seed,
+        response: path_response(&d.judging),
         direction,
         step,
         factor,
@@ -110,7 +120,7 @@ pub fn paths_frame(rows: &[PathRow], context_keys: &[&str]) -> Result<DataFrame>
     columns.extend([
         col("data_seed", rows, |r| r.data_seed.map(int)),
         col("pooled", rows, |r| r.pooled),
-        col("response", rows, |_| PATH_RESPONSE),
+        col("response", rows, |r| r.response),
         col("direction", rows, |r| r.direction),
         col("step", rows, |r| int(r.step)),
         col("factor", rows, |r| r.factor.clone()),

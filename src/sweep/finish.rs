@@ -53,7 +53,7 @@ impl Tables {
             .unwrap_or_default();
         let (effects, paths) = match &sweep.ablation {
             Some(a) => {
-                let designs = results::designs(a, &rows);
+                let designs = results::judged_designs(a, &rows, &results::Judging::of(sweep));
                 (
                     results::effects_of(a, &designs, sweep.seed, results::BOOTSTRAP_SAMPLES),
                     results::paths_of(a, &designs),

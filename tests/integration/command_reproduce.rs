@@ -20,7 +20,7 @@ fn command_sweep(dir: &Path, noisy: bool) -> std::path::PathBuf {
         &dir.join("app"),
         "s.sh",
         &format!(
-            "#!/bin/sh\necho \"{{\\\"epoch\\\": 1, \\\"acc\\\": {acc}, \\\"secs\\\": $(date +%N)}}\" \
+            "#!/bin/sh\necho \"{{\\\"epoch\\\": 1, \\\"acc\\\": {acc}, \\\"secs\\\": 1$(date +%N)}}\" \
              >> \"$SWEEP_METRICS\"\n"
         ),
     );

@@ -74,6 +74,28 @@ fn a_bound_on_the_scripts_metric_judges_the_verdict_in_its_own_units() {
         assert!(!names.iter().any(|n| n == gone), "{gone} in {names:?}");
     }
     assert_eq!(ints(&verdict, "incomplete_runs"), [Some(0), Some(0)]);
+
+    // Effects and paths follow the shortfall from X in acc units: clip lowers it by 0.4.
+    let out = dir.path().join("out");
+    let effects = read(&out.join("effects.parquet"));
+    let responses = strings(&effects, "response");
+    let terms = strings(&effects, "term");
+    let effect = f64s(&effects, "effect");
+    let of = |response: &str, term: &str| {
+        let i = (0..responses.len()).find(|&i| responses[i] == response && terms[i] == term);
+        effect[i.expect("a row")]
+    };
+    assert!(
+        close(of("shortfall", "clip"), -0.4),
+        "{:?}",
+        of("shortfall", "clip")
+    );
+    assert!(close(of("shortfall", "normalize_target"), 0.0));
+    assert!(!responses.iter().any(|r| r == "log10_excess_mse"));
+    let paths = read(&out.join("paths.parquet"));
+    assert!(strings(&paths, "response").iter().all(|r| r == "shortfall"));
+    let steps = strings(&paths, "factor");
+    assert_eq!(steps[1], "clip", "forward: clip first");
 }
 
 #[test]
