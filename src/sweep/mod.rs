@@ -76,9 +76,12 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     let (mut resumed, mut preparing, mut running) = (0, Duration::ZERO, Duration::ZERO);
     // Runs of the earlier batches of this invocation, saved by it.
     let mut earlier = 0;
+    // The data sets and variants of the last batch, for the next one (new seeds need no new
+    // preparation; a batch that needs a variant they lack prepares afresh).
+    let mut reused: Option<Prepare> = None;
     let (prepared, threads, settled) = loop {
         let batch_start = Instant::now();
-        let ran = run_runs(&mut sweep, &batch_opts, None)?;
+        let ran = run_runs(&mut sweep, &batch_opts, None, reused.take())?;
         preparing += ran.prepared_at - batch_start;
         running += ran.prepared_at.elapsed();
         resumed += ran.resumed - earlier;
@@ -98,6 +101,7 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
         }
         earlier = sweep.runs.len();
         sweep.runs.extend(added);
+        reused = Some(ran.prepared);
     };
     let sweep = &sweep;
     let ran_at = Instant::now();
@@ -153,13 +157,21 @@ struct Ran {
 
 /// Checks, prepares and runs every run of the share (all runs, or one shard's) that the folder
 /// does not hold yet, saving them in parts; writes the reference part.
-fn run_runs(sweep: &mut Sweep, opts: &RunOptions, shard: Option<Shard>) -> Result<Ran> {
+fn run_runs(
+    sweep: &mut Sweep,
+    opts: &RunOptions,
+    shard: Option<Shard>,
+    prepared: Option<Prepare>,
+) -> Result<Ran> {
     faer::set_global_parallelism(faer::Par::Seq);
     let pool = pool(opts.jobs)?;
     // Every input check (config against the folder, data, batch size, whitening) comes before
     // anything is written.
     persist::check_compatible(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
-    let prepared = pool.install(|| prepare(sweep))?;
+    let prepared = match prepared.filter(|p| sweep.runs.iter().all(|r| p.get(r).is_some())) {
+        Some(p) => p,
+        None => pool.install(|| prepare(sweep))?,
+    };
     sweep.features = prepared.feature_names().to_vec();
     if let Some(spec) = &sweep.command {
         commands::gpu_slots(spec)?;
@@ -270,7 +282,7 @@ pub fn run_shard(sweep: &Sweep, opts: &RunOptions, shard: Shard) -> Result<Shard
     }
     refuse_adaptive_shards(sweep)?;
     let start = Instant::now();
-    let ran = run_runs(&mut sweep.clone(), opts, Some(shard))?;
+    let ran = run_runs(&mut sweep.clone(), opts, Some(shard), None)?;
     Ok(ShardResult {
         shard,
         runs: ran.share,
