@@ -158,31 +158,7 @@ pub(super) fn k8s_manifest(args: &K8sArgs) -> Result<String> {
         {"name": "config", "mountPath": "/config"}
     ]);
     let config_volume = json!({"name": "config", "configMap": {"name": name}});
-    let mut run = vec![
-        "sweep".to_string(),
-        "run".into(),
-        "/config/config.toml".into(),
-        "--out".into(),
-        out.clone(),
-        "--shards".into(),
-        args.completions.to_string(),
-        "--quiet".into(),
-    ];
-    for s in &args.set {
-        run.extend(["--set".to_string(), s.clone()]);
-    }
-    // With a prelude, the shard runs it in a shell first, then becomes sweep (`exec`: the pod's
-    // stop signal reaches sweep itself).
-    check_prelude(&args.prelude)?;
-    if !args.prelude.is_empty() {
-        let words: Vec<String> = run.iter().map(|w| shell_quote(w)).collect();
-        let script: String = args.prelude.iter().map(|p| format!("{p}\n")).collect();
-        run = vec![
-            "sh".into(),
-            "-c".into(),
-            format!("{script}exec {}", words.join(" ")),
-        ];
-    }
+    let run = shard_command(args, &out)?;
     let merge_loop = format!(
         "until sweep merge {out_q}; do code=$?; [ $code -eq 3 ] || exit $code; sleep 30; done",
         out_q = shell_quote(&out)
@@ -239,4 +215,33 @@ pub(super) fn k8s_manifest(args: &K8sArgs) -> Result<String> {
         ]
     });
     Ok(serde_json::to_string_pretty(&manifest).expect("a manifest serializes") + "\n")
+}
+
+/// The command of each shard's container: `sweep run ... --shards N`, or with `--prelude`, a
+/// shell that runs the lines and then becomes sweep (`exec`: the pod's stop signal reaches it).
+fn shard_command(args: &K8sArgs, out: &str) -> Result<Vec<String>> {
+    let mut run = vec![
+        "sweep".to_string(),
+        "run".into(),
+        "/config/config.toml".into(),
+        "--out".into(),
+        out.to_string(),
+        "--shards".into(),
+        args.completions.to_string(),
+        "--quiet".into(),
+    ];
+    for s in &args.set {
+        run.extend(["--set".to_string(), s.clone()]);
+    }
+    check_prelude(&args.prelude)?;
+    if !args.prelude.is_empty() {
+        let words: Vec<String> = run.iter().map(|w| shell_quote(w)).collect();
+        let script: String = args.prelude.iter().map(|p| format!("{p}\n")).collect();
+        run = vec![
+            "sh".into(),
+            "-c".into(),
+            format!("{script}exec {}", words.join(" ")),
+        ];
+    }
+    Ok(run)
 }

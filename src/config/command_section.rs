@@ -110,60 +110,8 @@ impl CommandSpec {
         params: &super::Params,
     ) -> Result<CommandSpec> {
         loc.check_keys(table, "command.", COMMAND_KEYS)?;
-        let argv_template = string_list(table, "argv", loc)?.ok_or_else(|| {
-            loc.error(
-                "command.argv",
-                "is required: the command to run, as a list of strings",
-            )
-        })?;
-        if argv_template.is_empty() {
-            return Err(loc.error("command.argv", "empty list: name the program to run"));
-        }
-        if !judged_by_reference && argv_template.iter().any(|e| e.contains("{sweep.data}")) {
-            return Err(loc.error(
-                "command.argv",
-                "{sweep.data} is not accepted with [data] source = \"none\": there is no data file to hand over",
-            ));
-        }
-        let mut accepted = accepted_placeholders();
-        accepted.extend(params.keys().cloned());
-        let template = ArgvTemplate::parse(&argv_template, &accepted)
-            .map_err(|m| loc.error("command.argv", m))?;
-        for key in template.flag_keys() {
-            let default = params
-                .get(key)
-                .cloned()
-                .or_else(|| TrainSettings::default().value_of(key));
-            if !default.is_some_and(|v| v.is_bool()) {
-                return Err(loc.error(
-                    "command.argv",
-                    format!("{{{key}?...}} needs a true/false key, and `{key}` is not one"),
-                ));
-            }
-        }
-        let metric = match table.get("metric") {
-            None => "train_mse".to_string(),
-            Some(Value::String(m)) if valid_metric(m) => m.clone(),
-            Some(v) => {
-                return Err(loc.error(
-                    "command.metric",
-                    format!("{v} is not accepted: a metrics key of lower-case letters, digits and '_' (default \"train_mse\")"),
-                ))
-            }
-        };
-        let converged = match table.get("converged") {
-            None => None,
-            Some(v) => Some(parse_bound(v).map_err(|m| loc.error("command.converged", m))?),
-        };
-        if converged.is_none() && !(judged_by_reference && metric == "train_mse") {
-            return Err(loc.error(
-                "command.converged",
-                format!(
-                    "is required here: `{metric}` has no OLS reference to be judged against (only train_mse on a data \
-                     set has one); give converged = {{ at_most = X }} or {{ at_least = X }}"
-                ),
-            ));
-        }
+        let (argv_template, template) = parse_argv(table, loc, judged_by_reference, params)?;
+        let (metric, converged) = parse_judging(table, loc, judged_by_reference)?;
         let timeout = match table.get("timeout") {
             None => None,
             Some(v) => Some(parse_duration(v).map_err(|m| loc.error("command.timeout", m))?),
@@ -172,44 +120,7 @@ impl CommandSpec {
             None => DEFAULT_GRACE,
             Some(v) => parse_duration(v).map_err(|m| loc.error("command.grace", m))?,
         };
-        let config_dir = if config_dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            config_dir
-        };
-        let workdir = match table.get("workdir") {
-            None => config_dir.to_path_buf(),
-            Some(Value::String(w)) => config_dir.join(w),
-            Some(v) => {
-                return Err(loc.error(
-                    "command.workdir",
-                    format!("expected a folder path, found {}", type_name(v)),
-                ))
-            }
-        };
-        if !workdir.is_dir() {
-            return Err(loc.error(
-                "command.workdir",
-                format!(
-                    "{} is not a folder (workdir is relative to the config's folder)",
-                    workdir.display()
-                ),
-            ));
-        }
-        let inputs: Vec<PathBuf> = string_list(table, "inputs", loc)?
-            .unwrap_or_default()
-            .iter()
-            .map(|p| workdir.join(p))
-            .collect();
-        if let Some(missing) = inputs.iter().find(|p| !p.is_file()) {
-            return Err(loc.error(
-                "command.inputs",
-                format!(
-                    "{} is not a file (inputs are relative to workdir)",
-                    missing.display()
-                ),
-            ));
-        }
+        let (workdir, inputs) = parse_folders(table, loc, config_dir)?;
         let env = parse_env(table, loc)?;
         let gpus = match table.get("gpus") {
             None => Vec::new(),
@@ -339,6 +250,128 @@ pub(super) fn valid_metric(m: &str) -> bool {
     let mut chars = m.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// `argv`: the template, parsed against the accepted placeholders; `{key?...}` elements name
+/// true/false keys; `{sweep.data}` needs a data set.
+fn parse_argv(
+    table: &Table,
+    loc: &Locator,
+    has_data: bool,
+    params: &super::Params,
+) -> Result<(Vec<String>, ArgvTemplate)> {
+    let argv_template = string_list(table, "argv", loc)?.ok_or_else(|| {
+        loc.error(
+            "command.argv",
+            "is required: the command to run, as a list of strings",
+        )
+    })?;
+    if argv_template.is_empty() {
+        return Err(loc.error("command.argv", "empty list: name the program to run"));
+    }
+    if !has_data && argv_template.iter().any(|e| e.contains("{sweep.data}")) {
+        return Err(loc.error(
+            "command.argv",
+            "{sweep.data} is not accepted with [data] source = \"none\": there is no data file to hand over",
+        ));
+    }
+    let mut accepted = accepted_placeholders();
+    accepted.extend(params.keys().cloned());
+    let template =
+        ArgvTemplate::parse(&argv_template, &accepted).map_err(|m| loc.error("command.argv", m))?;
+    for key in template.flag_keys() {
+        let default = params
+            .get(key)
+            .cloned()
+            .or_else(|| TrainSettings::default().value_of(key));
+        if !default.is_some_and(|v| v.is_bool()) {
+            return Err(loc.error(
+                "command.argv",
+                format!("{{{key}?...}} needs a true/false key, and `{key}` is not one"),
+            ));
+        }
+    }
+    Ok((argv_template, template))
+}
+
+/// `metric` and `converged`: the bound is required unless the reference judges `train_mse`.
+fn parse_judging(
+    table: &Table,
+    loc: &Locator,
+    judged_by_reference: bool,
+) -> Result<(String, Option<Bound>)> {
+    let metric = match table.get("metric") {
+        None => "train_mse".to_string(),
+        Some(Value::String(m)) if valid_metric(m) => m.clone(),
+        Some(v) => {
+            return Err(loc.error(
+                "command.metric",
+                format!("{v} is not accepted: a metrics key of lower-case letters, digits and '_' (default \"train_mse\")"),
+            ))
+        }
+    };
+    let converged = match table.get("converged") {
+        None => None,
+        Some(v) => Some(parse_bound(v).map_err(|m| loc.error("command.converged", m))?),
+    };
+    if converged.is_none() && !(judged_by_reference && metric == "train_mse") {
+        return Err(loc.error(
+            "command.converged",
+            format!(
+                "is required here: `{metric}` has no OLS reference to be judged against (only train_mse on a data \
+                 set has one); give converged = {{ at_most = X }} or {{ at_least = X }}"
+            ),
+        ));
+    }
+    Ok((metric, converged))
+}
+
+/// `workdir` (relative to the config's folder, must exist) and `inputs` (relative to it, must
+/// be files).
+fn parse_folders(
+    table: &Table,
+    loc: &Locator,
+    config_dir: &Path,
+) -> Result<(PathBuf, Vec<PathBuf>)> {
+    let config_dir = if config_dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        config_dir
+    };
+    let workdir = match table.get("workdir") {
+        None => config_dir.to_path_buf(),
+        Some(Value::String(w)) => config_dir.join(w),
+        Some(v) => {
+            return Err(loc.error(
+                "command.workdir",
+                format!("expected a folder path, found {}", type_name(v)),
+            ))
+        }
+    };
+    if !workdir.is_dir() {
+        return Err(loc.error(
+            "command.workdir",
+            format!(
+                "{} is not a folder (workdir is relative to the config's folder)",
+                workdir.display()
+            ),
+        ));
+    }
+    let inputs: Vec<PathBuf> = string_list(table, "inputs", loc)?
+        .unwrap_or_default()
+        .iter()
+        .map(|p| workdir.join(p))
+        .collect();
+    if let Some(missing) = inputs.iter().find(|p| !p.is_file()) {
+        return Err(loc.error(
+            "command.inputs",
+            format!(
+                "{} is not a file (inputs are relative to workdir)",
+                missing.display()
+            ),
+        ));
+    }
+    Ok((workdir, inputs))
 }
 
 fn string_list(table: &Table, key: &str, loc: &Locator) -> Result<Option<Vec<String>>> {

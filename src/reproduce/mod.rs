@@ -195,25 +195,7 @@ fn recorded_sweep(
         })
         .unwrap_or_default();
     let dir = first.parent().unwrap_or(Path::new("."));
-    // A command sweep runs its script where the tables say (or in --workdir), with the inputs
-    // it had.
-    let execution = read_metadata_value(first, "sweep.command_execution")?;
-    if workdir.is_some() && execution.is_none() {
-        return Err(Error::Usage(
-            "--workdir is for command sweeps, and these tables record no [command] execution settings".into(),
-        ));
-    }
-    let runnable = match &execution {
-        Some(execution) => config::with_execution(&text, execution, workdir)
-            .map_err(|why| Error::Results(format!("{}: {why}", first.display())))?,
-        None => text.clone(),
-    };
-    if let (Some(inputs), Some(execution)) = (
-        read_metadata_value(first, "sweep.inputs_sha256")?,
-        &execution,
-    ) {
-        check_inputs(&inputs, execution, workdir)?;
-    }
+    let runnable = runnable_text(first, &text, workdir)?;
     let mut sweep = config::from_text(&runnable, first, dir, &cwd, &overrides)?;
     if data.is_none() && sweep.config_hash != hash {
         return Err(Error::Results(format!(
@@ -238,6 +220,26 @@ fn recorded_sweep(
     sweep.resolved_toml = text;
     sweep.config_hash = hash.clone();
     Ok((sweep, hash))
+}
+
+/// The recorded config as it can run again: a command sweep's with its script where the tables
+/// say it ran (or in `workdir`), once its inputs are checked to be the files it ran with.
+fn runnable_text(first: &Path, text: &str, workdir: Option<&Path>) -> Result<String> {
+    let execution = read_metadata_value(first, "sweep.command_execution")?;
+    let Some(execution) = execution else {
+        if workdir.is_some() {
+            return Err(Error::Usage(
+                "--workdir is for command sweeps, and these tables record no [command] execution settings"
+                    .into(),
+            ));
+        }
+        return Ok(text.to_string());
+    };
+    if let Some(inputs) = read_metadata_value(first, "sweep.inputs_sha256")? {
+        check_inputs(&inputs, &execution, workdir)?;
+    }
+    config::with_execution(text, &execution, workdir)
+        .map_err(|why| Error::Results(format!("{}: {why}", first.display())))
 }
 
 /// Checks that the command's inputs are the files the tables were made with (under `workdir`,
@@ -329,36 +331,10 @@ fn rerun_and_compare(
     );
     let mut differing = Vec::new();
     for table in checked {
-        let mut expected = read_parquet(&table.path)?;
-        if let Some(ids) = ids {
-            expected = only_runs(&expected, ids)?;
-        }
-        let got_path = out.join(table.name);
-        let mut got = read_parquet(&got_path)?;
-        // A command sweep's volatile metrics (wall times, throughput) are not compared.
-        let volatile = sweep.command.as_ref().map_or(Vec::new(), |c| {
-            volatile_columns(&c.reproducibility.volatile)
-        });
-        expected = expected.drop_many(volatile.iter().map(String::as_str));
-        got = got.drop_many(volatile.iter().map(String::as_str));
-        let mut comparison = compare(&expected, &got, request.tolerance)?;
-        for key in ["sweep.config", "sweep.config_hash"] {
-            if read_metadata_value(&table.path, key)? != read_metadata_value(&got_path, key)? {
-                comparison.schema = Some(format!("the metadata key {key} differs"));
-            }
-        }
-        text += &format!(
-            "  {:<20} {}\n",
-            table.name,
-            verdict_line(&comparison, request.tolerance)
-        );
-        if !comparison.reproduced() {
+        let (lines, reproduced) = compare_table(table, &sweep, ids, out, request.tolerance)?;
+        text += &lines;
+        if !reproduced {
             differing.push(table.name);
-            if table.name == "epochs.parquet" && comparison.schema.is_none() {
-                if let Some(first) = first_epoch_difference(&expected, &got, request.tolerance)? {
-                    text += &format!("  {:<20} {first}\n", "");
-                }
-            }
         }
     }
     let reproduced = differing.is_empty();
@@ -382,6 +358,46 @@ fn rerun_and_compare(
         )
     };
     Ok(Reproduction { text, reproduced })
+}
+
+/// One recorded table against its re-run in `out` (the rows of `ids` only, when given; a command
+/// sweep's volatile metrics left out): the report's lines, and whether it was reproduced.
+fn compare_table(
+    table: &Recorded,
+    sweep: &Sweep,
+    ids: Option<&BTreeSet<String>>,
+    out: &Path,
+    tolerance: Option<Tolerance>,
+) -> Result<(String, bool)> {
+    let mut expected = read_parquet(&table.path)?;
+    if let Some(ids) = ids {
+        expected = only_runs(&expected, ids)?;
+    }
+    let got_path = out.join(table.name);
+    let mut got = read_parquet(&got_path)?;
+    let volatile = sweep.command.as_ref().map_or(Vec::new(), |c| {
+        volatile_columns(&c.reproducibility.volatile)
+    });
+    expected = expected.drop_many(volatile.iter().map(String::as_str));
+    got = got.drop_many(volatile.iter().map(String::as_str));
+    let mut comparison = compare(&expected, &got, tolerance)?;
+    for key in ["sweep.config", "sweep.config_hash"] {
+        if read_metadata_value(&table.path, key)? != read_metadata_value(&got_path, key)? {
+            comparison.schema = Some(format!("the metadata key {key} differs"));
+        }
+    }
+    let mut text = format!(
+        "  {:<20} {}\n",
+        table.name,
+        verdict_line(&comparison, tolerance)
+    );
+    let reproduced = comparison.reproduced();
+    if !reproduced && table.name == "epochs.parquet" && comparison.schema.is_none() {
+        if let Some(first) = first_epoch_difference(&expected, &got, tolerance)? {
+            text += &format!("  {:<20} {first}\n", "");
+        }
+    }
+    Ok((text, reproduced))
 }
 
 /// The columns of volatile metrics: `<key>` in epochs, `final_<key>` in runs.

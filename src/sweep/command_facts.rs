@@ -22,8 +22,26 @@ pub const DETERMINISM: &str = "determinism.json";
 /// The most output kept of one provenance command.
 const MAX_OUTPUT: usize = 64 * 1024;
 
-/// Records what the folder does not hold yet, then returns the metadata entries of what it does.
-pub fn record(out: &Path, sweep: &Sweep, spec: &CommandSpec, prepared: &Prepare) -> Result<()> {
+/// A command sweep's folder before its runs: the provenance and determinism check recorded once,
+/// and the metadata entries of how its runs are executed and what the folder recorded.
+pub fn prepare_folder(
+    out: &Path,
+    sweep: &Sweep,
+    prepared: &Prepare,
+) -> Result<Vec<(String, String)>> {
+    let spec = sweep.command.as_ref().expect("a command sweep");
+    if spec.reproducibility.determinism_check {
+        super::commands::write_data_files(out, &[&sweep.runs[0]], prepared)?;
+    }
+    record(out, sweep, spec, prepared)?;
+    let hashes = super::commands::input_hashes(sweep);
+    let mut facts = execution_facts(&spec.execution_text(), &hashes);
+    facts.extend(recorded(out)?);
+    Ok(facts)
+}
+
+/// Records what the folder does not hold yet.
+fn record(out: &Path, sweep: &Sweep, spec: &CommandSpec, prepared: &Prepare) -> Result<()> {
     if !spec.reproducibility.provenance.is_empty() && !out.join(PROVENANCE).exists() {
         let outputs: Vec<Value> = spec
             .reproducibility

@@ -55,6 +55,39 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest of a folder that `sweep` (one shard of it, with `shard`) begins, on this
+    /// build and machine.
+    pub fn of(sweep: &Sweep, shard: Option<Shard>) -> Manifest {
+        Manifest {
+            config_hash: sweep.config_hash.clone(),
+            runs: sweep.runs.len() as u64,
+            version: crate::VERSION.into(),
+            build: crate::BUILD.into(),
+            shards: shard.map(|s| s.count as u64),
+            config: sweep.resolved_toml.clone(),
+            data_sha256: sweep.data_sha256.clone(),
+            data_path: match &sweep.data.source {
+                crate::config::DataSource::File { path, .. } => Some(
+                    std::path::absolute(path)
+                        .unwrap_or_else(|_| path.clone())
+                        .display()
+                        .to_string(),
+                ),
+                crate::config::DataSource::LaggedLevels | crate::config::DataSource::None => None,
+            },
+            features: sweep.features.clone(),
+            command_execution: sweep
+                .command
+                .as_ref()
+                .map_or(String::new(), |c| c.execution_text()),
+            inputs_sha256: super::commands::input_hashes(sweep),
+            also_builds: Vec::new(),
+            cpu: crate::cpu_model(),
+            simd: crate::simd::SimdLevel::detect().to_string(),
+            host: crate::host_name(),
+        }
+    }
+
     /// The folder's build and the builds allowed beside it.
     pub fn accepted_builds(&self) -> Vec<&str> {
         std::iter::once(self.build.as_str())

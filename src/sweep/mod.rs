@@ -180,35 +180,16 @@ fn run_runs(
     check_writable(&opts.out)?;
     let mut store =
         persist::Store::open(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
-    // A command sweep's provenance and determinism check (on its first run), once per folder.
-    if let Some(spec) = &sweep.command {
-        if spec.reproducibility.determinism_check {
-            commands::write_data_files(&opts.out, &[&sweep.runs[0]], &prepared)?;
-        }
-        command_facts::record(&opts.out, sweep, spec, &prepared)?;
-        let hashes = commands::input_hashes(sweep);
-        let mut facts = command_facts::execution_facts(&spec.execution_text(), &hashes);
-        facts.extend(command_facts::recorded(&opts.out)?);
-        store.add_metadata(&facts);
-        sweep.run_facts = facts;
+    if sweep.command.is_some() {
+        sweep.run_facts = command_facts::prepare_folder(&opts.out, sweep, &prepared)?;
+        store.add_metadata(&sweep.run_facts);
     }
     let sweep = &*sweep;
     if !prepared.datasets.is_empty() {
         let (mut reference, metadata) = finish::reference_table(sweep, &prepared)?;
         store.write_reference(&mut reference, &metadata)?;
     }
-    // Only the runs files are read here; the tables are built from everything saved at the end.
-    // With --retry-failed, an incomplete run is to do again, as its next attempt.
-    let attempts = persist::saved_attempts(&opts.out)?;
-    let retries: BTreeMap<String, u32> = attempts
-        .iter()
-        .filter(|(_, (status, _))| opts.retry_failed && status.incomplete())
-        .map(|(id, (_, attempt))| (id.clone(), attempt + 1))
-        .collect();
-    let saved: BTreeSet<String> = attempts
-        .into_keys()
-        .filter(|id| !retries.contains_key(id))
-        .collect();
+    let (saved, retries) = saved_and_retried(&opts.out, opts.retry_failed)?;
     let mine = shard::in_share(sweep, shard);
     let share = mine.iter().filter(|m| **m).count();
     let resumed = sweep
@@ -258,6 +239,26 @@ fn run_runs(
         threads: pool.current_num_threads(),
         prepared_at,
     })
+}
+
+/// The runs saved in the folder that are done, and the runs to run again as their next attempt
+/// (with `--retry-failed`, the incomplete ones). Only the runs files are read here; the tables
+/// are built from everything saved at the end.
+fn saved_and_retried(
+    out: &Path,
+    retry_failed: bool,
+) -> Result<(BTreeSet<String>, BTreeMap<String, u32>)> {
+    let attempts = persist::saved_attempts(out)?;
+    let retries: BTreeMap<String, u32> = attempts
+        .iter()
+        .filter(|(_, (status, _))| retry_failed && status.incomplete())
+        .map(|(id, (_, attempt))| (id.clone(), attempt + 1))
+        .collect();
+    let saved = attempts
+        .into_keys()
+        .filter(|id| !retries.contains_key(id))
+        .collect();
+    Ok((saved, retries))
 }
 
 /// What one shard did.

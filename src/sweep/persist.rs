@@ -39,7 +39,12 @@ pub const TABLES: &[&str] = &[
     "reference.parquet",
 ];
 /// The other files a finished sweep leaves beside its tables.
-const OTHER_FILES: &[&str] = &["timing.toml", "report.md"];
+const OTHER_FILES: &[&str] = &[
+    "timing.toml",
+    "report.md",
+    super::command_facts::PROVENANCE,
+    super::command_facts::DETERMINISM,
+];
 
 /// Epochs rows per batch of a part's epochs file: a command run may report millions of epochs,
 /// which are never all in memory.
@@ -105,58 +110,11 @@ impl Store {
         check_compatible(out, sweep, fresh, shard, allow_build_change)?;
         let parts = out.join(PARTS);
         if fresh {
-            let remove = |p: PathBuf| match std::fs::remove_file(&p) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(Error::io(format!("removing {}", p.display()), e))
-                }
-                _ => Ok(()),
-            };
-            for name in TABLES.iter().chain(OTHER_FILES).chain([&MANIFEST]) {
-                remove(out.join(name))?;
-            }
-            // A command sweep's data and run folders too (live-run records were checked before).
-            for dir in [
-                parts.clone(),
-                out.join("figures"),
-                out.join("data"),
-                out.join("runs"),
-            ] {
-                if dir.exists() {
-                    std::fs::remove_dir_all(&dir)
-                        .map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
-                }
-            }
+            remove_earlier_sweep(out)?;
         }
         std::fs::create_dir_all(&parts)
             .map_err(|e| Error::io(format!("creating {}", parts.display()), e))?;
-        let manifest = Manifest {
-            config_hash: sweep.config_hash.clone(),
-            runs: sweep.runs.len() as u64,
-            version: crate::VERSION.into(),
-            build: crate::BUILD.into(),
-            shards: shard.map(|s| s.count as u64),
-            config: sweep.resolved_toml.clone(),
-            data_sha256: sweep.data_sha256.clone(),
-            data_path: match &sweep.data.source {
-                crate::config::DataSource::File { path, .. } => Some(
-                    std::path::absolute(path)
-                        .unwrap_or_else(|_| path.clone())
-                        .display()
-                        .to_string(),
-                ),
-                crate::config::DataSource::LaggedLevels | crate::config::DataSource::None => None,
-            },
-            features: sweep.features.clone(),
-            command_execution: sweep
-                .command
-                .as_ref()
-                .map_or(String::new(), |c| c.execution_text()),
-            inputs_sha256: super::commands::input_hashes(sweep),
-            also_builds: Vec::new(),
-            cpu: crate::cpu_model(),
-            simd: crate::simd::SimdLevel::detect().to_string(),
-            host: crate::host_name(),
-        };
+        let manifest = Manifest::of(sweep, shard);
         let text = toml::to_string(&manifest).expect("manifest serializes");
         // Created once: a shard that started at the same moment may have created it first, and
         // then it must be the same sweep.
@@ -262,6 +220,27 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// `--fresh`: deletes what an earlier sweep left in `out`: its tables and files, parts, figures,
+/// and a command sweep's data and run folders (its live-run records were checked before).
+fn remove_earlier_sweep(out: &Path) -> Result<()> {
+    let remove = |p: PathBuf| match std::fs::remove_file(&p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("removing {}", p.display()), e))
+        }
+        _ => Ok(()),
+    };
+    for name in TABLES.iter().chain(OTHER_FILES).chain([&MANIFEST]) {
+        remove(out.join(name))?;
+    }
+    for dir in [PARTS, "figures", "data", "runs"].map(|d| out.join(d)) {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// The runs files of the committed parts of a folder, in file-name order (each part's epochs
