@@ -7,7 +7,8 @@
 #   OUT=results/keras-b32 examples/keras/run.sh --set 'grid.batch_size=[32]'
 # Time on this project's 2-core machine (CPU JAX): the 40 batch-32 runs took 1113.6 s with the
 # default --jobs 2 (docs/explanation/keras.md); alone, a run takes about 2.4 s of start-up plus
-# 0.04 s an epoch at batch 32 and 0.40 s at batch 4, so the whole grid is an estimated 1.5-2.5 h.
+# 0.045 s an epoch at batch 32 and 0.41 s at batch 4 (one process keeps ~1.2 cores busy, so
+# --jobs 2 gains little on 2 cores): about 2.6 h for the whole grid.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/venv.sh

@@ -11,6 +11,7 @@
 mod ablation;
 mod argv_template;
 mod command_section;
+mod command_values;
 mod data_section;
 mod grid;
 mod locate;
@@ -27,7 +28,8 @@ use sha2::{Digest, Sha256};
 use toml::{Table, Value};
 
 pub use ablation::{Ablation, AdaptiveSeeds, Check, Factor, Metric, Scenario};
-pub use command_section::{parse_duration, Bound, CommandSpec, RUN_NAMES};
+pub use command_section::{Bound, CommandSpec, RUN_NAMES};
+pub use command_values::parse_duration;
 pub use data_section::{CsvFormat, DataConfig, DataSource, DataSpec, FILE_KEYS, GENERATOR_KEYS};
 pub use grid::{Axis, Exclude, Grid, RunSpec};
 pub use locate::locate_key;

@@ -9,6 +9,7 @@
 //! config's runs (with adaptive seeds: of its first batch) and compares their rows of
 //! `runs.parquet` and `epochs.parquet`.
 
+mod command;
 mod compare;
 
 use std::collections::BTreeSet;
@@ -22,6 +23,7 @@ use crate::config::{self, Sweep};
 use crate::error::{Error, Result};
 use crate::results::{read_metadata_value, read_parquet, write_parquet};
 use crate::sweep::{self, RunOptions, TestHooks, MANIFEST, TABLES};
+use command::{runnable_text, volatile_columns};
 
 /// What `sweep reproduce` was asked.
 #[derive(Clone, Debug)]
@@ -222,60 +224,6 @@ fn recorded_sweep(
     Ok((sweep, hash))
 }
 
-/// The recorded config as it can run again: a command sweep's with its script where the tables
-/// say it ran (or in `workdir`), once its inputs are checked to be the files it ran with.
-fn runnable_text(first: &Path, text: &str, workdir: Option<&Path>) -> Result<String> {
-    let execution = read_metadata_value(first, "sweep.command_execution")?;
-    let Some(execution) = execution else {
-        if workdir.is_some() {
-            return Err(Error::Usage(
-                "--workdir is for command sweeps, and these tables record no [command] execution settings"
-                    .into(),
-            ));
-        }
-        return Ok(text.to_string());
-    };
-    if let Some(inputs) = read_metadata_value(first, "sweep.inputs_sha256")? {
-        check_inputs(&inputs, &execution, workdir)?;
-    }
-    config::with_execution(text, &execution, workdir)
-        .map_err(|why| Error::Results(format!("{}: {why}", first.display())))
-}
-
-/// Checks that the command's inputs are the files the tables were made with (under `workdir`,
-/// when given, those that were under the recorded one).
-fn check_inputs(recorded: &str, execution: &str, workdir: Option<&Path>) -> Result<()> {
-    let then: std::collections::BTreeMap<String, String> = serde_json::from_str(recorded)
-        .map_err(|e| Error::Results(format!("sweep.inputs_sha256 is not a JSON object: {e}")))?;
-    let old_workdir = toml::from_str::<toml::Table>(execution)
-        .ok()
-        .and_then(|t| t.get("workdir")?.as_str().map(PathBuf::from));
-    for (path, was) in &then {
-        let path = Path::new(path);
-        let now_path = match (workdir, &old_workdir) {
-            (Some(new), Some(old)) => path
-                .strip_prefix(old)
-                .map_or_else(|_| path.to_path_buf(), |rel| new.join(rel)),
-            _ => path.to_path_buf(),
-        };
-        let is =
-            std::fs::read(&now_path).map_or("unreadable".to_string(), |b| config::hex_sha256(&b));
-        if &is != was {
-            let hint = if workdir.is_some() {
-                "the script in --workdir is not the one that ran"
-            } else {
-                "give --workdir DIR where the script as it ran is kept"
-            };
-            return Err(Error::Data(format!(
-                "input {} has SHA-256 {is}, and the tables were made with {} of SHA-256 {was}: {hint}",
-                now_path.display(),
-                path.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
 fn temporary_folder() -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -398,14 +346,6 @@ fn compare_table(
         }
     }
     Ok((text, reproduced))
-}
-
-/// The columns of volatile metrics: `<key>` in epochs, `final_<key>` in runs.
-fn volatile_columns(volatile: &[String]) -> Vec<String> {
-    volatile
-        .iter()
-        .flat_map(|k| [k.clone(), format!("final_{k}")])
-        .collect()
 }
 
 /// The rows of `df` whose `run_id` is in `ids`, in their order.

@@ -12,6 +12,7 @@ mod scenarios;
 mod schema;
 mod stats;
 mod verdict;
+mod verdict_table;
 
 pub use effects::{
     designs, effects, effects_frame, effects_of, factorial_effects, judged_designs, reading,
@@ -32,7 +33,5 @@ pub use schema::{
     runs_frame, runs_from_frame, settings_columns, summary_frame,
 };
 pub use stats::{clopper_pearson, fisher_exact, mcnemar_exact};
-pub use verdict::{
-    label, labels_along_tolerance, printed_verdict, verdict, verdict_frame, CellFigures, Label,
-    VerdictRow, CERTAINTY_COLUMNS,
-};
+pub use verdict::{label, labels_along_tolerance, verdict, CellFigures, Label, VerdictRow};
+pub use verdict_table::{printed_verdict, verdict_frame, CERTAINTY_COLUMNS};
