@@ -275,7 +275,8 @@ fn runs_of_cell<'r>(
         .collect()
 }
 
-/// The label the rule gives at tolerance `t` to the all-on runs `on` and one-off runs `off`.
+/// The label the rule gives at tolerance `t` to the all-on runs `on` and one-off runs `off`
+/// (both already the cells' evidence, see [`evidence`]).
 fn label_at_tolerance(
     ablation: &Ablation,
     on: &[&RunRow],
@@ -283,19 +284,16 @@ fn label_at_tolerance(
     t: f64,
     judging: &Judging,
 ) -> Label {
-    let on = evidence(on);
-    let off = off.map(evidence);
     let fraction =
         |runs: &[&RunRow]| converged_at(runs, t, judging) as f64 / runs.len().max(1) as f64;
     let p = off
-        .as_deref()
         .filter(|off| !on.is_empty() && !off.is_empty())
         .map(|off| {
             let (n_on, n_off) = (on.len() as u64, off.len() as u64);
             let converged = |runs: &[&RunRow]| converged_at(runs, t, judging);
-            fisher_exact(converged(&on), n_on, converged(off), n_off)
+            fisher_exact(converged(on), n_on, converged(off), n_off)
         });
-    label(fraction(&on), off.as_deref().map(fraction), p, ablation)
+    label(fraction(on), off.map(fraction), p, ablation)
 }
 
 /// The label of every verdict row (in the order of [`verdict`]) at each tolerance of `tols`.
@@ -312,8 +310,9 @@ pub fn labels_along_tolerance(
     rows.iter()
         .map(|row| {
             let factor = ablation.factors.iter().find(|f| f.key == row.factor);
-            let on = cell_runs(row, &row.context);
-            let off = factor.map(|f| cell_runs(row, &row.context.with_value(&f.key, &f.off)));
+            let on = evidence(&cell_runs(row, &row.context));
+            let off =
+                factor.map(|f| evidence(&cell_runs(row, &row.context.with_value(&f.key, &f.off))));
             let off = off.as_deref().filter(|o| !o.is_empty());
             tols.iter()
                 .map(|t| label_at_tolerance(ablation, &on, off, *t, judging))
