@@ -66,6 +66,95 @@ pub struct EpochStats {
     pub extra: BTreeMap<String, f64>,
 }
 
+impl EpochStats {
+    /// The per-epoch metric columns of the epochs table, in its order; a command run's metrics
+    /// line fills the one of its key's name, and its other keys become extra columns.
+    pub const METRICS: [&'static str; 8] = [
+        "weight_norm",
+        "prediction",
+        "loss",
+        "gradient_norm",
+        "update_ratio",
+        "clipped_fraction",
+        "train_mse",
+        "train_r2",
+    ];
+
+    /// Epoch `epoch` with no metric reported: every fixed column NaN, no extra ones.
+    pub fn unreported(epoch: u32) -> EpochStats {
+        EpochStats {
+            epoch,
+            weight_norm: f64::NAN,
+            prediction: f64::NAN,
+            loss: f64::NAN,
+            gradient_norm: f64::NAN,
+            update_ratio: f64::NAN,
+            clipped_fraction: f64::NAN,
+            train_mse: f64::NAN,
+            train_r2: f64::NAN,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// The fixed column named `name`, if it is one of [`EpochStats::METRICS`].
+    pub fn fixed_mut(&mut self, name: &str) -> Option<&mut f64> {
+        Some(match name {
+            "weight_norm" => &mut self.weight_norm,
+            "prediction" => &mut self.prediction,
+            "loss" => &mut self.loss,
+            "gradient_norm" => &mut self.gradient_norm,
+            "update_ratio" => &mut self.update_ratio,
+            "clipped_fraction" => &mut self.clipped_fraction,
+            "train_mse" => &mut self.train_mse,
+            "train_r2" => &mut self.train_r2,
+            _ => return None,
+        })
+    }
+
+    /// Sets the metric `name`: its fixed column, else an extra one.
+    pub fn set(&mut self, name: &str, value: f64) {
+        match self.fixed_mut(name) {
+            Some(slot) => *slot = value,
+            None => {
+                self.extra.insert(name.to_string(), value);
+            }
+        }
+    }
+
+    /// The fixed columns' values, in the order of [`EpochStats::METRICS`].
+    fn fixed_values(&self) -> [f64; 8] {
+        [
+            self.weight_norm,
+            self.prediction,
+            self.loss,
+            self.gradient_norm,
+            self.update_ratio,
+            self.clipped_fraction,
+            self.train_mse,
+            self.train_r2,
+        ]
+    }
+
+    /// The value of metric `name` (NaN when a fixed column was not reported; `None` for an
+    /// extra metric this epoch lacks).
+    pub fn get(&self, name: &str) -> Option<f64> {
+        match Self::METRICS.iter().position(|m| *m == name) {
+            Some(i) => Some(self.fixed_values()[i]),
+            None => self.extra.get(name).copied(),
+        }
+    }
+
+    /// Every value of the epoch by its metric name: the fixed columns, then the extra metrics.
+    pub fn values(&self) -> Vec<(String, f64)> {
+        Self::METRICS
+            .iter()
+            .zip(self.fixed_values())
+            .map(|(k, v)| (k.to_string(), v))
+            .chain(self.extra.iter().map(|(k, v)| (k.clone(), *v)))
+            .collect()
+    }
+}
+
 /// Everything one run produces.
 #[derive(Clone, Debug)]
 pub struct RunOutcome {

@@ -12,6 +12,11 @@ in training units times target_sd squared), and Keras's own `loss` (a running me
 epoch's minibatches, in float32) as `keras_loss`. A non-finite train MSE ends the run with
 "status": "diverged".
 
+Keras runs one jitted call per epoch (`steps_per_execution` = the epoch's minibatches) rather than
+one per minibatch: at batch 4 Keras's per-step dispatch, not the arithmetic, was most of the time.
+The steps are the same, in the same order, with the same weights after each (checked bit for bit:
+docs/explanation/keras.md); KERAS_STEPS_PER_EXECUTION=1 in the environment restores one per step.
+
 sweep runs it once per run of the grid, in this folder, as `python3 train.py`
 (examples/keras/ablation.toml); examples/keras/run.sh makes the pinned virtual environment
 (requirements.txt beside this file) and runs the sweep with it first on PATH.
@@ -64,7 +69,8 @@ model = keras.Sequential([
 ])
 optimizer = keras.optimizers.SGD(learning_rate=p["learning_rate"],
                                  global_clipnorm=p["clip_norm"] if p["clip"] else None)
-model.compile(optimizer=optimizer, loss="mse")
+steps = int(os.environ.get("KERAS_STEPS_PER_EXECUTION", 0)) or math.ceil(n / p["batch_size"])
+model.compile(optimizer=optimizer, loss="mse", steps_per_execution=steps)
 
 # Keras trains in its default floatx (float32): cast once here rather than per minibatch.
 floatx = keras.config.floatx()

@@ -76,48 +76,11 @@ impl Scan {
     }
 }
 
-/// The epochs-table columns a metrics key may fill by its name.
-const FIXED: [&str; 8] = [
-    "weight_norm",
-    "prediction",
-    "loss",
-    "gradient_norm",
-    "update_ratio",
-    "clipped_fraction",
-    "train_mse",
-    "train_r2",
-];
-
 /// One epoch's row of the epochs table: the fixed columns a line did not report are NaN.
 fn epoch_stats(line: &Line) -> EpochStats {
-    let mut e = EpochStats {
-        epoch: line.epoch,
-        weight_norm: f64::NAN,
-        prediction: f64::NAN,
-        loss: f64::NAN,
-        gradient_norm: f64::NAN,
-        update_ratio: f64::NAN,
-        clipped_fraction: f64::NAN,
-        train_mse: f64::NAN,
-        train_r2: f64::NAN,
-        extra: BTreeMap::new(),
-    };
+    let mut e = EpochStats::unreported(line.epoch);
     for (key, v) in &line.values {
-        let slot = match key.as_str() {
-            "weight_norm" => &mut e.weight_norm,
-            "prediction" => &mut e.prediction,
-            "loss" => &mut e.loss,
-            "gradient_norm" => &mut e.gradient_norm,
-            "update_ratio" => &mut e.update_ratio,
-            "clipped_fraction" => &mut e.clipped_fraction,
-            "train_mse" => &mut e.train_mse,
-            "train_r2" => &mut e.train_r2,
-            _ => {
-                e.extra.insert(key.clone(), *v);
-                continue;
-            }
-        };
-        *slot = *v;
+        e.set(key, *v);
     }
     e
 }
@@ -223,7 +186,7 @@ pub fn scan(path: &Path, reading: Reading) -> Result<Scan, String> {
             scan.met_from = None;
         }
         for (key, v) in line.values {
-            if !FIXED.contains(&key.as_str()) && !scan.extra_keys.contains(&key) {
+            if !EpochStats::METRICS.contains(&key.as_str()) && !scan.extra_keys.contains(&key) {
                 scan.extra_keys.insert(key.clone());
             }
             scan.last.insert(key, v);

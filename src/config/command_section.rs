@@ -56,7 +56,8 @@ impl Bound {
         }
     }
 
-    fn text(&self) -> String {
+    /// The bound as the config writes it: `{ at_most = 0.5 }`.
+    pub fn text(&self) -> String {
         match self {
             Bound::AtMost(x) => format!("{{ at_most = {} }}", Value::Float(*x)),
             Bound::AtLeast(x) => format!("{{ at_least = {} }}", Value::Float(*x)),

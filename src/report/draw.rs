@@ -1,7 +1,7 @@
 //! Figures with plotters, as SVG and PNG: the five per-epoch diagnostics the report plotted
 //! (weight_norm, prediction, loss, gradient_norm, update_ratio) plus train R², one line per run;
-//! and the excess train MSE over OLS against epoch for every cell of a sweep, on one shared log
-//! axis. (`finding_figures` draws the verdict's labels against `converge_tol` and the ablation
+//! and one value against epoch for every cell of a sweep on one shared axis (the excess train MSE
+//! over OLS, or each metric a command reported). (`finding_figures` draws the verdict's labels against `converge_tol` and the ablation
 //! paths with the same panels.)
 //!
 //! A panel whose values are all positive and span more than two decades gets a real log axis
@@ -333,46 +333,52 @@ pub fn diagnostics(
     )
 }
 
-/// The smallest excess MSE drawn: runs started at the OLS solution can end a hair below its loss.
-pub const EXCESS_FLOOR: f64 = 1e-12;
-
-/// One panel of the excess-MSE grid: a cell's label, one line per run (`(epoch, excess)`, the
-/// excess floored at [`EXCESS_FLOOR`]) and its `converge_tol`.
-pub struct ExcessCell {
+/// One panel of a figure of cells: the cell's label, one line per run (`(epoch, value)`), and
+/// its threshold, drawn as a black line, if any.
+pub struct CellPanel {
     pub label: String,
     pub runs: Vec<Series>,
-    pub converge_tol: f64,
+    pub threshold: Option<f64>,
 }
 
-fn excess_grid_draw<DB: DrawingBackend>(
+/// A figure with one panel per cell on one shared y range, so that cells compare at a glance:
+/// the excess MSE over OLS with `converge_tol`, or a command run's metric with its bound.
+pub struct CellGrid<'a> {
+    pub title: &'a str,
+    pub y_name: &'a str,
+    /// The legend of the threshold line.
+    pub threshold_label: &'a str,
+    pub cells: &'a [CellPanel],
+}
+
+fn cell_grid_draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
-    title: &str,
-    cells: &[ExcessCell],
+    grid: &CellGrid,
     columns: usize,
 ) -> Result<()> {
-    let body = titled(root, title)?;
-    // One y range for every panel, so that cells compare at a glance.
-    let values = cells
+    let body = titled(root, grid.title)?;
+    let values = grid
+        .cells
         .iter()
         .flat_map(|c| c.runs.iter().flat_map(|s| s.points.iter().map(|p| p.1)))
-        .chain(cells.iter().map(|c| c.converge_tol))
-        .filter(|v| v.is_finite() && *v > 0.0);
+        .chain(grid.cells.iter().filter_map(|c| c.threshold))
+        .filter(|v| v.is_finite());
     let shared = values.fold(None, |acc: Option<(f64, f64)>, v| {
         Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))))
     });
-    let rows = cells.len().div_ceil(columns);
+    let rows = grid.cells.len().div_ceil(columns);
     for (i, (area, cell)) in body
         .split_evenly((rows, columns))
         .iter()
-        .zip(cells)
+        .zip(grid.cells)
         .enumerate()
     {
         panel(
             area,
             &cell.label,
-            ("epoch", "excess MSE over OLS (MSE / OLS - 1)"),
+            ("epoch", grid.y_name),
             &cell.runs,
-            Some((cell.converge_tol, "converge_tol: converged below")),
+            cell.threshold.map(|t| (t, grid.threshold_label)),
             shared,
             i == 0,
         )?;
@@ -380,23 +386,21 @@ fn excess_grid_draw<DB: DrawingBackend>(
     Ok(())
 }
 
-/// The excess train MSE over the OLS MSE against epoch for every cell, one panel per cell on one
-/// shared log axis, `converge_tol` as a black line.
-pub fn excess_grid(stem: &Path, title: &str, cells: &[ExcessCell]) -> Result<Vec<PathBuf>> {
-    let columns = if cells.len() <= 4 {
-        cells.len().max(1)
-    } else if cells.len() <= 9 {
-        3
-    } else {
-        4
+/// Draws `grid`, up to four panels a row; returns the files written.
+pub fn cell_grid(stem: &Path, grid: &CellGrid) -> Result<Vec<PathBuf>> {
+    let n = grid.cells.len();
+    let columns = match n {
+        0..=4 => n.max(1),
+        5..=9 => 3,
+        _ => 4,
     };
-    let rows = cells.len().div_ceil(columns).max(1) as u32;
+    let rows = n.div_ceil(columns).max(1) as u32;
     let size = (600 * columns as u32, 44 + 360 * rows);
     let (files, ()) = both_formats(
         stem,
         size,
-        |r| excess_grid_draw(r, title, cells, columns),
-        |r| excess_grid_draw(r, title, cells, columns),
+        |r| cell_grid_draw(r, grid, columns),
+        |r| cell_grid_draw(r, grid, columns),
     )?;
     Ok(files)
 }

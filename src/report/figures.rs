@@ -7,22 +7,28 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use super::draw::{self, ExcessCell, RunCurves, Series, EXCESS_FLOOR};
+use super::draw::{self, CellGrid, CellPanel, RunCurves, Series};
 use super::{require, row_key, value_text, varying_columns};
-use crate::config::display_value;
+use crate::config::{display_value, Bound};
 use crate::error::{Error, Result};
-use crate::results::{epochs_from_frame, read_metadata_value};
+use crate::outcome::EpochStats;
+use crate::results::{epochs_from_frame, read_metadata_value, Judging, EXCESS_FLOOR};
+
+/// Reads every run's epochs from `epochs.parquet`, keyed by run id.
+fn read_epochs(dir: &Path) -> Result<BTreeMap<String, Vec<EpochStats>>> {
+    epochs_from_frame(&require(dir, "epochs.parquet")?)
+}
+
+fn curves_from(epochs: &BTreeMap<String, Vec<EpochStats>>) -> BTreeMap<String, RunCurves> {
+    epochs
+        .iter()
+        .map(|(id, stats)| (id.clone(), RunCurves::from_epochs(id, stats)))
+        .collect()
+}
 
 /// Reads every run's curves from `epochs.parquet`, keyed by run id.
 pub fn read_curves(dir: &Path) -> Result<BTreeMap<String, RunCurves>> {
-    let epochs = epochs_from_frame(&require(dir, "epochs.parquet")?)?;
-    Ok(epochs
-        .into_iter()
-        .map(|(id, stats)| {
-            let curves = RunCurves::from_epochs(&id, &stats);
-            (id, curves)
-        })
-        .collect())
+    Ok(curves_from(&read_epochs(dir)?))
 }
 
 /// A cell of the sweep as the report sees it: its label, its runs (with seed labels), their OLS
@@ -94,10 +100,10 @@ fn curves_of(all: &BTreeMap<String, RunCurves>, runs: &[(String, String)]) -> Ve
 
 /// The panels of the excess-MSE grid, one per cell: each run's train MSE over its OLS MSE,
 /// minus 1, floored at [`EXCESS_FLOOR`] (not finite for a diverged epoch, which is not drawn).
-fn excess_cells(cells: &[Cell], curves: &BTreeMap<String, RunCurves>) -> Vec<ExcessCell> {
+fn excess_cells(cells: &[Cell], curves: &BTreeMap<String, RunCurves>) -> Vec<CellPanel> {
     cells
         .iter()
-        .map(|c| ExcessCell {
+        .map(|c| CellPanel {
             label: c.label.clone(),
             runs: c
                 .run_ids
@@ -125,7 +131,7 @@ fn excess_cells(cells: &[Cell], curves: &BTreeMap<String, RunCurves>) -> Vec<Exc
                     })
                 })
                 .collect(),
-            converge_tol: c.converge_tol,
+            threshold: Some(c.converge_tol),
         })
         .collect()
 }
@@ -160,34 +166,70 @@ fn factor_values(dir: &Path) -> Result<Vec<(String, String)>> {
         .collect())
 }
 
-/// Draws the figures the report links: the excess MSE over OLS by cell, and the diagnostics of the key cells (per
-/// context, all fixes on and all fixes off; else every scenario; else the first and last cell).
+/// Draws the figures the report links: the excess MSE over OLS by cell (when the runs have a
+/// reference); for a command sweep (`command` its judging), every metric the runs reported by
+/// cell; else the diagnostics of the key cells.
 pub(super) fn report_figures(
     dir: &Path,
     runs: &DataFrame,
     keys: &[String],
+    command: Option<&Judging>,
 ) -> Result<Vec<(String, PathBuf)>> {
     let fig_dir = dir.join("figures");
     std::fs::create_dir_all(&fig_dir)
         .map_err(|e| Error::io(format!("creating {}", fig_dir.display()), e))?;
-    let curves = read_curves(dir)?;
+    let epochs = read_epochs(dir)?;
+    let curves = curves_from(&epochs);
     let cells = cells(runs, keys);
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut written = Vec::new();
-    let grid = excess_cells(&cells, &curves);
-    let files = draw::excess_grid(
-        &fig_dir.join("excess_by_cell"),
-        &format!("{name}: excess train MSE over OLS by cell"),
-        &grid,
-    )?;
-    written.push((
-        "excess train MSE over OLS against epoch, every cell (log axis)".to_string(),
-        files[1].clone(),
-    ));
+    if cells
+        .iter()
+        .any(|c| c.ols_mse.iter().any(|v| v.is_finite()))
+    {
+        let panels = excess_cells(&cells, &curves);
+        let title = format!("{name}: excess train MSE over OLS by cell");
+        let files = draw::cell_grid(
+            &fig_dir.join("excess_by_cell"),
+            &excess_grid(&title, &panels),
+        )?;
+        written.push((
+            "excess train MSE over OLS against epoch, every cell (log axis)".to_string(),
+            files[1].clone(),
+        ));
+    }
+    match command {
+        Some(judging) => written.extend(metric_figures(&fig_dir, &name, &cells, &epochs, judging)?),
+        None => written.extend(diagnostics_figures(
+            dir, &fig_dir, &name, &cells, keys, &curves,
+        )?),
+    }
+    Ok(written)
+}
 
+/// The excess-MSE figure of `cells`.
+fn excess_grid<'a>(title: &'a str, cells: &'a [CellPanel]) -> CellGrid<'a> {
+    CellGrid {
+        title,
+        y_name: "excess MSE over OLS (MSE / OLS - 1)",
+        threshold_label: "converge_tol: converged below",
+        cells,
+    }
+}
+
+/// The diagnostics of the key cells: per context, all fixes on and all fixes off; else every
+/// scenario; else the first and last cell.
+fn diagnostics_figures(
+    dir: &Path,
+    fig_dir: &Path,
+    name: &str,
+    cells: &[Cell],
+    keys: &[String],
+    curves: &BTreeMap<String, RunCurves>,
+) -> Result<Vec<(String, PathBuf)>> {
     let factors = factor_values(dir)?;
     let key_cells: Vec<&Cell> = if !factors.is_empty() {
         let all_state = |c: &Cell, on: bool| {
@@ -207,14 +249,84 @@ pub(super) fn report_figures(
         v.extend(cells.iter().skip(1).last());
         v
     };
+    let mut written = Vec::new();
     for cell in key_cells {
         let stem = fig_dir.join(format!("diagnostics_{}", file_stem(&cell.label)));
         let (files, _) = draw::diagnostics(
             &stem,
             &format!("{name}: {}", cell.label),
-            &curves_of(&curves, &cell.run_ids),
+            &curves_of(curves, &cell.run_ids),
         )?;
         written.push((format!("diagnostics, {}", cell.label), files[1].clone()));
+    }
+    Ok(written)
+}
+
+/// The metrics a command sweep's runs reported, in the epochs table's order: the fixed columns
+/// with a finite value in some epoch of some run, then the extra ones.
+fn reported_metrics(epochs: &BTreeMap<String, Vec<EpochStats>>) -> Vec<String> {
+    let all = || epochs.values().flatten();
+    let fixed = EpochStats::METRICS
+        .iter()
+        .filter(|m| all().any(|e| e.get(m).is_some_and(f64::is_finite)))
+        .map(|m| m.to_string());
+    let extra: std::collections::BTreeSet<String> =
+        all().flat_map(|e| e.extra.keys().cloned()).collect();
+    fixed.chain(extra).collect()
+}
+
+/// For a command sweep, one figure per reported metric, every cell a panel and every run a line;
+/// the judged metric's figure draws its `converged` bound.
+fn metric_figures(
+    fig_dir: &Path,
+    name: &str,
+    cells: &[Cell],
+    epochs: &BTreeMap<String, Vec<EpochStats>>,
+    judging: &Judging,
+) -> Result<Vec<(String, PathBuf)>> {
+    let mut written = Vec::new();
+    for metric in reported_metrics(epochs) {
+        let (threshold, threshold_label) = match judging {
+            Judging::Bound { metric: m, bound } if *m == metric => match *bound {
+                Bound::AtMost(x) => (Some(x), format!("converged: {metric} at most {x}")),
+                Bound::AtLeast(x) => (Some(x), format!("converged: {metric} at least {x}")),
+            },
+            _ => (None, String::new()),
+        };
+        let panels: Vec<CellPanel> = cells
+            .iter()
+            .map(|c| CellPanel {
+                label: c.label.clone(),
+                runs: c
+                    .run_ids
+                    .iter()
+                    .filter_map(|(id, label)| {
+                        let points = epochs
+                            .get(id)?
+                            .iter()
+                            .filter_map(|e| e.get(&metric).map(|v| (f64::from(e.epoch), v)));
+                        Some(Series {
+                            label: label.clone(),
+                            points: points.collect(),
+                        })
+                    })
+                    .collect(),
+                threshold,
+            })
+            .collect();
+        let files = draw::cell_grid(
+            &fig_dir.join(format!("metric_{}", file_stem(&metric))),
+            &CellGrid {
+                title: &format!("{name}: {metric} by cell"),
+                y_name: &metric,
+                threshold_label: &threshold_label,
+                cells: &panels,
+            },
+        )?;
+        written.push((
+            format!("{metric} against epoch, every cell"),
+            files[1].clone(),
+        ));
     }
     Ok(written)
 }
@@ -287,10 +399,9 @@ pub fn plot(dir: &Path, run: Option<&str>, cell: &[String]) -> Result<Vec<PathBu
     }
     let summary = require(dir, "summary.parquet")?;
     let keys = varying_columns(&summary);
-    let grid = excess_cells(&cells(&runs, &keys), &curves);
-    draw::excess_grid(
+    let panels = excess_cells(&cells(&runs, &keys), &curves);
+    draw::cell_grid(
         &fig_dir.join("excess_by_cell"),
-        "excess train MSE over OLS by cell",
-        &grid,
+        &excess_grid("excess train MSE over OLS by cell", &panels),
     )
 }

@@ -17,13 +17,12 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 pub use draw::{
-    diagnostics, excess_grid, use_log, ExcessCell, Plotted, RunCurves, Series, DIAGNOSTICS,
-    EXCESS_FLOOR,
+    cell_grid, diagnostics, use_log, CellGrid, CellPanel, Plotted, RunCurves, Series, DIAGNOSTICS,
 };
 pub use figures::{plot, read_curves};
 pub use finding_figures::{ablation_paths, labels_by_tolerance, LabelCurve, PathPanel};
 pub use paper::{escape, tabular};
-pub use run_summary::{cell_label, context_label, ended_by_process, summary_text};
+pub use run_summary::{cell_label, context_label, ended_by_process, judged_median, summary_text};
 pub use table::{markdown, number, text};
 
 use crate::error::{Error, Result};
@@ -141,19 +140,8 @@ pub fn report(dir: &Path) -> Result<String> {
     let summary = require(dir, "summary.parquet")?;
     let runs = require(dir, "runs.parquet")?;
     let keys = varying_columns(&summary);
-    let mut cell_columns: Vec<&str> = keys.iter().map(String::as_str).collect();
-    // The cell table tells realizations apart; the figures pool them.
-    if summary
-        .column("data_seed")
-        .is_ok_and(|c| c.n_unique().unwrap_or(1) > 1)
-    {
-        cell_columns.push("data_seed");
-    }
-    cell_columns.extend(CELL_FIGURES);
-    let cell_table = summary
-        .select(cell_columns)
-        .map_err(|e| Error::table("summary.parquet", e))?;
-
+    let saved = crate::sweep::saved_sweep(dir)?;
+    let cell_table = cell_table(&summary, &keys, saved.as_ref())?;
     let mut report = Report {
         text: String::new(),
         md: format!(
@@ -162,49 +150,33 @@ pub fn report(dir: &Path) -> Result<String> {
             crate::VERSION
         ),
     };
-    let saved = crate::sweep::saved_sweep(dir)?;
-    let mut paper_tables: Vec<(&str, DataFrame)> = Vec::new();
-    if let Some(v) = read_optional(&dir.join("verdict.parquet"))? {
-        let v = match &saved {
-            Some((sweep, tables)) if sweep.ablation.is_some() => crate::results::printed_verdict(
-                &tables.verdict,
-                &crate::sweep::context_keys(sweep),
-                &crate::results::Judging::of(sweep),
-            )?,
-            _ => v.drop_many(crate::results::CERTAINTY_COLUMNS.iter().copied()),
-        };
-        report.section(
-            format!("verdict:\n{}\n", text(&v)),
-            format!("\n## Verdict\n\n{VERDICT_NOTE}\n\n{}", markdown(&v)),
-        );
-        paper_tables.push(("verdict", v));
-    }
-    if let Some(s) = read_optional(&dir.join("scenarios.parquet"))? {
-        report.section(
-            format!(
-                "scenarios:\n{}\n",
-                text(&s.drop("description").unwrap_or(s.clone()))
-            ),
-            format!("\n## The report's scenarios\n\n{}", markdown(&s)),
-        );
-        paper_tables.push(("scenarios", s));
-    }
+    let mut paper_tables = report.verdict_and_scenarios(dir, saved.as_ref())?;
     report.section(
         format!("cells:\n{}", text(&cell_table)),
         format!("\n## Cells\n\n{}\n{CELLS_NOTE}\n", markdown(&cell_table)),
     );
-
-    let mut figures = figures::report_figures(dir, &runs, &keys)?;
+    let command = saved
+        .as_ref()
+        .filter(|(sweep, _)| sweep.command.is_some())
+        .map(|(sweep, _)| crate::results::Judging::of(sweep));
+    let mut figures = figures::report_figures(dir, &runs, &keys, command.as_ref())?;
     figures.extend(tolerance_figure(dir, saved.as_ref())?);
     figures.extend(paths_figure(dir, saved.as_ref())?);
     if let Some((sweep, tables)) = &saved {
         if !tables.effects.is_empty() {
             let reading = crate::results::reading(&tables.effects, |c| context_label(sweep, c));
-            report.section(
-                format!(
-                    "\neffects on log10 excess MSE (effect [95% bootstrap interval]):\n{reading}"
+            let (response, note) = match crate::results::Judging::of(sweep) {
+                crate::results::Judging::Bound { metric, bound } => (
+                    format!("the shortfall of final {metric} from {}", bound.text()),
+                    BOUND_EFFECTS_NOTE,
                 ),
-                format!("\n## Effects\n\n{EFFECTS_NOTE}\n\n```\n{reading}```\n"),
+                crate::results::Judging::Reference => {
+                    ("log10 excess MSE".to_string(), EFFECTS_NOTE)
+                }
+            };
+            report.section(
+                format!("\neffects on {response} (effect [95% bootstrap interval]):\n{reading}"),
+                format!("\n## Effects\n\n{note}\n\n```\n{reading}```\n"),
             );
         }
     }
@@ -218,17 +190,7 @@ pub fn report(dir: &Path) -> Result<String> {
         );
     }
     paper_tables.push(("cells", cell_table));
-    let written = paper::write_tables(dir, &mut paper_tables)?;
-    report.md += &format!(
-        "\n## Tables for papers\n\n`tables/` holds the verdict, scenario and cell tables above as bare booktabs \
-         `tabular`s for `\\input` (numbers to {} significant digits) and as CSV (every digit): {}.\n",
-        paper::SIGNIFICANT,
-        written
-            .iter()
-            .map(|p| format!("`{}`", p.strip_prefix(dir).unwrap_or(p).display()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let written = report.paper_tables(dir, &mut paper_tables)?;
     report.md += &paper::reproduce_section(dir)?;
     let report_path = dir.join("report.md");
     write_text(&report_path, &report.md)?;
@@ -237,10 +199,130 @@ pub fn report(dir: &Path) -> Result<String> {
         report_path.display(),
         figures.len() * 2,
         dir.join("figures").display(),
-        written.len(),
+        written,
         dir.join("tables").display()
     );
     Ok(report.text)
+}
+
+/// The cell table: the varying settings (and the data seed when there are several) and the
+/// cells' figures; for a command sweep, its incomplete runs, the judged metric's median in place
+/// of R² when a bound judges it, and no column without a value.
+fn cell_table(
+    summary: &DataFrame,
+    keys: &[String],
+    saved: Option<&(crate::config::Sweep, crate::sweep::Tables)>,
+) -> Result<DataFrame> {
+    let mut cell_columns: Vec<&str> = keys.iter().map(String::as_str).collect();
+    // The cell table tells realizations apart; the figures pool them.
+    if summary
+        .column("data_seed")
+        .is_ok_and(|c| c.n_unique().unwrap_or(1) > 1)
+    {
+        cell_columns.push("data_seed");
+    }
+    let command = saved.filter(|(sweep, _)| sweep.command.is_some());
+    let judged = command.and_then(|(sweep, tables)| match crate::results::Judging::of(sweep) {
+        crate::results::Judging::Bound { metric, .. } => Some((metric, &tables.rows)),
+        crate::results::Judging::Reference => None,
+    });
+    for figure in CELL_FIGURES {
+        if judged.is_none() || !figure.starts_with("r2_") {
+            cell_columns.push(figure);
+        }
+    }
+    if command.is_some() {
+        cell_columns.push("incomplete_runs");
+    }
+    let table_error = |e| Error::table("summary.parquet", e);
+    let mut table = summary.select(cell_columns).map_err(table_error)?;
+    if let (Some((metric, rows)), Some((_, tables))) = (&judged, command) {
+        let medians: Vec<Option<f64>> = tables
+            .summary
+            .iter()
+            .map(|cell| judged_median(cell, rows, metric))
+            .collect();
+        let at = table
+            .get_column_index("diverged_fraction")
+            .map_or(0, |i| i + 1);
+        table
+            .insert_column(at, Column::new(format!("{metric}_median").into(), medians))
+            .map_err(table_error)?;
+    }
+    if command.is_some() {
+        let empty: Vec<String> = table
+            .columns()
+            .iter()
+            .filter(|c| {
+                c.null_count() == c.len()
+                    || c.f64().is_ok_and(|v| v.iter().flatten().all(f64::is_nan))
+            })
+            .map(|c| c.name().to_string())
+            .collect();
+        table = table.drop_many(empty);
+    }
+    Ok(table)
+}
+
+impl Report {
+    /// The verdict and the scenario table, when the folder has them; returns them for the
+    /// paper tables.
+    fn verdict_and_scenarios(
+        &mut self,
+        dir: &Path,
+        saved: Option<&(crate::config::Sweep, crate::sweep::Tables)>,
+    ) -> Result<Vec<(&'static str, DataFrame)>> {
+        let mut paper_tables = Vec::new();
+        if let Some(v) = read_optional(&dir.join("verdict.parquet"))? {
+            let v = match saved {
+                Some((sweep, tables)) if sweep.ablation.is_some() => {
+                    crate::results::printed_verdict(
+                        &tables.verdict,
+                        &crate::sweep::context_keys(sweep),
+                        &crate::results::Judging::of(sweep),
+                    )?
+                }
+                _ => v.drop_many(crate::results::CERTAINTY_COLUMNS.iter().copied()),
+            };
+            self.section(
+                format!("verdict:\n{}\n", text(&v)),
+                format!("\n## Verdict\n\n{VERDICT_NOTE}\n\n{}", markdown(&v)),
+            );
+            paper_tables.push(("verdict", v));
+        }
+        if let Some(s) = read_optional(&dir.join("scenarios.parquet"))? {
+            self.section(
+                format!(
+                    "scenarios:\n{}\n",
+                    text(&s.drop("description").unwrap_or(s.clone()))
+                ),
+                format!("\n## The report's scenarios\n\n{}", markdown(&s)),
+            );
+            paper_tables.push(("scenarios", s));
+        }
+        Ok(paper_tables)
+    }
+
+    /// Writes the paper tables and says so in `report.md`; returns how many files it wrote.
+    fn paper_tables(
+        &mut self,
+        dir: &Path,
+        tables: &mut [(&'static str, DataFrame)],
+    ) -> Result<usize> {
+        let written = paper::write_tables(dir, tables)?;
+        self.md += &format!(
+            "\n## Tables for papers\n\n`tables/` holds the verdict, scenario and cell tables above as \
+             bare booktabs `tabular`s for `\\input` (numbers to {} significant digits) and as CSV \
+             (every digit): {}.\n",
+            paper::SIGNIFICANT,
+            written
+                .iter()
+                .map(|p| format!("`{}`", p.strip_prefix(dir).unwrap_or(p).display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(written.len())
+    }
 }
 
 const EFFECTS_NOTE: &str = "Factorial effects on log10 of the excess train MSE over OLS (lower is better; a fix \
@@ -249,6 +331,14 @@ const EFFECTS_NOTE: &str = "Factorial effects on log10 of the excess train MSE o
     zero; for each pair, synergistic (negative two-way effect: better together than the sum of its parts), redundant \
     (positive: either suffices) or additive (interval contains zero). `effects.parquet` holds every response and term, \
     `paths.parquet` the ablation paths.";
+
+const BOUND_EFFECTS_NOTE: &str = "Factorial effects on the shortfall: how far a run's final judged metric \
+    falls short of the `[command] converged` bound, in the metric's units (negative: past the bound; lower is \
+    better; a fix \"on\" is +1): the mean over the cells where the term's +-1 contrast is +1 minus the mean where \
+    it is -1, with 95% bootstrap intervals (seeds resampled jointly across the cells). Listed: the factors whose \
+    interval excludes zero; for each pair, synergistic (negative two-way effect: better together than the sum \
+    of its parts), redundant (positive: either suffices) or additive (interval contains zero). \
+    `effects.parquet` holds every response and term, `paths.parquet` the ablation paths.";
 
 /// The forward and backward ablation paths of every context (the pooled designs when there are
 /// several realizations), one panel each.

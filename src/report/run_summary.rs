@@ -180,20 +180,10 @@ fn cell_table(sweep: &Sweep, summary: &[SummaryRow], rows: &[RunRow]) -> String 
         Judging::Reference => None,
     };
     let figure = |cell: &SummaryRow| -> Option<f64> {
-        let Some(metric) = &metric else {
-            return cell.r2_median;
-        };
-        let values: Vec<f64> = rows
-            .iter()
-            .filter(|r| {
-                r.scenario == cell.scenario
-                    && r.data_seed == cell.data_seed
-                    && cell_settings(&r.settings) == cell.settings
-                    && !r.status.ended_early()
-            })
-            .filter_map(|r| final_value(r, metric))
-            .collect();
-        median(&values)
+        match &metric {
+            Some(metric) => judged_median(cell, rows, metric),
+            None => cell.r2_median,
+        }
     };
     let heading = metric
         .as_ref()
@@ -219,4 +209,19 @@ fn cell_table(sweep: &Sweep, summary: &[SummaryRow], rows: &[RunRow]) -> String 
         );
     }
     s
+}
+
+/// The median final value of `metric` over a cell's runs that came to an end.
+pub fn judged_median(cell: &SummaryRow, rows: &[RunRow], metric: &str) -> Option<f64> {
+    let values: Vec<f64> = rows
+        .iter()
+        .filter(|r| {
+            r.scenario == cell.scenario
+                && r.data_seed == cell.data_seed
+                && cell_settings(&r.settings) == cell.settings
+                && !r.status.ended_early()
+        })
+        .filter_map(|r| final_value(r, metric))
+        .collect();
+    median(&values)
 }

@@ -16,7 +16,8 @@ mod verdict_table;
 
 pub use effects::{
     designs, effects, effects_frame, effects_of, factorial_effects, judged_designs, reading,
-    response, responses, Design, EffectRow, BOOTSTRAP_SAMPLES, BOUND_RESPONSES, RESPONSES,
+    response, responses, Design, EffectRow, BOOTSTRAP_SAMPLES, BOUND_RESPONSES, EXCESS_FLOOR,
+    RESPONSES,
 };
 pub use judging::{final_value, Judging};
 pub use parquet::{

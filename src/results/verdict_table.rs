@@ -26,6 +26,18 @@ pub fn printed_verdict(
             .copied()
             .chain(["data_seed", "pooled", "realizations_agree"]),
     );
+    if let Judging::Bound { .. } = judging {
+        // The script's metric stands in for R², which such a sweep need not report.
+        let no_r2 = ["all_on_r2_median", "one_off_r2_median"]
+            .into_iter()
+            .filter(|name| {
+                df.column(name).is_ok_and(|c| {
+                    c.f64()
+                        .is_ok_and(|v| v.iter().all(|x| x.is_none_or(f64::is_nan)))
+                })
+            });
+        df = df.drop_many(no_r2.collect::<Vec<_>>());
+    }
     if !pooled.is_empty() {
         let tally = |p: &VerdictRow| {
             let labels: Vec<Label> = rows

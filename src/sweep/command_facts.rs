@@ -195,7 +195,7 @@ pub fn first_difference(a: &[EpochStats], b: &[EpochStats], volatile: &[String])
     }
     let same = |x: f64, y: f64| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan());
     for (x, y) in a.iter().zip(b) {
-        let (vx, vy) = (values(x), values(y));
+        let (vx, vy) = (x.values(), y.values());
         for (key, v) in &vx {
             if volatile.contains(key) {
                 continue;
@@ -211,23 +211,4 @@ pub fn first_difference(a: &[EpochStats], b: &[EpochStats], volatile: &[String])
         }
     }
     None
-}
-
-/// Every value of an epoch by its metric name (the fixed columns, then the extra metrics).
-fn values(e: &EpochStats) -> Vec<(String, f64)> {
-    let fixed = [
-        ("weight_norm", e.weight_norm),
-        ("prediction", e.prediction),
-        ("loss", e.loss),
-        ("gradient_norm", e.gradient_norm),
-        ("update_ratio", e.update_ratio),
-        ("clipped_fraction", e.clipped_fraction),
-        ("train_mse", e.train_mse),
-        ("train_r2", e.train_r2),
-    ];
-    fixed
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .chain(e.extra.iter().map(|(k, v)| (k.clone(), *v)))
-        .collect()
 }

@@ -7,6 +7,7 @@ mod cli;
 mod command_metrics;
 mod command_reproduce;
 mod command_resume;
+mod command_sweeps;
 mod command_verdict;
 mod command_without_data;
 mod commands;
