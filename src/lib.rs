@@ -46,6 +46,7 @@ pub mod train;
 pub mod aligned;
 pub mod atomic_file;
 pub mod error;
+pub mod holder;
 pub mod outcome;
 pub mod rng;
 pub mod simd;

@@ -297,11 +297,7 @@ pub fn status_text(dir: &Path) -> Result<String> {
         report::ended_by_process(count(Status::Timeout), count(Status::Killed)),
         manifest.runs.saturating_sub(done),
         manifest.short_hash(),
-        if manifest.accepted_builds().is_empty() {
-            "not recorded".to_string()
-        } else {
-            manifest.accepted_builds().join(" + ")
-        },
+        manifest.builds_text(),
         if tables { "written" } else { finish }
     );
     if sweep::is_adaptive(dir, &manifest) {

@@ -79,7 +79,9 @@ struct RunArgs {
     fresh: bool,
     /// Resume a folder whose runs another build made, adding this build's runs to them (refused
     /// without it, since another build's numbers may differ; the manifest records both builds).
-    #[arg(long, conflicts_with_all = ["fresh", "shard", "shards"])]
+    /// A shard may use it only on a folder of a version that recorded no build (recorded as
+    /// "unknown").
+    #[arg(long, conflicts_with = "fresh")]
     allow_build_change: bool,
     /// Run a command sweep's failed, timed-out and killed runs again, each as its next attempt
     /// (its folder runs/<id>/attempt-N beside the earlier ones; the tables keep the last).

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::write_new_unsynced;
 use crate::error::{Error, Result};
+use crate::holder::{boot_id, start_time, stat_fields};
 
 /// The folder of the records, in the output folder.
 pub const LIVE_DIR: &str = "live";
@@ -85,25 +86,6 @@ impl Record {
     fn run_alive(&self) -> bool {
         group_members(self.group, self.started) > 0
     }
-}
-
-/// This machine's boot id (empty when it cannot be read).
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-/// Fields of `/proc/<pid>/stat` after the command's closing ')': state first.
-fn stat_fields(pid: i32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    Some(rest.split_whitespace().map(str::to_string).collect())
-}
-
-/// A process's start time in clock ticks since boot (field 22 of its stat).
-fn start_time(pid: i32) -> Option<u64> {
-    stat_fields(pid)?.get(19)?.parse().ok()
 }
 
 /// How many live (not zombie) processes of `group` started at or after `not_before`.

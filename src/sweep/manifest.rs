@@ -88,12 +88,28 @@ impl Manifest {
         }
     }
 
-    /// The folder's build and the builds allowed beside it.
+    /// The folder's build and the builds allowed beside it, as its parts record them: a folder
+    /// whose version recorded no build (or [`UNKNOWN_BUILD`]) accepts parts that record none.
     pub fn accepted_builds(&self) -> Vec<&str> {
+        let unknown = (self.build == UNKNOWN_BUILD).then_some("");
         std::iter::once(self.build.as_str())
+            .chain(unknown)
             .chain(self.also_builds.iter().map(String::as_str))
-            .filter(|b| !b.is_empty())
             .collect()
+    }
+
+    /// The builds recorded, as `sweep status` prints them: `a + b`, or "not recorded".
+    pub fn builds_text(&self) -> String {
+        let builds: Vec<&str> = self
+            .accepted_builds()
+            .into_iter()
+            .filter(|b| !b.is_empty())
+            .collect();
+        if builds.is_empty() {
+            "not recorded".to_string()
+        } else {
+            builds.join(" + ")
+        }
     }
 
     /// A manifest this tool could have written: the hash is 64 hex digits.
@@ -146,6 +162,10 @@ pub fn read_manifest(out: &Path) -> Result<Option<Manifest>> {
     }
 }
 
+/// The build a manifest records for a folder of a version that recorded none, once
+/// `--allow-build-change` let another build add runs to it.
+pub const UNKNOWN_BUILD: &str = "unknown";
+
 /// Checks, before anything is written, that `out` may hold this sweep: either it holds no
 /// sweep, or the same config run by this build (or `fresh` is set; or, for a run that is not a
 /// shard, `allow_build_change`). A shard must also agree with the folder's shard count.
@@ -191,7 +211,17 @@ pub fn check_compatible(
                 m.shards.map_or("run without shards".to_string(), |n| format!("of {n} shards")),
                 s.count
             ))),
-            Some(_) if !m.build.is_empty() && m.build != crate::BUILD => Err(Error::Config(format!(
+            // A folder of a version that recorded no build: its parts' build is unknown.
+            Some(_) if m.build.is_empty() && !allow_build_change => Err(Error::Config(format!(
+                "{} was made by a version of sweep that recorded no build, and this is build {}: its runs \
+                 and this build's may differ in the last bits, and the shards of a sweep must be merged \
+                 from one build; rerun with --allow-build-change to add this build's shards to it (the \
+                 manifest then records the build \"unknown\" and this one, and the merge accepts both), \
+                 or use another folder with --out",
+                out.display(),
+                crate::BUILD
+            ))),
+            Some(_) if !m.build.is_empty() && m.build != crate::BUILD && !m.accepted_builds().contains(&crate::BUILD) => Err(Error::Config(format!(
                 "{} holds shards of build {}, and this is build {}: every shard of a sweep must run the same \
                  build (its numbers may differ in the last bits); run the shards with that build, or use \
                  another folder with --out",
@@ -208,11 +238,16 @@ pub fn check_compatible(
 /// Records this build in the manifest beside the folder's own (`--allow-build-change`), unless
 /// it is one of them already.
 pub(super) fn allow_this_build(out: &Path) -> Result<()> {
+    // Under the folder's lock: two builds allowed at the same moment both stay recorded.
+    let _lock = super::claim::FolderLock::acquire(out)?;
     let Some(mut manifest) = read_manifest(out)? else {
         return Ok(());
     };
     if manifest.accepted_builds().contains(&crate::BUILD) {
         return Ok(());
+    }
+    if manifest.build.is_empty() {
+        manifest.build = UNKNOWN_BUILD.to_string();
     }
     manifest.also_builds.push(crate::BUILD.to_string());
     let text = toml::to_string(&manifest).expect("manifest serializes");

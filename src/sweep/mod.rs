@@ -6,6 +6,7 @@
 //! thread count or on which other runs share the sweep; tables are written in run order.
 
 mod adaptive;
+mod claim;
 mod command_facts;
 mod commands;
 mod execute;
@@ -79,9 +80,12 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
     // The data sets and variants of the last batch, for the next one (new seeds need no new
     // preparation; a batch that needs a variant they lack prepares afresh).
     let mut reused: Option<Prepare> = None;
+    // This process's claim on the folder, held until the tables are written.
+    let mut claims = Vec::new();
     let (prepared, threads, settled) = loop {
         let batch_start = Instant::now();
         let ran = run_runs(&mut sweep, &batch_opts, None, reused.take())?;
+        claims.push(ran.claim);
         preparing += ran.prepared_at - batch_start;
         running += ran.prepared_at.elapsed();
         resumed += ran.resumed - earlier;
@@ -147,6 +151,8 @@ pub fn run(sweep: &Sweep, opts: &RunOptions) -> Result<SweepResult> {
 /// What [`run_runs`] did.
 struct Ran {
     prepared: Prepare,
+    /// This process's claim on the folder (see `claim`), held until the tables are written.
+    claim: claim::Claim,
     /// Runs of this invocation's share found saved already.
     resumed: usize,
     /// Runs of this invocation's share.
@@ -175,9 +181,12 @@ fn run_runs(
     sweep.features = prepared.feature_names().to_vec();
     if let Some(spec) = &sweep.command {
         commands::gpu_slots(spec)?;
-        crate::command::check_stale(&opts.out, opts.kill_stale, spec.grace)?;
     }
     check_writable(&opts.out)?;
+    let claim = claim::claim(&opts.out, shard, || match &sweep.command {
+        Some(spec) => crate::command::check_stale(&opts.out, opts.kill_stale, spec.grace),
+        None => Ok(()),
+    })?;
     let mut store =
         persist::Store::open(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
     if sweep.command.is_some() {
@@ -233,6 +242,7 @@ fn run_runs(
     }
     bar.finish_and_clear();
     Ok(Ran {
+        claim,
         prepared,
         resumed,
         share,

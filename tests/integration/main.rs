@@ -19,6 +19,7 @@ mod docs;
 mod effects;
 mod figures;
 mod findings;
+mod folder_access;
 mod numerics;
 mod optimizers;
 mod reference;

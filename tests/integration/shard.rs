@@ -4,15 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{assert_same_tables, manifest_build, run_ok, sweep};
+use crate::common::{assert_same_tables, run_ok, sweep};
 
-fn repo(path: &str) -> PathBuf {
+pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 /// `sweep run ARGS --out OUT CONFIG` with the scheduler's index variables unset, then `env` set;
 /// its output, whatever its exit code.
-fn run_shard(
+pub fn run_shard(
     config: &Path,
     out: &Path,
     args: &[&str],
@@ -34,7 +34,7 @@ fn run_shard(
     command.output().unwrap()
 }
 
-fn merge(dir: &Path) -> std::process::Output {
+pub fn merge(dir: &Path) -> std::process::Output {
     sweep().arg("merge").arg(dir).output().unwrap()
 }
 
@@ -197,55 +197,6 @@ fn bad_shard_arguments_exit_2_and_write_nothing() {
         stderr.contains("of 2 shards") && stderr.contains("3 shards"),
         "{stderr}"
     );
-}
-
-/// The manifest records the build that created the folder; a shard of another build is refused
-/// before it writes anything, and so is a merge of parts whose build differs from the folder's.
-#[test]
-fn shards_and_parts_of_another_build_are_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = repo("configs/quick.toml");
-    let out = tmp.path().join("builds");
-    run_ok(
-        &config,
-        &out,
-        &["--quiet", "--set", "train.epochs=3", "--shard", "0/2"],
-    );
-    let manifest = out.join("manifest.toml");
-    let (text, build) = manifest_build(&manifest);
-    assert!(!build.is_empty() && build != "unknown", "{build}");
-    std::fs::write(&manifest, text.replace(&build, "0123456789ab")).unwrap();
-    let parts = std::fs::read_dir(out.join("parts")).unwrap().count();
-    let output = run_shard(
-        &config,
-        &out,
-        &["--quiet", "--set", "train.epochs=3", "--shard", "1/2"],
-        &[],
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("0123456789ab") && stderr.contains(&build),
-        "{stderr}"
-    );
-    assert_eq!(std::fs::read_dir(out.join("parts")).unwrap().count(), parts);
-    // Back to the true build to finish the shards; then parts that disagree with the folder's
-    // build are refused by the merge.
-    std::fs::write(&manifest, &text).unwrap();
-    run_ok(
-        &config,
-        &out,
-        &["--quiet", "--set", "train.epochs=3", "--shard", "1/2"],
-    );
-    std::fs::write(&manifest, text.replace(&build, "0123456789ab")).unwrap();
-    let output = merge(&out);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&build) && stderr.contains("0123456789ab"),
-        "{stderr}"
-    );
-    assert!(!out.join("runs.parquet").exists());
 }
 
 /// `sweep slurm` prints a launcher that writes the array and merge job scripts and submits them
