@@ -4,13 +4,14 @@
 //! `--rtol`/`--atol` for numbers) and the same recorded config and hash; the provenance (build,
 //! compiler, library versions, machine) is reported, never compared.
 //!
-//! A file-backed sweep needs its data file with the SHA-256 the tables record; `--data` points at
-//! a moved copy. `--runs K` re-runs only the K lexicographically smallest run ids of the recorded
+//! A file-backed sweep needs its data file with the SHA-256 the tables record: `--data`, or the
+//! first place [`data_file`] finds it with that hash. `--runs K` re-runs only the K lexicographically smallest run ids of the recorded
 //! config's runs (with adaptive seeds: of its first batch) and compares their rows of
 //! `runs.parquet` and `epochs.parquet`.
 
 mod command;
 mod compare;
+mod data_file;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::{BooleanChunked, DataFrame};
 
 pub use compare::{compare, first_epoch_difference, ColumnDiff, Comparison, Tolerance};
+pub use data_file::data_location;
 
 use crate::config::{self, Sweep};
 use crate::error::{Error, Result};
@@ -57,19 +59,12 @@ struct Recorded {
 /// Re-runs and compares; see the module documentation.
 pub fn reproduce(request: &Request) -> Result<Reproduction> {
     let recorded = recorded_tables(&request.path)?;
-    // A file-backed sweep's data file: given, or where the folder's manifest says it was.
-    let data = request.data.clone().or_else(|| {
-        let folder = if request.path.is_dir() {
-            Some(request.path.as_path())
-        } else {
-            request.path.parent()
-        };
-        folder
-            .and_then(|f| sweep::read_manifest(f).ok().flatten())
-            .and_then(|m| m.data_path)
-            .map(PathBuf::from)
-            .filter(|p| p.exists())
-    });
+    let folder = if request.path.is_dir() {
+        request.path.as_path()
+    } else {
+        request.path.parent().unwrap_or(Path::new("."))
+    };
+    let data = data_file::find(folder, &recorded[0].path, request.data.clone())?;
     let (sweep, hash) = recorded_sweep(&recorded, data.as_deref(), request.workdir.as_deref())?;
     let ids: Option<BTreeSet<String>> = request.runs.map(|k| {
         let mut ids: Vec<&String> = sweep.runs.iter().map(|r| &r.id).collect();

@@ -96,9 +96,11 @@ pub(super) fn sweep_of_manifest(out: &Path, manifest: &Manifest) -> Result<Sweep
     let config_dir = config_dir_of(manifest).unwrap_or_else(|| out.to_path_buf());
     let mut sweep = crate::config::from_text(&manifest.config, &path, &config_dir, out, &[])?;
     sweep.features = manifest.features.clone();
+    sweep.run_facts = crate::reproduce::data_location(out, &sweep);
     if sweep.command.is_some() {
         let execution = &manifest.command_execution;
-        sweep.run_facts = command_facts::execution_facts(execution, &manifest.inputs_sha256);
+        let facts = command_facts::execution_facts(execution, &manifest.inputs_sha256);
+        sweep.run_facts.extend(facts);
         sweep.run_facts.extend(command_facts::recorded(out)?);
     }
     if sweep.config_hash != manifest.config_hash {

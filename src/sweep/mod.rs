@@ -189,10 +189,12 @@ fn run_runs(
     })?;
     let mut store =
         persist::Store::open(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
+    let mut facts = crate::reproduce::data_location(&opts.out, sweep);
     if sweep.command.is_some() {
-        sweep.run_facts = command_facts::prepare_folder(&opts.out, sweep, &prepared)?;
-        store.add_metadata(&sweep.run_facts);
+        facts.extend(command_facts::prepare_folder(&opts.out, sweep, &prepared)?);
     }
+    sweep.run_facts = facts;
+    store.add_metadata(&sweep.run_facts);
     let sweep = &*sweep;
     if !prepared.datasets.is_empty() {
         let (mut reference, metadata) = finish::reference_table(sweep, &prepared)?;

@@ -217,3 +217,64 @@ fn a_file_backed_sweep_needs_its_data_file_by_hash() {
         "{err}"
     );
 }
+
+/// A project moved elsewhere, of which only a table is left in its results folder: the data
+/// file is found by the path the tables record relative to their folder, whatever the current
+/// folder, and accepted only with the recorded SHA-256.
+#[test]
+fn a_lone_table_finds_its_data_file_by_the_recorded_relative_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(project.join("data")).unwrap();
+    let small = write(dir.path(), "small.toml", SMALL);
+    let csv = project.join("data/d.csv");
+    sweep()
+        .arg("data")
+        .arg(&small)
+        .arg("--out")
+        .arg(&csv)
+        .assert()
+        .success();
+    let config = write(
+        &project,
+        "c.toml",
+        "[data]\npath = \"data/d.csv\"\ntarget = \"y\"\n[train]\nepochs = 2\n[grid]\nseed = [0, 1]\n",
+    );
+    run_ok(&config, &project.join("results/a"), &["--quiet"]);
+    let table = project.join("results/a/runs.parquet");
+    let recorded = read_metadata_value(&table, "sweep.data_path").unwrap();
+    assert_eq!(recorded.as_deref(), Some("../../data/d.csv"));
+
+    let moved = dir.path().join("moved");
+    std::fs::rename(&project, &moved).unwrap();
+    let results = moved.join("results/a");
+    for entry in std::fs::read_dir(&results).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != "runs.parquet" {
+            let _ = std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
+        }
+    }
+    let lone = results.join("runs.parquet");
+    let run = |table: &Path| {
+        let output = sweep()
+            .current_dir(dir.path())
+            .arg("reproduce")
+            .arg(table)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.code(), text)
+    };
+    let (code, text) = run(&lone);
+    assert_eq!(code, Some(0), "{text}");
+
+    // Another file at that path: refused, naming every place tried.
+    std::fs::write(moved.join("data/d.csv"), "x,y\n1,2\n").unwrap();
+    let (code, text) = run(&lone);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("another SHA-256") && text.contains("--data FILE"),
+        "{text}"
+    );
+}
