@@ -35,6 +35,10 @@ pub enum Error {
     /// array indices to resubmit). Exit code 3.
     #[error("{0}")]
     Incomplete(String),
+    /// `sweep merge` of an adaptive sweep whose round is done: the verdict asks for another round
+    /// of seeds (the message names it); no table was written. Exit code 6.
+    #[error("{0}")]
+    NextRound(String),
     /// `sweep reproduce` re-ran the tables and they differ (the report says how). Exit code 4.
     #[error("{0}")]
     NotReproduced(String),
@@ -83,6 +87,7 @@ impl Error {
             Error::Stopped { signal, .. } => 128 + signal,
             Error::FailFast(_) => 5,
             Error::NotReproduced(_) => 4,
+            Error::NextRound(_) => 6,
         }
     }
 

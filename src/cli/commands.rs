@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use super::{DataArgs, DirArgs, ListArgs, NistArgs, OlsArgs, PlotArgs, ReproduceArgs, RunArgs};
+use super::{
+    DataArgs, DirArgs, ListArgs, MergeArgs, NistArgs, OlsArgs, PlotArgs, ReproduceArgs, RunArgs,
+};
 use crate::config::{self, display_value, Sweep};
 use crate::error::{Error, Result};
 use crate::reference::nist;
@@ -30,8 +32,15 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
         allow_build_change: args.allow_build_change,
         retry_failed: args.retry_failed,
         kill_stale: args.kill_stale,
+        round: args.round.map(|k| k as usize),
         hooks: sweep::TestHooks::from_env(),
     };
+    if args.round.is_some() && (shard.is_none() || sweep.adaptive_seeds().is_none()) {
+        return Err(Error::Usage(
+            "--round is for the shards of a sweep with adaptive seeds (with --shard or --shards)"
+                .into(),
+        ));
+    }
     if args.retry_failed && sweep.command.is_none() {
         return Err(Error::Usage(
             "--retry-failed runs a command sweep's failed runs again; this config has no [command] section (a \
@@ -77,8 +86,8 @@ fn slurm_cpus() -> Option<usize> {
 }
 
 /// `sweep merge`.
-pub(super) fn merge(args: DirArgs) -> Result<()> {
-    let merged = sweep::merge(&args.dir)?;
+pub(super) fn merge(args: MergeArgs) -> Result<()> {
+    let merged = sweep::merge(&args.dir, args.round.map(|k| k as usize))?;
     println!(
         "merged the {} runs of sweep \"{}\" into {}/{{{}}}.parquet",
         merged.tables.rows.len(),

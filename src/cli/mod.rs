@@ -34,8 +34,9 @@ enum Command {
     /// Tell how many runs of a sweep folder are done, missing, diverged or failed.
     Status(DirArgs),
     /// Build the tables of a sharded sweep from the parts of all its shards (exit 3, writing
-    /// nothing, while runs are missing: it names them and the shards to run again).
-    Merge(DirArgs),
+    /// nothing, while runs are missing: it names them and the shards to run again; exit 6 when an
+    /// adaptive sweep's round is done and its verdict asks for another round).
+    Merge(MergeArgs),
     /// Print a bash launcher that submits the sweep as a Slurm job array and its merge.
     Slurm(SlurmArgs),
     /// Print a Kubernetes manifest: the config, an Indexed Job of shards, and a merging Job.
@@ -99,6 +100,21 @@ struct RunArgs {
     /// JOB_COMPLETION_INDEX (Kubernetes indexed jobs).
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
+    /// With adaptive seeds, the round this shard belongs to: it runs nothing once that round is
+    /// done, and is refused while an earlier round is not [default: the round at hand].
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    round: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+struct MergeArgs {
+    /// The output folder of the shards.
+    dir: PathBuf,
+    /// With adaptive seeds, the round just run: runs of it still missing exit 3; once it is
+    /// done, exit 6 names the next round, or the tables are written when the verdict is settled
+    /// [default: the round at hand].
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    round: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -266,6 +282,10 @@ pub(crate) struct K8sArgs {
     /// (repeatable, in order; the shard then runs `sh -c`).
     #[arg(long, value_name = "CMD")]
     prelude: Vec<String>,
+    /// With adaptive seeds, the round the manifest runs (its Jobs are named after it); when its
+    /// merge Job says the next round is due, apply the manifest of that round [default: 1].
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    round: Option<u64>,
 }
 
 #[derive(Args, Debug)]

@@ -256,6 +256,7 @@ fn rerun_and_compare(
             allow_build_change: false,
             retry_failed: false,
             kill_stale: false,
+            round: None,
             hooks: TestHooks::default(),
         };
         sweep::run(&sweep, &opts)?;

@@ -112,3 +112,45 @@ pub fn replay(sweep: &Sweep, out: &Path) -> Result<Sweep> {
         sweep.runs.extend(added);
     }
 }
+
+/// The round of an adaptive sweep its folder is at: every run through that round (the batches
+/// the saved runs decide, then the round's own), its number (1 for the first batch), and
+/// whether the sweep is settled (every run saved, no further batch).
+pub struct Round {
+    pub sweep: Sweep,
+    pub number: usize,
+    /// The index of the round's first run in `sweep.runs`.
+    pub first: usize,
+    pub settled: bool,
+}
+
+/// The first round of `sweep` whose runs are not all saved in `out`, or the last one when the
+/// sweep is settled. Like [`replay`], a function of the saved runs only.
+pub fn current_round(sweep: &Sweep, out: &Path) -> Result<Round> {
+    let mut sweep = sweep.clone();
+    let saved = persist::saved_statuses(out)?;
+    let (mut number, mut first) = (1, 0);
+    loop {
+        if !sweep.runs.iter().all(|r| saved.contains_key(&r.id)) {
+            return Ok(Round {
+                sweep,
+                number,
+                first,
+                settled: false,
+            });
+        }
+        let tables = Tables::from_saved(&sweep, out)?;
+        let added = next_batch(&sweep, &tables.verdict);
+        if added.is_empty() {
+            return Ok(Round {
+                sweep,
+                number,
+                first,
+                settled: true,
+            });
+        }
+        first = sweep.runs.len();
+        sweep.runs.extend(added);
+        number += 1;
+    }
+}

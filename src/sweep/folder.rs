@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::adaptive::current_round;
 use super::persist::{self, read_manifest, Manifest, MANIFEST};
 use super::{command_facts, ranges, replay, shard_of_runs, Tables, TestHooks};
 use crate::config::Sweep;
@@ -17,21 +18,40 @@ pub struct Merged {
 
 /// Builds the tables of a folder from the parts of all its shards, once every run is saved;
 /// with runs missing, writes nothing and says which runs and which shards to run again (exit 3).
-pub fn merge(out: &Path) -> Result<Merged> {
+/// An adaptive sweep is merged round by round: once `round` (else the round at hand) is done
+/// and the verdict asks for more seeds, nothing is written and the next round is named (exit 6).
+pub fn merge(out: &Path, round: Option<usize>) -> Result<Merged> {
     let manifest = read_manifest(out)?.ok_or_else(|| {
         Error::Usage(format!(
             "{} holds no sweep (no {MANIFEST}): give the --out folder of the shards",
             out.display()
         ))
     })?;
-    let sweep = sweep_of_manifest(out, &manifest)?;
+    let mut sweep = sweep_of_manifest(out, &manifest)?;
     if sweep.adaptive_seeds().is_some() {
-        return Err(Error::Usage(format!(
-            "{} holds a sweep with adaptive seeds, which runs in one process and writes its own tables: finish \
-             it with `sweep run CONFIG --out {}`",
-            out.display(),
-            out.display()
-        )));
+        let at = current_round(&sweep, out)?;
+        let saved = persist::saved_statuses(out)?;
+        let round_runs = &at.sweep.runs[at.first..];
+        let started = round_runs.iter().any(|r| saved.contains_key(&r.id));
+        let done = match round {
+            Some(k) => at.number > k,
+            None => at.number > 1 && !started,
+        };
+        if !at.settled && done {
+            let to_run = round_runs.len();
+            return Err(Error::NextRound(format!(
+                "{}: round {} of the adaptive seeds is due: the verdict of the runs so far asks for more seeds, \
+                 {to_run} runs in all; run its shards (`sweep run CONFIG --out {} --shards N --round {}`), then \
+                 `sweep merge {} --round {}`; no table was written",
+                out.display(),
+                at.number,
+                out.display(),
+                at.number,
+                out.display(),
+                at.number
+            )));
+        }
+        sweep = at.sweep;
     }
     let saved = persist::saved_statuses(out)?;
     let missing: Vec<usize> = sweep

@@ -54,6 +54,8 @@ pub struct RunOptions {
     pub retry_failed: bool,
     /// End the runs a killed sweep left alive on this host before starting.
     pub kill_stale: bool,
+    /// For a shard of an adaptive sweep: the round it belongs to (see [`run_shard`]).
+    pub round: Option<usize>,
     /// Behaviour the tests ask for, read once at start-up.
     pub hooks: TestHooks,
 }
@@ -293,29 +295,42 @@ pub fn run_shard(sweep: &Sweep, opts: &RunOptions, shard: Shard) -> Result<Shard
                 .into(),
         ));
     }
-    refuse_adaptive_shards(sweep)?;
     let start = Instant::now();
-    let ran = run_runs(&mut sweep.clone(), opts, Some(shard), None)?;
+    let mut sweep = sweep.clone();
+    if sweep.adaptive_seeds().is_some() && opts.out.join(MANIFEST).exists() {
+        let round = adaptive::current_round(&sweep, &opts.out)?;
+        match opts.round {
+            Some(k) if k < round.number || round.settled => {
+                eprintln!(
+                    "sweep: round {k} of {} is done: nothing for this shard to run",
+                    opts.out.display()
+                );
+                return Ok(ShardResult {
+                    shard,
+                    runs: 0,
+                    resumed: 0,
+                    wall: start.elapsed(),
+                });
+            }
+            Some(k) if k > round.number => {
+                return Err(Error::Usage(format!(
+                    "--round {k}: {} is at round {} of its adaptive seeds, whose runs are not all saved; run \
+                     that round's shards first (`sweep merge {}` names them)",
+                    opts.out.display(),
+                    round.number,
+                    opts.out.display()
+                )))
+            }
+            _ => sweep = round.sweep,
+        }
+    }
+    let ran = run_runs(&mut sweep, opts, Some(shard), None)?;
     Ok(ShardResult {
         shard,
         runs: ran.share,
         resumed: ran.resumed,
         wall: start.elapsed(),
     })
-}
-
-/// Refuses to shard a sweep with adaptive seeds (`--shard`, `--shards`, `sweep slurm`, `sweep k8s`).
-pub fn refuse_adaptive_shards(sweep: &Sweep) -> Result<()> {
-    match sweep.adaptive_seeds() {
-        Some(seeds) => Err(Error::Usage(format!(
-            "sharding (--shard, --shards, sweep slurm, sweep k8s) is not accepted for a sweep with adaptive seeds \
-             (ablation.seeds = {{ min = {}, max = {}, step = {} }}): each batch depends on the verdict of all runs \
-             before it; run it in one process (`sweep run CONFIG --out DIR`, which resumes), or give the seeds in \
-             grid.seed to shard it",
-            seeds.min, seeds.max, seeds.step
-        ))),
-        None => Ok(()),
-    }
 }
 
 /// Whether the sweep recorded in a folder's manifest adds seeds adaptively (false when the

@@ -2,6 +2,7 @@
 //! concern, sharing the helpers of `common` (the real binary, Parquet reading, temp files).
 
 mod adaptive;
+mod adaptive_rounds;
 mod bad_input;
 mod cli;
 mod command_metrics;
