@@ -97,7 +97,7 @@ pub(super) fn slurm_script(args: &SlurmArgs) -> Result<String> {
     let (options, merge_options) = sbatch_lines(args)?;
     check_prelude(&args.prelude)?;
     let prelude: String = args.prelude.iter().map(|p| format!("{p}\n")).collect();
-    let (n, last, name) = (args.array, args.array - 1, &sweep.name);
+    let (n, name) = (args.array, &sweep.name);
     let (out_q, out_plain, exe) = (q(&out), out.display(), q(&exe));
     let adaptive = sweep.adaptive_seeds().is_some();
     let run = format!(
@@ -106,34 +106,7 @@ pub(super) fn slurm_script(args: &SlurmArgs) -> Result<String> {
         set_words(&args.set),
         if adaptive { " --round \"$1\"" } else { "" }
     );
-    let (merge, submit) = if adaptive {
-        (
-            format!(
-                "code=0\n{exe} merge {out_q} --round \"$1\" || code=$?\n\
-                 # 6: this round is done and the verdict asks for another: submit it.\n\
-                 [ \"$code\" -eq 6 ] && exec env -u ARRAY bash {out_q}/round.sh $(($1 + 1))\n\
-                 exit \"$code\""
-            ),
-            format!(
-                "cat > \"$out/round.sh\" <<'SBATCH'\n#!/usr/bin/env bash\n\
-                 # Submits round $1 of the adaptive seeds: its shards, then its merge.\nset -euo pipefail\n\
-                 array=$(sbatch --parsable --array=\"${{ARRAY:-0-{last}}}\" {out_q}/shard.sbatch \"$1\")\n\
-                 merge=$(sbatch --parsable --dependency=\"afterany:${{array%%;*}}\" {out_q}/merge.sbatch \"$1\")\n\
-                 echo \"round $1: submitted array job $array ({n} tasks) and merge job $merge\"\nSBATCH\n\
-                 bash \"$out/round.sh\" \"${{ROUND:-1}}\"\n\
-                 echo \"each round's merge job submits the next one; watch with: {exe} status {out_q}\"\n"
-            ),
-        )
-    } else {
-        (
-            format!("exec {exe} merge {out_q}"),
-            format!(
-                "array=$(sbatch --parsable --array=\"${{ARRAY:-0-{last}}}\" \"$out/shard.sbatch\")\n\
-                 merge=$(sbatch --parsable --dependency=\"afterany:${{array%%;*}}\" \"$out/merge.sbatch\")\n\
-                 echo \"submitted array job $array ({n} tasks) and merge job $merge; watch with: {exe} status {out_q}\"\n"
-            ),
-        )
-    };
+    let (merge, submit) = merge_and_submit(adaptive, &exe, &out_q, n);
     let rounds = if adaptive {
         " With adaptive seeds, in rounds:\n# each round's merge job submits the next round while the \
          verdict asks for more seeds (ROUND=K bash THIS_FILE\n# submits round K by hand)."
@@ -166,9 +139,43 @@ SBATCH
     ))
 }
 
+/// The merge job's command and the launcher's submission lines: one array and its merge; with
+/// adaptive seeds, `round.sh`, which submits a round, and a merge that submits the next round.
+fn merge_and_submit(adaptive: bool, exe: &str, out_q: &str, n: usize) -> (String, String) {
+    let last = n - 1;
+    if adaptive {
+        (
+            format!(
+                "code=0\n{exe} merge {out_q} --round \"$1\" || code=$?\n\
+                 # 6: this round is done and the verdict asks for another: submit it.\n\
+                 [ \"$code\" -eq 6 ] && exec env -u ARRAY bash {out_q}/round.sh $(($1 + 1))\n\
+                 exit \"$code\""
+            ),
+            format!(
+                "cat > \"$out/round.sh\" <<'SBATCH'\n#!/usr/bin/env bash\n\
+                 # Submits round $1 of the adaptive seeds: its shards, then its merge.\nset -euo pipefail\n\
+                 array=$(sbatch --parsable --array=\"${{ARRAY:-0-{last}}}\" {out_q}/shard.sbatch \"$1\")\n\
+                 merge=$(sbatch --parsable --dependency=\"afterany:${{array%%;*}}\" {out_q}/merge.sbatch \"$1\")\n\
+                 echo \"round $1: submitted array job $array ({n} tasks) and merge job $merge\"\nSBATCH\n\
+                 bash \"$out/round.sh\" \"${{ROUND:-1}}\"\n\
+                 echo \"each round's merge job submits the next one; watch with: {exe} status {out_q}\"\n"
+            ),
+        )
+    } else {
+        (
+            format!("exec {exe} merge {out_q}"),
+            format!(
+                "array=$(sbatch --parsable --array=\"${{ARRAY:-0-{last}}}\" \"$out/shard.sbatch\")\n\
+                 merge=$(sbatch --parsable --dependency=\"afterany:${{array%%;*}}\" \"$out/merge.sbatch\")\n\
+                 echo \"submitted array job $array ({n} tasks) and merge job $merge; watch with: {exe} status {out_q}\"\n"
+            ),
+        )
+    }
+}
+
 /// A Kubernetes manifest (JSON, which is YAML): the config as a ConfigMap, an Indexed Job of
 /// `completions` shards on a ReadWriteMany claim, and a Job that merges as soon as every shard
-/// is done (it retries while `sweep merge` exits 3).
+/// is done (it retries while `sweep merge` exits 3). With adaptive seeds, one round's Jobs.
 pub(super) fn k8s_manifest(args: &K8sArgs) -> Result<String> {
     let sweep = config::load(&args.config, &args.set)?;
     if args.completions == 0 || args.parallelism == 0 {
@@ -197,40 +204,26 @@ pub(super) fn k8s_manifest(args: &K8sArgs) -> Result<String> {
     };
     // A round's Jobs are named after it, so that the next round's do not collide with them.
     let jobs = round.map_or(name.clone(), |k| format!("{name}-round{k}"));
-    let volume = json!({"name": "results", "persistentVolumeClaim": {"claimName": args.claim}});
-    let mounts = json!([
-        {"name": "results", "mountPath": "/results"},
-        {"name": "config", "mountPath": "/config"}
-    ]);
-    let config_volume = json!({"name": "config", "configMap": {"name": name}});
-    let run = shard_command(args, &out, round)?;
-    let out_q = shell_quote(&out);
-    let merge_loop = match round {
-        None => format!(
-            "until sweep merge {out_q}; do code=$?; [ $code -eq 3 ] || exit $code; sleep 30; done"
-        ),
-        Some(k) => {
-            let next = format!(
-                "round {k} is done and the verdict asks for round {}: apply the manifest of `sweep k8s ... \
-                 --round {}`",
-                k + 1,
-                k + 1
-            );
-            eprintln!(
-                "sweep k8s: adaptive seeds: this manifest runs round {k} (Jobs {jobs}-shards and \
-                 {jobs}-merge). A Job cannot submit the next round without rights on the cluster: when the \
-                 merge Job's log says the next round is due, apply the output of the same `sweep k8s` \
-                 command with --round {}; when the verdict is settled it writes the tables instead.",
-                k + 1
-            );
-            format!(
-                "until sweep merge {out_q} --round {k}; do code=$?; \
-                 if [ $code -eq 6 ]; then echo {}; exit 0; fi; \
-                 [ $code -eq 3 ] || exit $code; sleep 30; done",
-                shell_quote(&next)
-            )
-        }
+    let pod = |container: serde_json::Value| {
+        let mounts = json!([
+            {"name": "results", "mountPath": "/results"},
+            {"name": "config", "mountPath": "/config"}
+        ]);
+        let mut container = container;
+        container["image"] = json!(args.image);
+        container["volumeMounts"] = mounts;
+        json!({
+            "restartPolicy": "Never",
+            "containers": [container],
+            "volumes": [
+                {"name": "results", "persistentVolumeClaim": {"claimName": args.claim}},
+                {"name": "config", "configMap": {"name": name}}
+            ]
+        })
     };
+    let shards = pod(json!({"name": "shard", "command": shard_command(args, &out, round)?}));
+    let merge =
+        pod(json!({"name": "merge", "command": ["sh", "-c", merge_loop(&out, round, &jobs)]}));
     let manifest = json!({
         "apiVersion": "v1",
         "kind": "List",
@@ -250,39 +243,49 @@ pub(super) fn k8s_manifest(args: &K8sArgs) -> Result<String> {
                     "completions": args.completions,
                     "parallelism": args.parallelism,
                     "backoffLimitPerIndex": 2,
-                    "template": {"spec": {
-                        "restartPolicy": "Never",
-                        "containers": [{
-                            "name": "shard",
-                            "image": args.image,
-                            "command": run,
-                            "volumeMounts": mounts
-                        }],
-                        "volumes": [volume, config_volume]
-                    }}
+                    "template": {"spec": shards}
                 }
             },
             {
                 "apiVersion": "batch/v1",
                 "kind": "Job",
                 "metadata": {"name": format!("{jobs}-merge")},
-                "spec": {
-                    "backoffLimit": 2,
-                    "template": {"spec": {
-                        "restartPolicy": "Never",
-                        "containers": [{
-                            "name": "merge",
-                            "image": args.image,
-                            "command": ["sh", "-c", merge_loop],
-                            "volumeMounts": mounts
-                        }],
-                        "volumes": [volume, config_volume]
-                    }}
-                }
+                "spec": {"backoffLimit": 2, "template": {"spec": merge}}
             }
         ]
     });
     Ok(serde_json::to_string_pretty(&manifest).expect("a manifest serializes") + "\n")
+}
+
+/// The merge Job's shell loop: `sweep merge` every 30 s while runs are missing (exit 3); for a
+/// round of adaptive seeds, a done round whose verdict asks for the next (exit 6) ends the Job
+/// with a note of how the next round is made, also said on stderr now.
+fn merge_loop(out: &str, round: Option<u64>, jobs: &str) -> String {
+    let out_q = shell_quote(out);
+    let Some(k) = round else {
+        return format!(
+            "until sweep merge {out_q}; do code=$?; [ $code -eq 3 ] || exit $code; sleep 30; done"
+        );
+    };
+    let next = format!(
+        "round {k} is done and the verdict asks for round {}: apply the manifest of `sweep k8s ... \
+         --round {}`",
+        k + 1,
+        k + 1
+    );
+    eprintln!(
+        "sweep k8s: adaptive seeds: this manifest runs round {k} (Jobs {jobs}-shards and \
+         {jobs}-merge). A Job cannot submit the next round without rights on the cluster: when the \
+         merge Job's log says the next round is due, apply the output of the same `sweep k8s` \
+         command with --round {}; when the verdict is settled it writes the tables instead.",
+        k + 1
+    );
+    format!(
+        "until sweep merge {out_q} --round {k}; do code=$?; \
+         if [ $code -eq 6 ]; then echo {}; exit 0; fi; \
+         [ $code -eq 3 ] || exit $code; sleep 30; done",
+        shell_quote(&next)
+    )
 }
 
 /// The command of each shard's container: `sweep run ... --shards N`, or with `--prelude`, a

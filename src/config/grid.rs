@@ -1,5 +1,5 @@
 //! The `[grid]`: axes of canonical values and `[[grid.exclude]]` rules, their checks, the run
-//! count against `max_runs`, and the expansion into [`RunSpec`]s with stable run ids.
+//! count against `max_runs` (with adaptive seeds' axis), and the expansion into [`RunSpec`]s with stable run ids.
 //!
 //! A run id is the SHA-256 of the sweep seed, the data identity, the data seed and the canonical
 //! settings, so it does not depend on key order, grid order or which other runs share the sweep.
@@ -321,4 +321,45 @@ fn canonical_exclude(
         canonical.push((key.clone(), v));
     }
     Ok(canonical)
+}
+/// The grid the runs expand from, and the run count checked against `max_runs`. With adaptive
+/// seeds, a seed axis 0..min (counted at its most, 0..max, against max_runs); the resolved text
+/// keeps the grid as written.
+pub(super) fn run_grid(
+    grid: &Grid,
+    adaptive: Option<super::AdaptiveSeeds>,
+    scenarios: &[Scenario],
+    top: &super::TopLevel,
+    loc: &Locator,
+) -> Result<(Grid, u64)> {
+    let mut run_grid = grid.clone();
+    if let Some(seeds) = adaptive {
+        if !scenarios.is_empty() {
+            return Err(loc.error(
+                "ablation.seeds",
+                "adaptive seeds are not accepted with [[scenario]]: the verdict is computed on the grid's own \
+                 cells, which a config with scenarios does not run; give the seeds in grid.seed, or run the \
+                 scenarios in a config of their own",
+            ));
+        }
+        if seeds.max > top.max_runs {
+            return Err(loc.error(
+                "ablation.seeds",
+                format!(
+                    "max = {} seeds per cell is above max_runs = {}; set max_runs higher to allow it",
+                    seeds.max, top.max_runs
+                ),
+            ));
+        }
+        run_grid.axes.push(Axis {
+            key: "seed".into(),
+            values: (0..seeds.max).map(|i| Value::Integer(i as i64)).collect(),
+        });
+    }
+    let total = run_grid.check_size(scenarios.len(), top.max_runs, loc)?;
+    if let Some(seeds) = adaptive {
+        let axis = run_grid.axes.last_mut().expect("the seed axis");
+        axis.values.truncate(seeds.min as usize);
+    }
+    Ok((run_grid, total))
 }

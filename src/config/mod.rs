@@ -155,6 +155,34 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Sweep> {
     from_text(&text, path, &base_dir, &cwd, overrides)
 }
 
+/// The `[command]` section, if any; `source = "none"` and `[params]` need one.
+fn command_of(
+    table: &Table,
+    loc: &Locator,
+    base_dir: &Path,
+    data: &DataSpec,
+    params: &Params,
+) -> Result<Option<CommandSpec>> {
+    match loc.section(table, "command")? {
+        Some(t) => {
+            let has_data = data.source != DataSource::None;
+            Ok(Some(CommandSpec::parse(
+                t, loc, base_dir, has_data, params,
+            )?))
+        }
+        None if data.source == DataSource::None => Err(loc.error(
+            "data.source",
+            "\"none\" needs a [command] section: the built-in engine trains on a data set; give \
+             source = \"lagged-levels\" or \"file\", or run your own command with [command]",
+        )),
+        None if !params.is_empty() => Err(loc.error(
+            "params",
+            "[params] are the settings of your own training command: they need a [command] section",
+        )),
+        None => Ok(None),
+    }
+}
+
 /// Like [`load`], from text. `base_dir` resolves relative data paths written in the text.
 pub fn from_text(
     text: &str,
@@ -177,22 +205,7 @@ pub fn from_text(
     };
     let data = DataSpec::parse(&sections.data, &loc, &path_base)?;
     let params = params_section::parse(loc.section(&table, "params")?, &loc)?;
-    let command = match loc.section(&table, "command")? {
-        Some(t) => {
-            let has_data = data.source != DataSource::None;
-            Some(CommandSpec::parse(t, &loc, base_dir, has_data, &params)?)
-        }
-        None if data.source == DataSource::None => return Err(loc.error(
-            "data.source",
-            "\"none\" needs a [command] section: the built-in engine trains on a data set; give \
-                 source = \"lagged-levels\" or \"file\", or run your own command with [command]",
-        )),
-        None if !params.is_empty() => return Err(loc.error(
-            "params",
-            "[params] are the settings of your own training command: they need a [command] section",
-        )),
-        None => None,
-    };
+    let command = command_of(&table, &loc, base_dir, &data, &params)?;
     // Every train key was checked one by one by `Sections::check`.
     let mut base: TrainSettings = Value::Table(sections.train)
         .try_into()
@@ -201,38 +214,8 @@ pub fn from_text(
     let grid = Grid::parse(&sections.grid, &data, &params, &loc)?;
     let ablation = ablation::parse_ablation(&table, &grid.axes, &params, &loc)?;
     let scenarios = ablation::parse_scenarios(&table, &grid.axes, &loc)?;
-    // Adaptive seeds: the runs are those of a seed axis 0..min (counted at its most, 0..max,
-    // against max_runs); the resolved text keeps the grid as written.
-    let mut run_grid = grid.clone();
     let adaptive = ablation.as_ref().and_then(|a| a.seeds);
-    if let Some(seeds) = adaptive {
-        if !scenarios.is_empty() {
-            return Err(loc.error(
-                "ablation.seeds",
-                "adaptive seeds are not accepted with [[scenario]]: the verdict is computed on the grid's own \
-                 cells, which a config with scenarios does not run; give the seeds in grid.seed, or run the \
-                 scenarios in a config of their own",
-            ));
-        }
-        if seeds.max > top.max_runs {
-            return Err(loc.error(
-                "ablation.seeds",
-                format!(
-                    "max = {} seeds per cell is above max_runs = {}; set max_runs higher to allow it",
-                    seeds.max, top.max_runs
-                ),
-            ));
-        }
-        run_grid.axes.push(Axis {
-            key: "seed".into(),
-            values: (0..seeds.max).map(|i| Value::Integer(i as i64)).collect(),
-        });
-    }
-    let total = run_grid.check_size(scenarios.len(), top.max_runs, &loc)?;
-    if let Some(seeds) = adaptive {
-        let axis = run_grid.axes.last_mut().expect("the seed axis");
-        axis.values.truncate(seeds.min as usize);
-    }
+    let (run_grid, total) = grid::run_grid(&grid, adaptive, &scenarios, &top, &loc)?;
     let resolved_toml = Resolved {
         top: &top,
         data: &data.config,

@@ -164,6 +164,20 @@ fn log_tick(v: f64) -> String {
     }
 }
 
+/// The points of each series a panel can draw: finite, and positive on a log axis.
+fn drawable(series: &[Series], log: bool) -> Plotted {
+    series
+        .iter()
+        .map(|s| {
+            s.points
+                .iter()
+                .filter(|p| p.1.is_finite() && (!log || p.1 > 0.0))
+                .copied()
+                .collect()
+        })
+        .collect()
+}
+
 /// Draws one panel; returns the points plotted per series (the finite ones; on a log axis, the
 /// positive ones). Values all positive and spanning more than two decades get a real log axis;
 /// `y_range` fixes the range (shared by the panels of a figure that are compared).
@@ -180,16 +194,7 @@ pub(super) fn panel<DB: DrawingBackend>(
         Some((lo, hi)) => lo > 0.0 && hi / lo > 100.0,
         None => use_log(series.iter().flat_map(|s| s.points.iter().map(|p| p.1))),
     };
-    let plotted: Plotted = series
-        .iter()
-        .map(|s| {
-            s.points
-                .iter()
-                .filter(|p| p.1.is_finite() && (!log || p.1 > 0.0))
-                .copied()
-                .collect()
-        })
-        .collect();
+    let plotted = drawable(series, log);
     let Some(bounds) = Bounds::of(&plotted, reference.map(|r| r.0), log, y_range) else {
         return Ok(plotted);
     };

@@ -86,37 +86,11 @@ pub const CERTAINTY_COLUMNS: &[&str] = &[
     "one_off_margin_max",
 ];
 
-/// `verdict.parquet` as a frame: the context columns (`context_keys`, typed), then the figures.
-pub fn verdict_frame(
-    rows: &[VerdictRow],
-    context_keys: &[&str],
-    judging: &Judging,
-) -> Result<DataFrame> {
-    let contexts: Vec<&TrainSettings> = rows.iter().map(|r| &r.context).collect();
-    let mut columns: Vec<Column> = settings_columns(&contexts, |k| context_keys.contains(&k));
-    columns.extend([
-        col("data_seed", rows, |r| r.data_seed.map(int)),
-        col("pooled", rows, |r| r.pooled),
-        col("factor", rows, |r| r.factor.clone()),
-        col("label", rows, |r| r.label.as_str()),
-        col("all_on_converged_fraction", rows, |r| {
-            r.all_on.converged_fraction
-        }),
-        col("one_off_converged_fraction", rows, |r| {
-            r.one_off.map(|o| o.converged_fraction)
-        }),
-        col("all_on_r2_median", rows, |r| r.all_on.r2_median),
-        col("one_off_r2_median", rows, |r| {
-            r.one_off.and_then(|o| o.r2_median)
-        }),
-        col("all_on_epochs_median", rows, |r| {
-            r.all_on.epochs_to_converge_median
-        }),
-        col("one_off_epochs_median", rows, |r| {
-            r.one_off.and_then(|o| o.epochs_to_converge_median)
-        }),
-        col("all_on_sufficient", rows, |r| r.all_on_sufficient),
-    ]);
+/// The verdict's evidence: the converged counts, the tests' p-values, the Clopper-Pearson
+/// intervals, the margins (past the OLS reference, or past a bound in the metric's units) and
+/// the interval of the knob over which the label holds.
+fn certainty_columns(rows: &[VerdictRow], judging: &Judging) -> Vec<Column> {
+    let mut columns = Vec::new();
     let c = |r: &VerdictRow| r.certainty;
     let count = |v: u64| v as i64;
     columns.extend([
@@ -168,6 +142,41 @@ pub fn verdict_frame(
             col("bound_high", rows, |r| interval(r).1),
         ]);
     }
+    columns
+}
+
+/// `verdict.parquet` as a frame: the context columns (`context_keys`, typed), then the figures.
+pub fn verdict_frame(
+    rows: &[VerdictRow],
+    context_keys: &[&str],
+    judging: &Judging,
+) -> Result<DataFrame> {
+    let contexts: Vec<&TrainSettings> = rows.iter().map(|r| &r.context).collect();
+    let mut columns: Vec<Column> = settings_columns(&contexts, |k| context_keys.contains(&k));
+    columns.extend([
+        col("data_seed", rows, |r| r.data_seed.map(int)),
+        col("pooled", rows, |r| r.pooled),
+        col("factor", rows, |r| r.factor.clone()),
+        col("label", rows, |r| r.label.as_str()),
+        col("all_on_converged_fraction", rows, |r| {
+            r.all_on.converged_fraction
+        }),
+        col("one_off_converged_fraction", rows, |r| {
+            r.one_off.map(|o| o.converged_fraction)
+        }),
+        col("all_on_r2_median", rows, |r| r.all_on.r2_median),
+        col("one_off_r2_median", rows, |r| {
+            r.one_off.and_then(|o| o.r2_median)
+        }),
+        col("all_on_epochs_median", rows, |r| {
+            r.all_on.epochs_to_converge_median
+        }),
+        col("one_off_epochs_median", rows, |r| {
+            r.one_off.and_then(|o| o.epochs_to_converge_median)
+        }),
+        col("all_on_sufficient", rows, |r| r.all_on_sufficient),
+    ]);
+    columns.extend(certainty_columns(rows, judging));
     if rows.iter().any(|r| r.incomplete_runs.is_some()) {
         columns.push(col("incomplete_runs", rows, |r| {
             r.incomplete_runs.map(|n| n as i64)

@@ -18,7 +18,6 @@ use crate::config::{CommandSpec, RunSpec, Sweep};
 use crate::error::{Error, Result};
 use crate::preprocess::{PrepKey, Prepare, Prepared};
 use crate::results::{self, RunRow};
-use crate::train::Status;
 
 /// The folder of the data files handed to command runs.
 pub const DATA_DIR: &str = "data";
@@ -157,6 +156,20 @@ struct FailFast {
     first: Option<String>,
 }
 
+impl FailFast {
+    /// Counts a finished run; true when it makes the first `k` runs to finish all failures.
+    fn count(&mut self, run: &RunRow, k: usize) -> bool {
+        self.finished += 1;
+        if self.finished > k || !run.status.incomplete() {
+            return false;
+        }
+        self.failed += 1;
+        self.first
+            .get_or_insert_with(|| run.message.clone().unwrap_or_default());
+        self.failed == k
+    }
+}
+
 impl CommandExecution<'_> {
     /// Runs `runs` on `jobs` threads, saving each finished run; `bar` counts runs.
     pub fn run_all(&self, runs: &[&RunSpec], jobs: usize, bar: &ProgressBar) -> Result<()> {
@@ -191,20 +204,8 @@ impl CommandExecution<'_> {
                     let Some(item) = item else { continue };
                     if let Some(k) = self.spec.fail_fast {
                         let mut state = fail_fast.lock().expect("not poisoned");
-                        state.finished += 1;
-                        if state.finished <= k as usize
-                            && matches!(
-                                item.0.status,
-                                Status::Failed | Status::Timeout | Status::Killed
-                            )
-                        {
-                            state.failed += 1;
-                            state
-                                .first
-                                .get_or_insert_with(|| item.0.message.clone().unwrap_or_default());
-                            if state.failed == k as usize {
-                                supervisor.abort();
-                            }
+                        if state.count(&item.0, k as usize) {
+                            supervisor.abort();
                         }
                     }
                     // A send fails only when the writer stopped on an error, which join reports.

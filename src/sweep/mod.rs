@@ -184,24 +184,8 @@ fn run_runs(
     if let Some(spec) = &sweep.command {
         commands::gpu_slots(spec)?;
     }
-    check_writable(&opts.out)?;
-    let claim = claim::claim(&opts.out, shard, || match &sweep.command {
-        Some(spec) => crate::command::check_stale(&opts.out, opts.kill_stale, spec.grace),
-        None => Ok(()),
-    })?;
-    let mut store =
-        persist::Store::open(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
-    let mut facts = crate::reproduce::data_location(&opts.out, sweep);
-    if sweep.command.is_some() {
-        facts.extend(command_facts::prepare_folder(&opts.out, sweep, &prepared)?);
-    }
-    sweep.run_facts = facts;
-    store.add_metadata(&sweep.run_facts);
+    let (claim, store) = open_folder(sweep, opts, shard, &prepared)?;
     let sweep = &*sweep;
-    if !prepared.datasets.is_empty() {
-        let (mut reference, metadata) = finish::reference_table(sweep, &prepared)?;
-        store.write_reference(&mut reference, &metadata)?;
-    }
     let (saved, retries) = saved_and_retried(&opts.out, opts.retry_failed)?;
     let mine = shard::in_share(sweep, shard);
     let share = mine.iter().filter(|m| **m).count();
@@ -253,6 +237,34 @@ fn run_runs(
         threads: pool.current_num_threads(),
         prepared_at,
     })
+}
+
+/// Once every input is checked: claims the folder's share, opens its store (the manifest, the
+/// parts' metadata with the run facts) and writes the reference part.
+fn open_folder(
+    sweep: &mut Sweep,
+    opts: &RunOptions,
+    shard: Option<Shard>,
+    prepared: &Prepare,
+) -> Result<(claim::Claim, persist::Store)> {
+    check_writable(&opts.out)?;
+    let claim = claim::claim(&opts.out, shard, || match &sweep.command {
+        Some(spec) => crate::command::check_stale(&opts.out, opts.kill_stale, spec.grace),
+        None => Ok(()),
+    })?;
+    let mut store =
+        persist::Store::open(&opts.out, sweep, opts.fresh, shard, opts.allow_build_change)?;
+    let mut facts = crate::reproduce::data_location(&opts.out, sweep);
+    if sweep.command.is_some() {
+        facts.extend(command_facts::prepare_folder(&opts.out, sweep, prepared)?);
+    }
+    sweep.run_facts = facts;
+    store.add_metadata(&sweep.run_facts);
+    if !prepared.datasets.is_empty() {
+        let (mut reference, metadata) = finish::reference_table(sweep, prepared)?;
+        store.write_reference(&mut reference, &metadata)?;
+    }
+    Ok((claim, store))
 }
 
 /// The runs saved in the folder that are done, and the runs to run again as their next attempt
