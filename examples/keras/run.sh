@@ -5,10 +5,10 @@
 # results/keras-ablation). Extra arguments go to `sweep run` (--jobs 1, --set ..., --fresh). SWEEP
 # names the binary (default: sweep on PATH).
 #   OUT=results/keras-b32 examples/keras/run.sh --set 'grid.batch_size=[32]'
-# Time on this project's 2-core machine (CPU JAX): the 40 batch-32 runs took 1113.6 s with the
-# default --jobs 2 (docs/explanation/keras.md); alone, a run takes about 2.4 s of start-up plus
-# 0.045 s an epoch at batch 32 and 0.41 s at batch 4 (one process keeps ~1.2 cores busy, so
-# --jobs 2 gains little on 2 cores): about 2.6 h for the whole grid.
+# Time on this project's 2-core machine (CPU JAX, one jitted call per epoch): alone, a run takes
+# about 2.4 s of start-up plus 0.33 s an epoch at batch 4 (one process keeps ~1.5 cores busy); two
+# at once (--jobs 2) make 0.19 s per run-epoch at batch 4. The whole grid (80 runs) took about two
+# hours on 2026-12-07, on a machine shared with builds (docs/explanation/keras.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/venv.sh
