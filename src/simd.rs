@@ -28,7 +28,7 @@ pub(crate) use dispatch;
 /// `#[inline(always)]` function of the same name (so that it is compiled with the level's
 /// features). Generics go in brackets: `fn name[T: Real](x: &[T]) -> T;`.
 macro_rules! at_every_level {
-    ($($(#[$attr:meta])* fn $name:ident $([$($generics:tt)*])? ($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;)*) => {
+    ($($(#[$attr:meta])* fn $name:ident $([$($generics:tt)*])? ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)*) => {
         /// Compiled for x86-64 with AVX-512 (F, VL) and FMA.
         #[cfg(target_arch = "x86_64")]
         pub mod avx512 {
@@ -36,7 +36,7 @@ macro_rules! at_every_level {
             $(
                 $(#[$attr])*
                 #[target_feature(enable = "avx512f,avx512vl,fma")]
-                pub unsafe fn $name $(<$($generics)*>)? ($($arg: $ty),*) -> $ret {
+                pub unsafe fn $name $(<$($generics)*>)? ($($arg: $ty),*) $(-> $ret)? {
                     super::$name($($arg),*)
                 }
             )*
@@ -49,7 +49,7 @@ macro_rules! at_every_level {
             $(
                 $(#[$attr])*
                 #[target_feature(enable = "avx2,fma")]
-                pub unsafe fn $name $(<$($generics)*>)? ($($arg: $ty),*) -> $ret {
+                pub unsafe fn $name $(<$($generics)*>)? ($($arg: $ty),*) $(-> $ret)? {
                     super::$name($($arg),*)
                 }
             )*
@@ -60,7 +60,7 @@ macro_rules! at_every_level {
             use super::*;
             $(
                 $(#[$attr])*
-                pub fn $name $(<$($generics)*>)? ($($arg: $ty),*) -> $ret {
+                pub fn $name $(<$($generics)*>)? ($($arg: $ty),*) $(-> $ret)? {
                     super::$name($($arg),*)
                 }
             )*

@@ -28,7 +28,7 @@ pub(super) fn ols_text(args: &OlsArgs) -> Result<String> {
         &format,
     )?;
     let read = start.elapsed();
-    let mut design = Design::from_rows(&data.x, data.n, data.d, !args.no_intercept);
+    let mut design = Design::shared(data.x.clone(), data.n, data.d, !args.no_intercept);
     design.names = data.feature_names.clone();
     for spec in &args.poly {
         let (column, degree) = parse_poly(spec, &data.feature_names)?;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use rand_distr::{Distribution, StandardNormal, StudentT};
+use rayon::prelude::*;
 
 use super::{standardize, zeroed, Dataset};
 use crate::config::DataConfig;
@@ -17,6 +18,12 @@ use crate::rng;
 /// random combination of the last `signal_lags` returns plus Student-t noise, mixed to the
 /// requested R², then scaled so that the OLS training MSE equals `ols_mse` exactly.
 pub fn lagged_levels(c: &DataConfig, seed: u64) -> Result<Dataset> {
+    Ok(lagged_levels_factored(c, seed)?.0)
+}
+
+/// [`lagged_levels`] with the factorization of the design it fitted to scale the target, which
+/// the reference's fit uses again. The random draws stay on one thread, in order.
+pub fn lagged_levels_factored(c: &DataConfig, seed: u64) -> Result<(Dataset, Factored)> {
     let n = c.n_rows as usize;
     let d = c.n_features as usize;
     let lags = c.signal_lags as usize;
@@ -46,14 +53,18 @@ pub fn lagged_levels(c: &DataConfig, seed: u64) -> Result<Dataset> {
     // Row i is time t = i + d - 1: features p_t, p_{t-1}, ..., p_{t-d+1}.
     let mut x = zeroed(n * d);
     let rows = Arc::get_mut(&mut x).expect("a new allocation has one owner");
-    let mut signal = Vec::with_capacity(n);
-    for (i, row) in rows.chunks_exact_mut(d).enumerate() {
+    rows.par_chunks_mut(d).enumerate().for_each(|(i, row)| {
         let t = i + d - 1;
         row.iter_mut()
             .enumerate()
             .for_each(|(lag, v)| *v = levels[t - lag]);
-        signal.push((0..lags).map(|j| beta[j] * returns[t - j]).sum::<f64>());
-    }
+    });
+    let signal: Vec<f64> = (0..n)
+        .map(|i| {
+            let t = i + d - 1;
+            (0..lags).map(|j| beta[j] * returns[t - j]).sum::<f64>()
+        })
+        .collect();
     let noise_scale = ((c.nu - 2.0) / c.nu).sqrt();
     let signal_sd = std_dev(&signal);
     let mut y: Vec<f64> = signal
@@ -69,18 +80,20 @@ pub fn lagged_levels(c: &DataConfig, seed: u64) -> Result<Dataset> {
     // Scale y so that the OLS training MSE is exactly the requested value (MSE scales as c^2).
     let design = Design::shared(x.clone(), n, d, true);
     let y_dd: Vec<DD> = y.iter().map(|v| DD::new(*v)).collect();
-    let fit = Factored::of(&design)?.fit(&y_dd)?;
-    drop(design);
+    let factored = Factored::of(&design)?;
+    let fit = factored.fit(&y_dd)?;
+    drop((design, y_dd));
     let factor = (c.ols_mse / fit.mse).sqrt();
     y.iter_mut().for_each(|v| *v *= factor);
-    Ok(Dataset {
+    let data = Dataset {
         n,
         d,
         x,
         y: y.into(),
         feature_names: names(d),
         target_name: "y".into(),
-    })
+    };
+    Ok((data, factored))
 }
 
 fn names(d: usize) -> Vec<String> {

@@ -10,11 +10,13 @@ mod generator;
 use std::sync::Arc;
 
 pub use file::read_file;
-pub use generator::lagged_levels;
+pub use generator::{lagged_levels, lagged_levels_factored};
 
 use crate::config::{DataSource, DataSpec};
 use crate::error::{Error, Result};
-use crate::reference::column_means;
+use rayon::prelude::*;
+
+use crate::reference::{column_means, column_sums, Factored};
 
 /// A data set: `n` rows, `d` features, stored once and shared by every run.
 #[derive(Clone, Debug)]
@@ -58,9 +60,20 @@ pub fn zeroed(len: usize) -> Arc<[f64]> {
 
 /// Loads or generates the data set of a spec (`data_seed` applies to the generator only).
 pub fn load(spec: &DataSpec, data_seed: Option<u64>) -> Result<Dataset> {
-    match &spec.source {
+    Ok(load_factored(spec, data_seed)?.0)
+}
+
+/// [`load`], with the factorization of the design when making the data set took one (the
+/// built-in generator's), for the reference to use again.
+pub fn load_factored(
+    spec: &DataSpec,
+    data_seed: Option<u64>,
+) -> Result<(Dataset, Option<Factored>)> {
+    let seed = data_seed.unwrap_or(spec.config.seed);
+    let data = match &spec.source {
         DataSource::LaggedLevels => {
-            lagged_levels(&spec.config, data_seed.unwrap_or(spec.config.seed))
+            let (data, factored) = lagged_levels_factored(&spec.config, seed)?;
+            return Ok((data, Some(factored)));
         }
         DataSource::File {
             path,
@@ -79,29 +92,25 @@ pub fn load(spec: &DataSpec, data_seed: Option<u64>) -> Result<Dataset> {
              own data); give source = \"lagged-levels\" or \"file\""
                 .into(),
         )),
-    }
+    }?;
+    Ok((data, None))
 }
 
 /// Standardizes each column of a row-major matrix to mean 0 and (population) variance 1.
 pub fn standardize(x: &mut [f64], n: usize, d: usize, names: &[String]) -> Result<()> {
     let means = column_means(x, n, d);
-    let mut var = vec![0.0; d];
-    for row in x.chunks_exact(d) {
-        for j in 0..d {
-            var[j] += (row[j] - means[j]).powi(2);
-        }
-    }
+    let var = column_sums(x, d, |j, v| (v - means[j]).powi(2));
     for j in 0..d {
         if var[j] == 0.0 {
             return Err(constant_column(&names[j]));
         }
     }
     let sd: Vec<f64> = var.iter().map(|v| (v / n as f64).sqrt()).collect();
-    for row in x.chunks_exact_mut(d) {
+    x.par_chunks_mut(d).for_each(|row| {
         for j in 0..d {
             row[j] = (row[j] - means[j]) / sd[j];
         }
-    }
+    });
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
-use faer::{Accum, Mat, MatMut, MatRef, Par};
+use faer::{Accum, Mat, MatMut, MatRef};
 
 use crate::aligned::{AlignedBuf, Plain};
 use crate::config::{Dtype, Whiten};
@@ -34,12 +34,15 @@ pub struct Features {
 }
 
 impl Features {
+    /// The features of `data` under `whiten`; the whitening product of a big data set splits over
+    /// the threads as its factorization does ([`reference::parallelism`]).
     pub fn of(data: &Dataset, reference: &Reference, whiten: Whiten, eps: f64) -> Result<Features> {
         let (n, d) = (data.n, data.d);
         let (x, whitening, whitening_inverse) = if whiten == Whiten::None {
             (Rows::Shared(data.x.clone()), None, None)
         } else {
-            let (w, w_inv) = reference::whitening(&reference.spectrum, whiten == Whiten::Zca, eps)?;
+            let zca = whiten == Whiten::Zca;
+            let (w, w_inv) = reference::whitening(&reference.spectrum, zca, eps)?;
             // X W^T straight from and into row-major storage: no column-major copies.
             let mut flat = AlignedBuf::zeroed(n * d);
             faer::linalg::matmul::matmul(
@@ -48,7 +51,7 @@ impl Features {
                 MatRef::from_row_major_slice(&data.x, n, d),
                 w.transpose(),
                 1.0,
-                Par::Seq,
+                reference::parallelism(n, d),
             );
             (Rows::aligned(flat), Some(w), Some(w_inv))
         };

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::config::{Dtype, RunSpec, Whiten};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::reference::{self, Reference};
+use crate::reference::{self, Factored, Reference};
 use crate::simd::SimdLevel;
 use crate::train::{Gram, TargetTerms};
 
@@ -336,10 +336,13 @@ impl Prepare {
             .map_or(&[], |(data, _)| data.feature_names.as_slice())
     }
 
-    /// Builds the variants for `runs`, loading each distinct data set with `load`.
+    /// Builds the variants for `runs`, loading each distinct data set with `load` (which returns
+    /// the data set and, when making it factored the design, that factorization). Data sets and
+    /// variants are made in parallel, and a big one's linear algebra splits over the threads
+    /// within (see [`reference::parallelism`]).
     pub fn build(
         runs: &[RunSpec],
-        load: impl Fn(Option<u64>) -> Result<Dataset> + Sync,
+        load: impl Fn(Option<u64>) -> Result<(Dataset, Option<Factored>)> + Sync,
     ) -> Result<Prepare> {
         let mut seeds: Vec<Option<u64>> = runs.iter().map(|r| r.data_seed).collect();
         seeds.sort();
@@ -347,8 +350,11 @@ impl Prepare {
         let datasets: Vec<(Option<u64>, Shared)> = seeds
             .par_iter()
             .map(|&seed| {
-                let data = load(seed)?;
-                let reference = Reference::of(&data)?;
+                let (data, factored) = load(seed)?;
+                let reference = match factored {
+                    Some(factored) => Reference::from_factored(&data, &factored)?,
+                    None => Reference::of(&data)?,
+                };
                 Ok((seed, (Arc::new(data), Arc::new(reference))))
             })
             .collect::<Result<_>>()?;

@@ -8,11 +8,19 @@
 //! multiply-add, an error-free sum, the errors summed apart) in a fixed order: residuals in
 //! [`LANES`] partial sums per row, element `j` to sum `j % LANES`; transposed products one sum per
 //! column, row after row. They are compiled once per [`SimdLevel`] and give the same bits at each.
+//! Given threads (`Par::Rayon`), residuals split the rows and transposed products the columns
+//! among them, so every sum keeps its order: the same bits at any thread count.
 
 use std::sync::Arc;
 
+use faer::Par;
+use rayon::prelude::*;
+
 use super::dd::DD;
 use crate::simd::{dispatch, SimdLevel};
+
+/// Rows per task of a threaded residual.
+const ROWS_PER_TASK: usize = 1024;
 
 pub use super::dd::LANES;
 
@@ -113,18 +121,27 @@ impl Design {
     }
 
     /// `y - A x` in double-double (A as given; `x` holds the intercept first when there is one).
-    pub(super) fn residual(&self, y: &[DD], x: &[f64]) -> Vec<DD> {
-        self.residual_at(SimdLevel::detect(), y, x)
+    pub(super) fn residual(&self, y: &[DD], x: &[f64], par: Par) -> Vec<DD> {
+        self.residual_at(SimdLevel::detect(), y, x, par)
     }
 
-    pub(super) fn residual_at(&self, level: SimdLevel, y: &[DD], x: &[f64]) -> Vec<DD> {
+    pub(super) fn residual_at(&self, level: SimdLevel, y: &[DD], x: &[f64], par: Par) -> Vec<DD> {
         let offset = usize::from(self.intercept);
         let coefficients = &x[offset..];
-        let mut dots = if self.k == 0 {
-            vec![DD::ZERO; self.n]
-        } else {
-            dispatch!(level, kernels::row_dots(&self.hi, self.k, coefficients))
-        };
+        let k = self.k;
+        let mut dots = vec![DD::ZERO; self.n];
+        if k > 0 && par == Par::Seq {
+            dispatch!(
+                level,
+                kernels::row_dots(&self.hi, k, coefficients, &mut dots)
+            );
+        } else if k > 0 {
+            dots.par_chunks_mut(ROWS_PER_TASK)
+                .zip(self.hi.par_chunks(ROWS_PER_TASK * k))
+                .for_each(|(dots, rows)| {
+                    dispatch!(level, kernels::row_dots(rows, k, coefficients, dots))
+                });
+        }
         if let Some(lo) = &self.lo {
             // The low parts' products are below the rounding of the high parts: f64 suffices.
             for (dot, row) in dots.iter_mut().zip(lo.chunks_exact(self.k)) {
@@ -146,18 +163,31 @@ impl Design {
     }
 
     /// `A^T r` in double-double, rounded to f64, preceded by `sum(r)` when there is an intercept.
-    pub(super) fn transpose_times(&self, r: &[f64]) -> Vec<f64> {
-        self.transpose_times_at(SimdLevel::detect(), r)
+    pub(super) fn transpose_times(&self, r: &[f64], par: Par) -> Vec<f64> {
+        self.transpose_times_at(SimdLevel::detect(), r, par)
             .into_iter()
             .map(DD::to_f64)
             .collect()
     }
 
-    pub(super) fn transpose_times_at(&self, level: SimdLevel, r: &[f64]) -> Vec<DD> {
-        let mut columns = if self.k == 0 {
+    pub(super) fn transpose_times_at(&self, level: SimdLevel, r: &[f64], par: Par) -> Vec<DD> {
+        let (hi, k) = (&*self.hi, self.k);
+        let mut columns = if k == 0 {
             Vec::new()
+        } else if par == Par::Seq {
+            dispatch!(level, kernels::transposed(hi, k, r, 0..k))
         } else {
-            dispatch!(level, kernels::transposed(&self.hi, self.k, r))
+            // One range of columns per thread, each as wide as can be: every task reads all the
+            // rows, so the fewer the tasks, the longer the stretch of each row it reads.
+            let width = k.div_ceil(rayon::current_num_threads()).next_multiple_of(8);
+            (0..k.div_ceil(width))
+                .into_par_iter()
+                .map(|t| {
+                    let columns = t * width..((t + 1) * width).min(k);
+                    dispatch!(level, kernels::transposed(hi, k, r, columns))
+                })
+                .collect::<Vec<_>>()
+                .concat()
         };
         if let Some(lo) = &self.lo {
             for (row, ri) in lo.chunks_exact(self.k).zip(r) {
@@ -175,9 +205,9 @@ impl Design {
     }
 
     /// Column sums in double-double.
-    pub(super) fn column_sums(&self) -> Vec<DD> {
+    pub(super) fn column_sums(&self, par: Par) -> Vec<DD> {
         let ones = vec![1.0; self.n];
-        let sums = self.transpose_times_at(SimdLevel::detect(), &ones);
+        let sums = self.transpose_times_at(SimdLevel::detect(), &ones, par);
         sums[usize::from(self.intercept)..].to_vec()
     }
 }
@@ -187,14 +217,15 @@ mod kernels {
     use super::super::dd::{accumulate, normalized, Compensated};
     use super::{DD, LANES};
     use crate::simd::at_every_level;
+    use std::ops::Range;
 
-    /// `a . x` for every row `a` of the row-major `rows` (`k` columns), each in double-double.
-    /// Plain loops, no closures: a closure would be compiled without the caller's target features.
+    /// `a . x` for every row `a` of the row-major `rows` (`k` columns), each in double-double,
+    /// into `dots`. Plain loops, no closures: a closure would be compiled without the caller's
+    /// target features.
     #[inline(always)]
-    pub fn row_dots(rows: &[f64], k: usize, x: &[f64]) -> Vec<DD> {
+    pub fn row_dots(rows: &[f64], k: usize, x: &[f64], dots: &mut [DD]) {
         let x = &x[..k];
-        let mut dots = Vec::with_capacity(rows.len() / k);
-        for row in rows.chunks_exact(k) {
+        for (row, dot) in rows.chunks_exact(k).zip(dots) {
             let mut sums = Compensated::default();
             let (chunks, chunks_x) = (row.chunks_exact(LANES), x.chunks_exact(LANES));
             let (tail, tail_x) = (chunks.remainder(), chunks_x.remainder());
@@ -206,22 +237,26 @@ mod kernels {
             for (l, (a, b)) in tail.iter().zip(tail_x).enumerate() {
                 sums.add(l, *a, *b);
             }
-            dots.push(sums.total());
+            *dot = sums.total();
         }
-        dots
     }
 
-    /// `rows^T r` (`k` columns), one double-double sum per column, rows in order.
+    /// `rows^T r` over `columns` of the `k`, one double-double sum per column, rows in order.
     #[inline(always)]
-    pub fn transposed(rows: &[f64], k: usize, r: &[f64]) -> Vec<DD> {
-        let mut sum = vec![0.0; k];
-        let mut err = vec![0.0; k];
+    pub fn transposed(rows: &[f64], k: usize, r: &[f64], columns: Range<usize>) -> Vec<DD> {
+        let width = columns.len();
+        let mut sum = vec![0.0; width];
+        let mut err = vec![0.0; width];
         for (row, ri) in rows.chunks_exact(k).zip(r) {
-            for ((s, e), a) in sum.iter_mut().zip(err.iter_mut()).zip(row) {
+            for ((s, e), a) in sum
+                .iter_mut()
+                .zip(err.iter_mut())
+                .zip(&row[columns.clone()])
+            {
                 accumulate(s, e, *a, *ri);
             }
         }
-        let mut columns = Vec::with_capacity(k);
+        let mut columns = Vec::with_capacity(width);
         for (s, e) in sum.into_iter().zip(err) {
             columns.push(normalized(s, e));
         }
@@ -229,8 +264,8 @@ mod kernels {
     }
 
     at_every_level! {
-        fn row_dots(rows: &[f64], k: usize, x: &[f64]) -> Vec<DD>;
-        fn transposed(rows: &[f64], k: usize, r: &[f64]) -> Vec<DD>;
+        fn row_dots(rows: &[f64], k: usize, x: &[f64], dots: &mut [DD]);
+        fn transposed(rows: &[f64], k: usize, r: &[f64], columns: Range<usize>) -> Vec<DD>;
     }
 }
 
@@ -245,18 +280,21 @@ mod tests {
         let design = Design::from_rows(&rows, 2, 3, true);
         let y = [DD::new(3.5), DD::new(10.0)];
         // Intercept 0.5 first, then the coefficients.
-        let residual = design.residual(&y, &[0.5, 1.0, 1.0, 1.0]);
+        let residual = design.residual(&y, &[0.5, 1.0, 1.0, 1.0], Par::Seq);
         assert_eq!(residual[0], DD::new(2.0));
         assert_eq!(residual[1], DD::new(3.5));
         // Column 0 against r = (1, 1): 1e16 + 3, which f64 rounds to 1e16 + 4.
-        let columns = design.transpose_times_at(SimdLevel::detect(), &[1.0, 1.0]);
+        let columns = design.transpose_times_at(SimdLevel::detect(), &[1.0, 1.0], Par::Seq);
         assert_eq!(columns[0], DD::new(2.0), "the intercept entry is sum(r)");
         let DD { hi, lo } = columns[1];
         assert!(lo != 0.0 && (hi - 1e16) + lo == 3.0, "{:?}", columns[1]);
         // One column, 1e16 + 1 - 1e16 down the rows: exactly 1.
         let single = Design::from_rows(&[1e16, 1.0, -1e16], 3, 1, false);
-        assert_eq!(single.transpose_times(&[1.0, 1.0, 1.0]), vec![1.0]);
-        assert_eq!(single.column_sums(), vec![DD::new(1.0)]);
+        assert_eq!(
+            single.transpose_times(&[1.0, 1.0, 1.0], Par::Seq),
+            vec![1.0]
+        );
+        assert_eq!(single.column_sums(Par::Seq), vec![DD::new(1.0)]);
     }
 
     #[test]
@@ -265,12 +303,12 @@ mod tests {
         let third = DD::new(1.0) / DD::new(3.0);
         let design = Design::from_columns(&[vec![third, third]], 2, vec!["x".into()], false);
         assert!(design.has_low_parts());
-        let residual = design.residual(&[DD::new(1.0), DD::new(1.0)], &[3.0]);
+        let residual = design.residual(&[DD::new(1.0), DD::new(1.0)], &[3.0], Par::Seq);
         assert!(
             residual.iter().all(|r| r.to_f64().abs() < 1e-31),
             "{residual:?}"
         );
-        let column = design.transpose_times_at(SimdLevel::detect(), &[3.0, -3.0]);
+        let column = design.transpose_times_at(SimdLevel::detect(), &[3.0, -3.0], Par::Seq);
         assert!(column[0].to_f64().abs() < 1e-31, "{column:?}");
     }
 
@@ -301,15 +339,51 @@ mod tests {
             v.iter().map(|d| (d.hi.to_bits(), d.lo.to_bits())).collect()
         };
         let portable = (
-            bits(design.residual_at(SimdLevel::Portable, &y, &x)),
-            bits(design.transpose_times_at(SimdLevel::Portable, &r)),
+            bits(design.residual_at(SimdLevel::Portable, &y, &x, Par::Seq)),
+            bits(design.transpose_times_at(SimdLevel::Portable, &r, Par::Seq)),
         );
         for level in SimdLevel::ALL.iter().copied().filter(|l| l.is_available()) {
             let at_level = (
-                bits(design.residual_at(level, &y, &x)),
-                bits(design.transpose_times_at(level, &r)),
+                bits(design.residual_at(level, &y, &x, Par::Seq)),
+                bits(design.transpose_times_at(level, &r, Par::Seq)),
             );
             assert_eq!(at_level, portable, "level {level}");
+        }
+    }
+
+    #[test]
+    fn threads_split_the_products_without_changing_a_bit() {
+        // 2500 x 70: three row tasks (the last short), and as many column tasks as threads.
+        let (n, k) = (2500, 70);
+        let values: Vec<f64> = (0..n * k)
+            .map(|v| ((v * 7919 % 10007) as f64 - 5000.0) * 1e-3 * 10f64.powi((v % 9) as i32 - 4))
+            .collect();
+        let design = Design::from_rows(&values, n, k, true);
+        let y: Vec<DD> = (0..n).map(|i| DD::new(i as f64 / 7.0)).collect();
+        let x: Vec<f64> = (0..=k).map(|j| (j as f64 - 30.0) / 11.0).collect();
+        let r: Vec<f64> = (0..n)
+            .map(|i| ((i * 31 % 97) as f64 - 48.0) / 3.0)
+            .collect();
+        let bits = |v: Vec<DD>| -> Vec<(u64, u64)> {
+            v.iter().map(|d| (d.hi.to_bits(), d.lo.to_bits())).collect()
+        };
+        let level = SimdLevel::detect();
+        let one = (
+            bits(design.residual_at(level, &y, &x, Par::Seq)),
+            bits(design.transpose_times_at(level, &r, Par::Seq)),
+        );
+        for threads in [1, 2, 3, 8] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let many = pool.install(|| {
+                (
+                    bits(design.residual_at(level, &y, &x, Par::rayon(0))),
+                    bits(design.transpose_times_at(level, &r, Par::rayon(0))),
+                )
+            });
+            assert!(many == one, "{threads} threads");
         }
     }
 }

@@ -9,15 +9,16 @@ mod dd;
 mod design;
 pub mod nist;
 mod ols;
+mod qr;
 mod scaling;
 mod spectrum;
 mod vector;
 
 pub use dd::{accumulate, normalized, two_sum, Compensated, DD, LANES};
 pub use design::Design;
-pub use ols::{fit, fit_rows, rank_tolerance, Factored, Fit};
+pub use ols::{fit, fit_rows, parallelism, rank_tolerance, Factored, Fit, PARALLEL_WORK, PARTS};
 pub use spectrum::{whitening, Spectrum};
-pub use vector::{column_means, dot, norm};
+pub use vector::{column_means, column_sums, dot, norm};
 
 use crate::data::Dataset;
 use crate::error::Result;
@@ -34,12 +35,21 @@ pub struct Reference {
 
 impl Reference {
     pub fn of(data: &Dataset) -> Result<Reference> {
-        // One factorization of the design serves the fit and the covariance spectrum.
         let design = Design::shared(data.x.clone(), data.n, data.d, true);
-        let factored = Factored::of(&design)?;
+        Reference::from_factored(data, &Factored::of(&design)?)
+    }
+
+    /// The reference from the data set's design factored already (by the built-in generator,
+    /// which fits the design to scale its target): one factorization serves the generator, the
+    /// fit and the covariance spectrum.
+    pub fn from_factored(data: &Dataset, factored: &Factored) -> Result<Reference> {
         let y: Vec<DD> = data.y.iter().map(|v| DD::new(*v)).collect();
-        let fit = factored.fit(&y)?;
-        let spectrum = Spectrum::of_centred(&factored.centred_triangle(), data.n)?;
+        // The spectrum's SVD (one thread) beside the fit's passes (any thread free).
+        let (fit, spectrum) = rayon::join(
+            || factored.fit(&y),
+            || Spectrum::of_centred(&factored.centred_triangle(), data.n),
+        );
+        let (fit, spectrum) = (fit?, spectrum?);
         let weight_norm = norm(&fit.coefficients);
         Ok(Reference {
             fit,

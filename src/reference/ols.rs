@@ -8,16 +8,22 @@
 //! factor (documented tolerance
 //! [`rank_tolerance`]); a rank-deficient design gets the minimum-norm solution (intercept not
 //! penalized) and reports its rank. The normal equations are never formed.
+//!
+//! A big design (see [`parallelism`]) is factored and refined on every thread: faer's QR and
+//! products split into a fixed number of parts, whose bits depend on that number and not on the
+//! threads that run them (tested at 1, 2, 3 and 8 threads), and the double-double passes split
+//! rows or columns without changing any sum. A small one stays on one thread, in the order it
+//! always had. The SVDs of the small triangular factor run on one thread: faer's bits there
+//! depend on the threads.
 
-use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::householder;
-use faer::linalg::qr::no_pivoting::factor as qr;
 use faer::prelude::*;
-use faer::{Conj, Mat, Par};
+use faer::{Mat, Par};
 
 use super::dd::DD;
 use super::design::Design;
+use super::qr::Qr;
 use super::scaling::Scaling;
+use super::spectrum::svd;
 use crate::error::{Error, Result};
 
 /// Relative singular-value cut-off for rank: `max(n, p) * f64::EPSILON` of the largest, on the
@@ -55,6 +61,23 @@ pub fn fit(design: &Design, y: &[DD]) -> Result<Fit> {
     Factored::of(design)?.fit(y)
 }
 
+/// The parts faer splits a big design's QR and products into, on however many threads.
+pub const PARTS: usize = 16;
+
+/// The work `n p^2` from which a design is factored in [`PARTS`] parts (about 0.05 s of QR on
+/// one core); below it, on one thread. A rule of the shape alone, so that a data set gives the
+/// same bits whether it is prepared alone, beside others, or in any shard, on any machine.
+pub const PARALLEL_WORK: f64 = 1e9;
+
+/// How an `n x p` design (or a product of that shape) is split: `Par::Seq` or [`PARTS`] parts.
+pub fn parallelism(n: usize, p: usize) -> Par {
+    if n as f64 * (p as f64).powi(2) >= PARALLEL_WORK {
+        Par::rayon(PARTS)
+    } else {
+        Par::Seq
+    }
+}
+
 /// OLS on a row-major `n x d` f64 design (each value exact in double-double).
 pub fn fit_rows(x: &[f64], y: &[f64], n: usize, d: usize, intercept: bool) -> Result<Fit> {
     let design = Design::from_rows(x, n, d, intercept);
@@ -64,22 +87,20 @@ pub fn fit_rows(x: &[f64], y: &[f64], n: usize, d: usize, intercept: bool) -> Re
 
 /// A design scaled and factored once: the Householder QR of its centred copy with unit-norm
 /// columns `M = A T D`, factored in place (Q is never formed: it is applied from its Householder
-/// vectors), with the rank and condition number. Fits any target against the design.
-pub struct Factored<'a> {
-    design: &'a Design,
+/// vectors), with the rank and condition number. Fits any target against the design. Holds the
+/// design (shared, not copied) and its [`parallelism`].
+pub struct Factored {
+    design: Design,
+    par: Par,
     scaling: Scaling,
-    /// Householder vectors of Q below a unit diagonal, zeros above (faer's basis of Q).
-    basis: Mat<f64>,
-    /// faer's block Householder factors.
-    coeff: Mat<f64>,
-    /// The `p x p` upper triangular factor.
-    r: Mat<f64>,
+    /// `M = Q R`.
+    qr: Qr,
     rank: usize,
     condition_number: f64,
 }
 
-impl<'a> Factored<'a> {
-    pub fn of(design: &'a Design) -> Result<Factored<'a>> {
+impl Factored {
+    pub fn of(design: &Design) -> Result<Factored> {
         let n = design.n;
         let k = design.k();
         let p = k + usize::from(design.intercept);
@@ -93,31 +114,16 @@ impl<'a> Factored<'a> {
                 "the design has no column and no intercept".into(),
             ));
         }
-        let scaling = Scaling::of(design);
-        let mut basis = scaling.matrix(design);
-        let block = qr::recommended_block_size::<f64>(n, p);
-        let mut coeff = Mat::zeros(block, p);
-        let scratch = qr::qr_in_place_scratch::<f64>(n, p, block, Par::Seq, Default::default());
-        qr::qr_in_place(
-            basis.as_mut(),
-            coeff.as_mut(),
-            Par::Seq,
-            MemStack::new(&mut MemBuffer::new(scratch)),
-            Default::default(),
-        );
-        let r = Mat::from_fn(p, p, |i, j| if i <= j { basis[(i, j)] } else { 0.0 });
-        for j in 0..p {
-            for i in 0..=j {
-                basis[(i, j)] = if i == j { 1.0 } else { 0.0 };
-            }
-        }
-        let (rank, condition_number) = rank_and_condition(&r, n, p)?;
+        let par = parallelism(n, p);
+        let scaling = Scaling::of(design, par);
+        let m = scaling.matrix(design, par);
+        let qr = Qr::of(m);
+        let (rank, condition_number) = rank_and_condition(&qr.r, n, p)?;
         Ok(Factored {
-            design,
+            design: design.clone(),
+            par,
             scaling,
-            basis,
-            coeff,
-            r,
+            qr,
             rank,
             condition_number,
         })
@@ -125,8 +131,8 @@ impl<'a> Factored<'a> {
 
     /// The least-squares fit of `y` (one value per row).
     pub fn fit(&self, y: &[DD]) -> Result<Fit> {
-        let design = self.design;
-        let (n, p) = (design.n, self.r.ncols());
+        let design = &self.design;
+        let (n, p) = (design.n, self.qr.r.ncols());
         assert_eq!(y.len(), n, "one target value per row");
         let (x, steps) = if self.rank == p {
             self.refine(y)
@@ -137,7 +143,7 @@ impl<'a> Factored<'a> {
                 0,
             )
         };
-        let (sse, r2) = goodness_of_fit(design, y, &x);
+        let (sse, r2) = goodness_of_fit(design, y, &x, self.par);
         let offset = usize::from(design.intercept);
         let dof = n.saturating_sub(self.rank) as f64;
         Ok(Fit {
@@ -168,7 +174,7 @@ impl<'a> Factored<'a> {
         Mat::from_fn(k, k, |i, j| {
             let s = scale[j + 1];
             if i <= j && s > 0.0 {
-                self.r[(i + 1, j + 1)] / s
+                self.qr.r[(i + 1, j + 1)] / s
             } else {
                 0.0
             }
@@ -177,8 +183,8 @@ impl<'a> Factored<'a> {
 
     /// Augmented-system refinement with double-double residuals, from `x = 0`, `r = 0`.
     fn refine(&self, y: &[DD]) -> (Vec<f64>, usize) {
-        let (design, scaling) = (self.design, &self.scaling);
-        let (n, p) = (design.n, self.r.ncols());
+        let (design, scaling, par) = (&self.design, &self.scaling, self.par);
+        let (n, p) = (design.n, self.qr.r.ncols());
         let mut x = vec![0.0; p];
         let mut r = vec![0.0; n];
         let mut last = f64::INFINITY;
@@ -186,21 +192,21 @@ impl<'a> Factored<'a> {
         for _ in 0..30 {
             // f = y - r - A x and g = -M^T r, in double-double against the design as given.
             let f: Vec<f64> = design
-                .residual(y, &x)
+                .residual(y, &x, par)
                 .iter()
                 .zip(&r)
                 .map(|(a, ri)| a.add_f64(-ri).to_f64())
                 .collect();
             let g: Vec<f64> = scaling
-                .transpose_times_from(&design.transpose_times(&r))
+                .transpose_times_from(&design.transpose_times(&r, par))
                 .iter()
                 .map(|v| -v)
                 .collect();
             let h = self.solve_rt(&g);
-            let d1 = self.qt(&f);
+            let d1 = self.qr.qt(&f);
             let diff: Vec<f64> = d1.iter().zip(&h).map(|(a, b)| a - b).collect();
             let dz = self.solve_r(&diff);
-            let q_diff = self.q(&diff);
+            let q_diff = self.qr.q(&diff);
             let dx = scaling.to_x(&dz);
             // Norm-wise relative size of the correction.
             let scale_x = x
@@ -228,69 +234,31 @@ impl<'a> Factored<'a> {
 
     /// Solves `R u = v` by back substitution.
     fn solve_r(&self, v: &[f64]) -> Vec<f64> {
-        let p = self.r.ncols();
+        let p = self.qr.r.ncols();
         let mut u = vec![0.0; p];
         for i in (0..p).rev() {
-            let s: f64 = (i + 1..p).map(|j| self.r[(i, j)] * u[j]).sum();
-            u[i] = (v[i] - s) / self.r[(i, i)];
+            let s: f64 = (i + 1..p).map(|j| self.qr.r[(i, j)] * u[j]).sum();
+            u[i] = (v[i] - s) / self.qr.r[(i, i)];
         }
         u
     }
 
     /// Solves `R^T u = v` by forward substitution.
     fn solve_rt(&self, v: &[f64]) -> Vec<f64> {
-        let p = self.r.ncols();
+        let p = self.qr.r.ncols();
         let mut u = vec![0.0; p];
         for i in 0..p {
-            let s: f64 = (0..i).map(|j| self.r[(j, i)] * u[j]).sum();
-            u[i] = (v[i] - s) / self.r[(i, i)];
+            let s: f64 = (0..i).map(|j| self.qr.r[(j, i)] * u[j]).sum();
+            u[i] = (v[i] - s) / self.qr.r[(i, i)];
         }
         u
-    }
-
-    /// `Q^T v`, the first `p` entries (thin Q).
-    fn qt(&self, v: &[f64]) -> Vec<f64> {
-        let mut column = Mat::from_fn(v.len(), 1, |i, _| v[i]);
-        let scratch =
-            householder::apply_block_householder_sequence_transpose_on_the_left_in_place_scratch::<
-                f64,
-            >(self.basis.nrows(), self.coeff.nrows(), 1);
-        householder::apply_block_householder_sequence_transpose_on_the_left_in_place_with_conj(
-            self.basis.as_ref(),
-            self.coeff.as_ref(),
-            Conj::No,
-            column.as_mut(),
-            Par::Seq,
-            MemStack::new(&mut MemBuffer::new(scratch)),
-        );
-        (0..self.r.ncols()).map(|i| column[(i, 0)]).collect()
-    }
-
-    /// `Q u` (thin Q: `u` has `p` entries).
-    fn q(&self, u: &[f64]) -> Vec<f64> {
-        let n = self.basis.nrows();
-        let mut column = Mat::from_fn(n, 1, |i, _| u.get(i).copied().unwrap_or(0.0));
-        let scratch = householder::apply_block_householder_sequence_on_the_left_in_place_scratch::<
-            f64,
-        >(n, self.coeff.nrows(), 1);
-        householder::apply_block_householder_sequence_on_the_left_in_place_with_conj(
-            self.basis.as_ref(),
-            self.coeff.as_ref(),
-            Conj::No,
-            column.as_mut(),
-            Par::Seq,
-            MemStack::new(&mut MemBuffer::new(scratch)),
-        );
-        column.col(0).iter().copied().collect()
     }
 }
 
 /// Rank (singular values above [`rank_tolerance`] of the largest) and condition number of the
 /// scaled design, from its triangular factor (same singular values).
 fn rank_and_condition(r: &Mat<f64>, n: usize, p: usize) -> Result<(usize, f64)> {
-    let s = r
-        .singular_values()
-        .map_err(|e| Error::Numerical(format!("singular value decomposition failed: {e:?}")))?;
+    let s = svd(r.as_ref(), false)?.0;
     let s_max = s.iter().copied().fold(0.0, f64::max);
     let cutoff = s_max * rank_tolerance(n, p);
     let rank = s.iter().filter(|&&v| v > cutoff).count();
@@ -304,9 +272,9 @@ fn rank_and_condition(r: &Mat<f64>, n: usize, p: usize) -> Result<(usize, f64)> 
 }
 
 /// SSE and R² of the solution `x`, both accumulated in double-double.
-fn goodness_of_fit(design: &Design, y: &[DD], x: &[f64]) -> (f64, f64) {
+fn goodness_of_fit(design: &Design, y: &[DD], x: &[f64], par: Par) -> (f64, f64) {
     let n = design.n;
-    let residual = design.residual(y, x);
+    let residual = design.residual(y, x, par);
     let sse = residual.iter().fold(DD::ZERO, |acc, r| acc + *r * *r);
     let sst = if design.intercept {
         let mean = y.iter().fold(DD::ZERO, |a, v| a + *v).to_f64() / n as f64;
@@ -337,18 +305,15 @@ fn minimum_norm(design: &Design, y: &[f64], means: &[f64], rank: usize) -> Resul
         0.0
     };
     let yc = Col::from_fn(n, |i| y[i] - y_mean);
-    let svd = a
-        .thin_svd()
-        .map_err(|e| Error::Numerical(format!("singular value decomposition failed: {e:?}")))?;
-    let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
+    let (s, u, v) = svd(a.as_ref(), true)?;
     let mut order: Vec<usize> = (0..s.len()).collect();
     order.sort_by(|&i, &j| s[j].total_cmp(&s[i]));
     // The centred design has rank `rank - 1` with an intercept (the ones column is independent of it).
     let keep = rank - usize::from(design.intercept);
     let mut w = Col::<f64>::zeros(k);
     for &c in order.iter().take(keep) {
-        let coef = svd.U().col(c).transpose() * &yc / s[c];
-        w += svd.V().col(c) * coef;
+        let coef = u.col(c).transpose() * &yc / s[c];
+        w += v.col(c) * coef;
     }
     let mut x: Vec<f64> = Vec::with_capacity(k + 1);
     if design.intercept {

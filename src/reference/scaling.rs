@@ -1,9 +1,12 @@
 //! The centring and column scaling of a design before its QR factorization (`M = A T D`: centred
 //! with an intercept, unit-norm columns), and the maps between the scaled problem's solution and
 //! the design's. The scaled copy is what the least-squares solver factors; the design itself is
-//! never changed.
+//! never changed. Given threads, both passes split the columns among them: the same bits at any
+//! thread count.
 
-use faer::Mat;
+use faer::reborrow::ReborrowMut;
+use faer::{Mat, MatMut, Par};
+use rayon::prelude::*;
 
 use super::design::Design;
 
@@ -17,12 +20,12 @@ pub(super) struct Scaling {
 
 impl Scaling {
     /// Column means in double-double (with an intercept) and the inverse norms of the centred columns.
-    pub(super) fn of(design: &Design) -> Scaling {
+    pub(super) fn of(design: &Design, par: Par) -> Scaling {
         let (n, k) = (design.n, design.k());
         let offset = usize::from(design.intercept);
         let means: Vec<f64> = if design.intercept {
             design
-                .column_sums()
+                .column_sums(par)
                 .iter()
                 .map(|s| s.to_f64() / n as f64)
                 .collect()
@@ -30,20 +33,19 @@ impl Scaling {
             vec![0.0; k]
         };
         let mut norm2 = vec![0.0; k];
-        let mut row = vec![0.0; k];
         if design.has_low_parts() || k == 0 {
+            let mut row = vec![0.0; k];
             for i in 0..n {
                 centred_row(design, i, 0..k, &means, &mut row);
                 norm2.iter_mut().zip(&row).for_each(|(s, c)| *s += c * c);
             }
+        } else if par == Par::Seq {
+            centred_squares(design.rows(), k, &means, 0, &mut norm2);
         } else {
-            // The same sums from the rows as they are stored (`centred_row`'s f64 route).
-            for values in design.rows().chunks_exact(k) {
-                for ((s, v), m) in norm2.iter_mut().zip(values).zip(&means) {
-                    let c = v - m;
-                    *s += c * c;
-                }
-            }
+            norm2
+                .par_chunks_mut(BLOCK)
+                .enumerate()
+                .for_each(|(b, sums)| centred_squares(design.rows(), k, &means, b * BLOCK, sums));
         }
         let mut scale = vec![1.0 / (n as f64).sqrt(); k + offset];
         for j in 0..k {
@@ -57,10 +59,10 @@ impl Scaling {
         }
     }
 
-    /// `M`, column-major, written in blocks of eight columns so that each row's values are read
-    /// from one cache line.
-    pub(super) fn matrix(&self, design: &Design) -> Mat<f64> {
-        const BLOCK: usize = 8;
+    /// `M`, column-major: a transposing copy by tiles of [`TILE_ROWS`] rows (on the threads
+    /// `par` gives), each written in blocks of eight columns, so that each row's values are read
+    /// from one cache line and a tile's rows stay in cache over its blocks.
+    pub(super) fn matrix(&self, design: &Design, par: Par) -> Mat<f64> {
         let (n, k) = (design.n, design.k());
         let offset = usize::from(self.intercept);
         let mut m = Mat::zeros(n, k + offset);
@@ -68,17 +70,31 @@ impl Scaling {
             m.col_mut(0).fill(self.scale[0]);
         }
         if !design.has_low_parts() && k > 0 {
-            // Column by column from the rows as they are stored: a block of eight columns of
-            // every row stays in cache while its eight columns are written.
             let rows = design.rows();
-            for start in (0..k).step_by(BLOCK) {
-                for j in start..(start + BLOCK).min(k) {
-                    let (mean, scale) = (self.means[j], self.scale[j + offset]);
-                    let column = m.col_as_slice_mut(j + offset);
-                    for (out, values) in column.iter_mut().zip(rows.chunks_exact(k)) {
-                        *out = (values[j] - mean) * scale;
+            let tile = |first: usize, mut out: MatMut<'_, f64>| {
+                let tile_rows = &rows[first * k..(first + out.nrows()) * k];
+                for start in (0..k).step_by(BLOCK) {
+                    for j in start..(start + BLOCK).min(k) {
+                        let (mean, scale) = (self.means[j], self.scale[j + offset]);
+                        let column = out.rb_mut().col_mut(j).try_as_col_major_mut();
+                        let column = column.expect("a column-major matrix").as_slice_mut();
+                        for (to, values) in column.iter_mut().zip(tile_rows.chunks_exact(k)) {
+                            *to = (values[j] - mean) * scale;
+                        }
                     }
                 }
+            };
+            let mut features = m.as_mut().subcols_mut(offset, k);
+            if par == Par::Seq {
+                for first in (0..n).step_by(TILE_ROWS) {
+                    let height = TILE_ROWS.min(n - first);
+                    tile(first, features.rb_mut().subrows_mut(first, height));
+                }
+            } else {
+                features
+                    .par_row_chunks_mut(TILE_ROWS)
+                    .enumerate()
+                    .for_each(|(t, out)| tile(t * TILE_ROWS, out));
             }
             return m;
         }
@@ -116,6 +132,25 @@ impl Scaling {
                 }
             })
             .collect()
+    }
+}
+
+/// Columns per block of the scaled copy (one cache line of a row), and per task of the threaded
+/// column sums.
+const BLOCK: usize = 8;
+
+/// Rows per tile of the scaled copy.
+const TILE_ROWS: usize = 64;
+
+/// `sum_i (a_ij - mean_j)^2` for the columns `start..start + sums.len()` of row-major `rows`.
+fn centred_squares(rows: &[f64], k: usize, means: &[f64], start: usize, sums: &mut [f64]) {
+    let means = &means[start..start + sums.len()];
+    for values in rows.chunks_exact(k) {
+        let values = &values[start..start + sums.len()];
+        for ((s, v), m) in sums.iter_mut().zip(values).zip(means) {
+            let c = v - m;
+            *s += c * c;
+        }
     }
 }
 

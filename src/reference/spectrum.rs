@@ -3,7 +3,10 @@
 //! factor the OLS reference computes anyway (never a formed covariance), so small eigenvalues
 //! keep their accuracy. This module knows nothing of configs or training.
 
-use faer::{Mat, MatRef};
+use faer::diag::Diag;
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::svd::{self as svd_impl, ComputeSvdVectors};
+use faer::{Mat, MatRef, Par};
 
 use super::design::Design;
 use super::ols::{rank_tolerance, Factored};
@@ -33,7 +36,7 @@ impl Spectrum {
     /// `d x d` factor gives the eigen-decomposition of `Xc^T Xc / n`.
     pub fn of_centred(r_c: &Mat<f64>, n: usize) -> Result<Spectrum> {
         let d = r_c.ncols();
-        let (s, _, v) = thin_svd(r_c.as_ref())?;
+        let (s, _, v) = svd(r_c.as_ref(), true)?;
         let scale = 1.0 / (n as f64);
         let eigenvalues: Vec<f64> = s.iter().map(|s| s * s * scale).collect();
         let rank = numerical_rank(&s, n, d);
@@ -50,15 +53,36 @@ fn numerical_rank(s: &[f64], n: usize, d: usize) -> usize {
     s.iter().filter(|&&v| v > cutoff).count()
 }
 
-/// Thin SVD: singular values (descending), U (`n x d`), V (`d x d`).
-fn thin_svd(a: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>, Mat<f64>)> {
-    let svd = a
-        .thin_svd()
-        .map_err(|e| Error::Numerical(format!("singular value decomposition failed: {e:?}")))?;
-    let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
+/// SVD of an `m x n` matrix (`m >= n`): singular values (descending) and, with `vectors`, the
+/// thin U (`m x n`) and V (`n x n`); without, both are empty. Always on one thread: faer's
+/// bidiagonalization splits its products among as many parts as it is given threads, so its
+/// bits depend on the thread count (the factorization and products do not).
+pub(super) fn svd(a: MatRef<'_, f64>, vectors: bool) -> Result<(Vec<f64>, Mat<f64>, Mat<f64>)> {
+    let par = Par::Seq;
+    let (m, n) = a.shape();
+    let size = m.min(n);
+    let (compute, columns) = if vectors {
+        (ComputeSvdVectors::Thin, size)
+    } else {
+        (ComputeSvdVectors::No, 0)
+    };
+    let (mut u, mut v) = (Mat::zeros(m, columns), Mat::zeros(n, columns));
+    let mut s = Diag::zeros(size);
+    let scratch = svd_impl::svd_scratch::<f64>(m, n, compute, compute, par, Default::default());
+    svd_impl::svd(
+        a,
+        s.as_mut(),
+        vectors.then_some(u.as_mut()),
+        vectors.then_some(v.as_mut()),
+        par,
+        MemStack::new(&mut MemBuffer::new(scratch)),
+        Default::default(),
+    )
+    .map_err(|e| Error::Numerical(format!("singular value decomposition failed: {e:?}")))?;
+    let s: Vec<f64> = s.column_vector().iter().copied().collect();
     // faer returns singular values in non-increasing order; keep that as a checked assumption.
     debug_assert!(s.windows(2).all(|w| w[0] >= w[1]));
-    Ok((s, svd.U().to_owned(), svd.V().to_owned()))
+    Ok((s, u, v))
 }
 
 /// The whitening matrix `W` (`d x d`) for the covariance spectrum: ZCA `U D U^T` or PCA `D U^T`

@@ -1,5 +1,7 @@
 //! Small dense-vector helpers shared by the reference, the preprocessing and the SGD loop: dot
-//! product (fixed reduction order, so deterministic), Euclidean norm, column means.
+//! product (fixed reduction order, so deterministic), Euclidean norm, column sums and means.
+
+use rayon::prelude::*;
 
 /// Dot product with four independent accumulators (fixed order, so deterministic).
 #[inline]
@@ -24,14 +26,28 @@ pub fn norm(v: &[f64]) -> f64 {
 
 /// Column means of a row-major `n x d` matrix.
 pub fn column_means(x: &[f64], n: usize, d: usize) -> Vec<f64> {
-    let mut means = vec![0.0; d];
-    for row in x.chunks_exact(d) {
-        for (m, v) in means.iter_mut().zip(row) {
-            *m += v;
-        }
-    }
+    let mut means = column_sums(x, d, |_, v| v);
     means.iter_mut().for_each(|m| *m /= n as f64);
     means
+}
+
+/// For each column `j` of the row-major `x` (`d` columns), the sum of `term(j, x_ij)` over the
+/// rows in order, from zero. Ranges of columns go to the threads: each sum is its own, so the
+/// bits are the same at any thread count.
+pub fn column_sums(x: &[f64], d: usize, term: impl Fn(usize, f64) -> f64 + Sync) -> Vec<f64> {
+    let width = d.div_ceil(rayon::current_num_threads()).max(8);
+    let mut sums = vec![0.0; d];
+    sums.par_chunks_mut(width)
+        .enumerate()
+        .for_each(|(t, sums)| {
+            let start = t * width;
+            for row in x.chunks_exact(d) {
+                for (c, (s, v)) in sums.iter_mut().zip(&row[start..]).enumerate() {
+                    *s += term(start + c, *v);
+                }
+            }
+        });
+    sums
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub fn prepare(sweep: &Sweep) -> Result<Prepare> {
     if sweep.data.source == crate::config::DataSource::None {
         return Ok(Prepare::nothing());
     }
-    let prepared = Prepare::build(&sweep.runs, |seed| data::load(&sweep.data, seed))?;
+    let prepared = Prepare::build(&sweep.runs, |seed| data::load_factored(&sweep.data, seed))?;
     let rows = prepared.min_rows();
     if let Some(run) = sweep
         .runs

@@ -28,5 +28,6 @@ mod reproduce;
 mod resume;
 mod same_bits;
 mod shard;
+mod threads;
 mod verdict_checks;
 mod weight_decay;
