@@ -163,6 +163,7 @@ def ablation(tmp):
         f" write {median([t['write_seconds'] for t in two]):.2f} s)")
     run1, run2 = median([t["run_seconds"] for t in one]), median([t["run_seconds"] for t in two])
     row("run phase, 1 thread / 2 threads", run1 / run2, "x", f"({run1:.2f} s / {run2:.2f} s)")
+    flop_rate(tmp / "ab2", median([t["run_seconds"] for t in two]))
     if BASELINE:
         ratios = []
         for _ in range(REPEATS):
@@ -172,6 +173,25 @@ def ablation(tmp):
         row("ablation end to end, baseline / this build (2 threads, alternated)", median(ratios), "x",
             f"(min {min(ratios):.2f}, max {max(ratios):.2f}, {len(ratios)} pairs)")
     return wall2
+
+
+def flop_rate(out, run_seconds):
+    """The ablation's run phase in GFLOP/s (4 d flops per sample-update: the step's dot product
+    and update, 2 d each) against the FMA peak of every core, measured now by the microkernel
+    examples/fma_peak.rs, with the CPU model and the SIMD level sweep ran at."""
+    import pyarrow.parquet as pq
+    runs = pq.read_table(out / "runs.parquet", columns=["epochs_run"]).column("epochs_run").to_pylist()
+    manifest = tomllib.loads((out / "manifest.toml").read_text())
+    n, d = 9259, len(manifest["features"])
+    updates = sum(runs) * n
+    achieved = updates * 4 * d / run_seconds / 1e9
+    peak_binary = os.environ.get("FMA_PEAK", str(Path(SWEEP).parent / "examples/fma_peak"))
+    peak = json.loads(subprocess.run([peak_binary], check=True, capture_output=True, text=True).stdout)
+    simd = tomllib.loads((out / "timing.toml").read_text())["simd"]
+    row("ablation run phase, FLOP rate (4 d per sample-update)", achieved, "GFLOP/s",
+        f"({updates / 1e6:.0f} M sample-updates in {run_seconds:.2f} s; {100 * achieved / peak['gflops_all_cores']:.1f}% "
+        f"of the FMA peak {peak['gflops_all_cores']:.1f} GFLOP/s on {peak['cores']} cores, "
+        f"{peak['gflops_one_thread']:.1f} on one; {peak['cpu']}, sweep at {simd}, peak at {peak['simd']})")
 
 
 def numpy_ablation(data, wall2):

@@ -197,16 +197,20 @@ impl Factored {
                 .zip(&r)
                 .map(|(a, ri)| a.add_f64(-ri).to_f64())
                 .collect();
-            let g: Vec<f64> = scaling
-                .transpose_times_from(&design.transpose_times(&r, par))
-                .iter()
-                .map(|v| -v)
-                .collect();
+            // With r = 0 (the first step) every entry of g is -0.0: no pass needed for it.
+            let g: Vec<f64> = if steps == 0 {
+                vec![-0.0; p]
+            } else {
+                scaling
+                    .transpose_times_from(&design.transpose_times(&r, par))
+                    .iter()
+                    .map(|v| -v)
+                    .collect()
+            };
             let h = self.solve_rt(&g);
             let d1 = self.qr.qt(&f);
             let diff: Vec<f64> = d1.iter().zip(&h).map(|(a, b)| a - b).collect();
             let dz = self.solve_r(&diff);
-            let q_diff = self.qr.q(&diff);
             let dx = scaling.to_x(&dz);
             // Norm-wise relative size of the correction.
             let scale_x = x
@@ -220,14 +224,16 @@ impl Factored {
                 break;
             }
             x.iter_mut().zip(&dx).for_each(|(a, b)| *a += b);
-            r.iter_mut()
-                .zip(f.iter().zip(&q_diff))
-                .for_each(|(ri, (fi, qi))| *ri += fi - qi);
             steps += 1;
             last = size;
             if size <= f64::EPSILON / 4.0 {
+                // Converged: the residual is not needed again.
                 break;
             }
+            let q_diff = self.qr.q(&diff);
+            r.iter_mut()
+                .zip(f.iter().zip(&q_diff))
+                .for_each(|(ri, (fi, qi))| *ri += fi - qi);
         }
         (x, steps)
     }
