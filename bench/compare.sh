@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The side-by-side benchmark: sweep against scikit-learn's SGDRegressor, a NumPy minibatch loop and
 # NumPy / scikit-learn least squares, in the pinned environment of requirements/ci.txt, BLAS on one
-# thread. Build first (cargo build --release). Optional: BASELINE=/path/to/older/sweep (alternated
-# with this build on configs/ablation.toml), REPEATS=N (default 3), QUICK=1 (a smoke test).
+# thread. Build first (cargo build --release --all-targets: the FMA-peak microkernel is an example).
+# Optional: BASELINE=/path/to/older/sweep (alternated with this build on configs/ablation.toml),
+# REPEATS=N (default 3), QUICK=1 (a smoke test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
