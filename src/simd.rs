@@ -11,17 +11,28 @@ macro_rules! dispatch {
     ($level:expr, $module:ident :: $name:ident($($arg:expr),*)) => {{
         let level: $crate::simd::SimdLevel = $level;
         assert!(level.is_available(), "this CPU cannot run SIMD level {level}");
-        match level {
-            // SAFETY: the CPU has the level's features (asserted above).
+        // SAFETY: the CPU has the level's features (asserted above).
+        unsafe { $crate::simd::dispatch_checked!(level, $module::$name($($arg),*)) }
+    }};
+}
+pub(crate) use dispatch;
+
+/// [`dispatch!`] without the check, for the steps of a training loop, whose level was checked
+/// once before the loop began: the per-call check was a load and a branch per kernel call, three
+/// per member and minibatch step. Expands to calls of `unsafe` functions, so it must be written
+/// in an `unsafe` block whose comment says where the level was checked.
+macro_rules! dispatch_checked {
+    ($level:expr, $module:ident :: $name:ident($($arg:expr),*)) => {{
+        match $level {
             #[cfg(target_arch = "x86_64")]
-            $crate::simd::SimdLevel::Avx512 => unsafe { $module::avx512::$name($($arg),*) },
+            $crate::simd::SimdLevel::Avx512 => $module::avx512::$name($($arg),*),
             #[cfg(target_arch = "x86_64")]
-            $crate::simd::SimdLevel::Avx2 => unsafe { $module::avx2::$name($($arg),*) },
+            $crate::simd::SimdLevel::Avx2 => $module::avx2::$name($($arg),*),
             _ => $module::portable::$name($($arg),*),
         }
     }};
 }
-pub(crate) use dispatch;
+pub(crate) use dispatch_checked;
 
 /// The modules `avx512`, `avx2` and `portable` that [`dispatch!`] calls: for each signature
 /// given, a function of that name compiled for the level, which calls the module's own

@@ -14,7 +14,7 @@
 
 use super::{begin_steps, clip_factor, clip_quotients, Element, Member};
 use crate::config::Optimizer;
-use crate::simd::{dispatch, SimdLevel};
+use crate::simd::{dispatch_checked, SimdLevel};
 use crate::train::kernel::dot;
 
 mod kernels;
@@ -82,12 +82,16 @@ fn lockstep<T: Element, const N: usize>(
             &[]
         };
         let x = T::rows(prep);
-        dispatch!(
-            level,
-            kernels::residuals_of_rows(
-                level, weights, bias, targets, x, stride, rows, order, residuals
+        // SAFETY: a group's level was asserted available before the group was made
+        // (`train::train_group_at`), as for the two calls below.
+        unsafe {
+            dispatch_checked!(
+                level,
+                kernels::residuals_of_rows(
+                    level, weights, bias, targets, x, stride, rows, order, residuals
+                )
             )
-        )
+        }
     };
     let scale = T::of(2.0 / rows.len() as f64);
     let x = T::rows(prep);
@@ -104,10 +108,13 @@ fn lockstep<T: Element, const N: usize>(
         let gradient_bias = sums[m].2 * scale;
         // The padding is zero: the bias goes where it is unpadded.
         let bias = (gradient_bias, prep.d());
-        norms2[m] = dispatch!(
-            level,
-            kernels::scaled_gradient(g, v, x, stride, rows, r, scale, decay, bias)
-        );
+        // SAFETY: as above.
+        norms2[m] = unsafe {
+            dispatch_checked!(
+                level,
+                kernels::scaled_gradient(g, v, x, stride, rows, r, scale, decay, bias)
+            )
+        };
         gradient_biases[m] = gradient_bias;
     }
     // Every member's clipping and update after all the gradients, so that one member's chain of
@@ -164,7 +171,8 @@ impl<T: Element> Member<'_, T> {
             let neg_lr = -lr;
             b[0] = neg_lr.mul_add(gradient_bias * factor, b[0]);
             let g = &self.grad[..stride];
-            dispatch!(level, kernels::sgd_update(w, g, neg_lr, factor, clipped))
+            // SAFETY: a group's level was asserted available before the group was made.
+            unsafe { dispatch_checked!(level, kernels::sgd_update(w, g, neg_lr, factor, clipped)) }
         } else {
             if clipped {
                 self.grad.iter_mut().for_each(|g| *g *= factor);
