@@ -213,9 +213,7 @@ impl DataSpec {
     pub fn file_sha256(&self) -> Option<String> {
         match &self.source {
             DataSource::LaggedLevels | DataSource::None => None,
-            DataSource::File { path, .. } => std::fs::read(path)
-                .ok()
-                .map(|bytes| super::hex_sha256(&bytes)),
+            DataSource::File { path, .. } => super::hex_sha256_of_file(path).ok(),
         }
     }
 

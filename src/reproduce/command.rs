@@ -44,8 +44,7 @@ fn check_inputs(recorded: &str, execution: &str, workdir: Option<&Path>) -> Resu
                 .map_or_else(|_| path.to_path_buf(), |rel| new.join(rel)),
             _ => path.to_path_buf(),
         };
-        let is =
-            std::fs::read(&now_path).map_or("unreadable".to_string(), |b| config::hex_sha256(&b));
+        let is = config::hex_sha256_of_file(&now_path).unwrap_or_else(|_| "unreadable".to_string());
         if &is != was {
             let hint = if workdir.is_some() {
                 "the script in --workdir is not the one that ran"

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::hex_sha256;
+use crate::config::hex_sha256_of_file;
 use crate::error::{Error, Result};
 use crate::results::read_metadata_value;
 
@@ -30,8 +30,8 @@ pub fn find(tables_dir: &Path, first: &Path, given: Option<PathBuf>) -> Result<O
         if tried.iter().any(|(p, _)| p == &candidate || same(p)) {
             continue;
         }
-        match std::fs::read(&candidate) {
-            Ok(bytes) if hex_sha256(&bytes) == want => return Ok(Some(candidate)),
+        match hex_sha256_of_file(&candidate) {
+            Ok(hash) if hash == want => return Ok(Some(candidate)),
             Ok(_) => tried.push((candidate, "another SHA-256")),
             Err(_) => tried.push((candidate, "not found")),
         }

@@ -292,8 +292,8 @@ pub fn input_hashes(sweep: &Sweep) -> BTreeMap<String, String> {
         .inputs
         .iter()
         .map(|path| {
-            let hash = std::fs::read(path)
-                .map_or("unreadable".to_string(), |b| crate::config::hex_sha256(&b));
+            let hash = crate::config::hex_sha256_of_file(path)
+                .unwrap_or_else(|_| "unreadable".to_string());
             let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
             (path.display().to_string(), hash)
         })
