@@ -84,6 +84,11 @@ impl Design {
         }
     }
 
+    /// Whether the design's values are `x` itself (with no low parts).
+    pub(super) fn shares(&self, x: &Arc<[f64]>) -> bool {
+        Arc::ptr_eq(&self.hi, x) && self.lo.is_none()
+    }
+
     /// Columns, the intercept not counted.
     pub fn k(&self) -> usize {
         self.k

@@ -34,6 +34,7 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// The reference of a data set: its design factored, then fitted.
     pub fn of(data: &Dataset) -> Result<Reference> {
         let design = Design::shared(data.x.clone(), data.n, data.d, true);
         Reference::from_factored(data, &Factored::of(&design)?)
@@ -43,6 +44,10 @@ impl Reference {
     /// which fits the design to scale its target): one factorization serves the generator, the
     /// fit and the covariance spectrum.
     pub fn from_factored(data: &Dataset, factored: &Factored) -> Result<Reference> {
+        assert!(
+            factored.factors(&data.x),
+            "the factorization is of another design than the data set's"
+        );
         let y: Vec<DD> = data.y.iter().map(|v| DD::new(*v)).collect();
         // The spectrum's SVD (one thread) beside the fit's passes (any thread free).
         let (fit, spectrum) = rayon::join(

@@ -129,6 +129,11 @@ impl Factored {
         })
     }
 
+    /// Whether this is the factorization of the design whose values are `x` (shared, not a copy).
+    pub fn factors(&self, x: &std::sync::Arc<[f64]>) -> bool {
+        self.design.shares(x)
+    }
+
     /// The least-squares fit of `y` (one value per row).
     pub fn fit(&self, y: &[DD]) -> Result<Fit> {
         let design = &self.design;
