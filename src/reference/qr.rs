@@ -206,31 +206,21 @@ fn apply(
 ) -> Vec<f64> {
     let n = basis.nrows();
     let mut column = Mat::from_fn(n, 1, |i, _| v[i]);
-    let stack = |scratch| MemBuffer::new(scratch);
+    let (blocks, coeff) = (coeff.nrows(), coeff.as_ref());
+    let scratch = if transpose {
+        householder::apply_block_householder_sequence_transpose_on_the_left_in_place_scratch::<f64>
+    } else {
+        householder::apply_block_householder_sequence_on_the_left_in_place_scratch::<f64>
+    }(n, blocks, 1);
+    let mut buffer = MemBuffer::new(scratch);
+    let (stack, conj, out) = (MemStack::new(&mut buffer), Conj::No, column.as_mut());
     if transpose {
-        let scratch =
-            householder::apply_block_householder_sequence_transpose_on_the_left_in_place_scratch::<
-                f64,
-            >(n, coeff.nrows(), 1);
         householder::apply_block_householder_sequence_transpose_on_the_left_in_place_with_conj(
-            basis,
-            coeff.as_ref(),
-            Conj::No,
-            column.as_mut(),
-            par,
-            MemStack::new(&mut stack(scratch)),
+            basis, coeff, conj, out, par, stack,
         );
     } else {
-        let scratch = householder::apply_block_householder_sequence_on_the_left_in_place_scratch::<
-            f64,
-        >(n, coeff.nrows(), 1);
         householder::apply_block_householder_sequence_on_the_left_in_place_with_conj(
-            basis,
-            coeff.as_ref(),
-            Conj::No,
-            column.as_mut(),
-            par,
-            MemStack::new(&mut stack(scratch)),
+            basis, coeff, conj, out, par, stack,
         );
     }
     column.col(0).iter().copied().collect()
